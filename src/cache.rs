@@ -1,0 +1,264 @@
+//! The two LRU caches of a group: `main` holds values this node owns and
+//! loaded itself, `hot` mirrors a sample of values fetched from other peers.
+//!
+//! Both are bounded together by the group's cache size, counted as
+//! `len(key) + len(value)` per entry as golang/groupcache counts it. After
+//! every add the victim rule runs: while the total is over the limit, evict
+//! the oldest entry of `hot` if `hot > main / 8`, else of `main`. Unlike
+//! golang, replacing an existing key subtracts the old entry's bytes, so the
+//! count never drifts above what is really held.
+
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use lru::LruCache;
+use serde::Serialize;
+
+/// Which of a group's two caches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    Main,
+    Hot,
+}
+
+/// One cache's counters, with golang's `CacheStats` names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CacheStats {
+    pub bytes: u64,
+    pub items: u64,
+    pub gets: u64,
+    pub hits: u64,
+    pub evictions: u64,
+}
+
+/// Main and hot caches behind one lock, so the victim rule sees both.
+pub struct Caches {
+    limit: u64,
+    inner: Mutex<Pair>,
+}
+
+struct Pair {
+    main: Lru,
+    hot: Lru,
+}
+
+struct Lru {
+    entries: LruCache<Box<[u8]>, Bytes>,
+    stats: CacheStats,
+}
+
+impl Caches {
+    /// Caches holding at most `limit` bytes together; 0 disables caching.
+    pub fn new(limit: u64) -> Caches {
+        Caches {
+            limit,
+            inner: Mutex::new(Pair {
+                main: Lru::new(),
+                hot: Lru::new(),
+            }),
+        }
+    }
+
+    /// Looks `key` up in main, then hot. Counts a get (and a hit) on each
+    /// cache it probes, as golang does.
+    pub fn get(&self, key: &[u8]) -> Option<Bytes> {
+        if self.limit == 0 {
+            return None;
+        }
+        let mut pair = self.lock();
+        if let Some(value) = pair.main.get(key) {
+            return Some(value);
+        }
+        pair.hot.get(key)
+    }
+
+    /// Stores a copy of `value` under `key` in one cache, evicts down to the
+    /// limit, and returns the stored value. The copy is exactly sized, so a
+    /// value sliced from a larger network buffer never pins that buffer.
+    pub fn add(&self, which: Which, key: &[u8], value: &[u8]) -> Bytes {
+        let value = Bytes::copy_from_slice(value);
+        if self.limit == 0 {
+            return value;
+        }
+        let mut pair = self.lock();
+        let cache = match which {
+            Which::Main => &mut pair.main,
+            Which::Hot => &mut pair.hot,
+        };
+        cache.put(key, value.clone());
+        while pair.main.stats.bytes + pair.hot.stats.bytes > self.limit {
+            let victim = if pair.hot.stats.bytes > pair.main.stats.bytes / 8 {
+                &mut pair.hot
+            } else {
+                &mut pair.main
+            };
+            if !victim.evict_oldest() {
+                break;
+            }
+        }
+        value
+    }
+
+    /// (main, hot) counters.
+    pub fn stats(&self) -> (CacheStats, CacheStats) {
+        let pair = self.lock();
+        (pair.main.stats, pair.hot.stats)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pair> {
+        // A panic while holding this lock cannot leave the caches half
+        // updated in a way that matters (worst case a counter is off), so
+        // recover from poisoning instead of propagating the panic.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Lru {
+    fn new() -> Lru {
+        Lru {
+            entries: LruCache::unbounded(),
+            stats: CacheStats::default(),
+        }
+    }
+
+    fn get(&mut self, key: &[u8]) -> Option<Bytes> {
+        self.stats.gets += 1;
+        let value = self.entries.get(key)?.clone();
+        self.stats.hits += 1;
+        Some(value)
+    }
+
+    fn put(&mut self, key: &[u8], value: Bytes) {
+        let size = (key.len() + value.len()) as u64;
+        if let Some(old) = self.entries.put(key.into(), value) {
+            self.stats.bytes -= (key.len() + old.len()) as u64;
+            self.stats.items -= 1;
+        }
+        self.stats.bytes += size;
+        self.stats.items += 1;
+    }
+
+    fn evict_oldest(&mut self) -> bool {
+        let Some((key, value)) = self.entries.pop_lru() else {
+            return false;
+        };
+        self.stats.bytes -= (key.len() + value.len()) as u64;
+        self.stats.items -= 1;
+        self.stats.evictions += 1;
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_key_plus_value_bytes() {
+        let caches = Caches::new(1000);
+        caches.add(Which::Main, b"abc", b"12345");
+        caches.add(Which::Hot, b"k", b"v");
+        let (main, hot) = caches.stats();
+        assert_eq!((main.bytes, main.items), (8, 1));
+        assert_eq!((hot.bytes, hot.items), (2, 1));
+    }
+
+    #[test]
+    fn replacing_a_key_does_not_double_count() {
+        let caches = Caches::new(1000);
+        caches.add(Which::Main, b"k", b"0123456789");
+        caches.add(Which::Main, b"k", b"01");
+        let (main, _) = caches.stats();
+        assert_eq!((main.bytes, main.items), (3, 1));
+        assert_eq!(caches.get(b"k").as_deref(), Some(&b"01"[..]));
+    }
+
+    #[test]
+    fn evicts_least_recently_used_from_main() {
+        // Three 10-byte entries fit in 30 bytes; a fourth evicts the LRU one.
+        let caches = Caches::new(30);
+        for key in [b"k1", b"k2", b"k3"] {
+            caches.add(Which::Main, key, b"01234567");
+        }
+        assert!(caches.get(b"k1").is_some()); // k1 is now most recent
+        caches.add(Which::Main, b"k4", b"01234567");
+        assert!(caches.get(b"k2").is_none());
+        for key in [b"k1", b"k3", b"k4"] {
+            assert!(caches.get(key).is_some());
+        }
+        let (main, _) = caches.stats();
+        assert_eq!((main.bytes, main.items, main.evictions), (30, 3, 1));
+    }
+
+    #[test]
+    fn hot_is_the_victim_while_above_an_eighth_of_main() {
+        // main: 80 bytes, hot: 20 bytes (> 80/8 = 10): hot gives way first.
+        let caches = Caches::new(100);
+        for i in 0..8 {
+            caches.add(Which::Main, format!("m{i}").as_bytes(), b"01234567");
+        }
+        caches.add(Which::Hot, b"h0", b"01234567");
+        caches.add(Which::Hot, b"h1", b"01234567");
+        caches.add(Which::Main, b"m8", b"01234567");
+        let (main, hot) = caches.stats();
+        assert_eq!((main.items, main.evictions), (9, 0));
+        assert_eq!((hot.items, hot.evictions), (1, 1));
+        assert!(caches.get(b"h0").is_none(), "oldest hot entry evicted");
+        assert!(caches.get(b"h1").is_some());
+    }
+
+    #[test]
+    fn main_is_the_victim_while_hot_is_small() {
+        // main: 90 bytes, hot: 10 bytes (<= 90/8 = 11): main gives way.
+        let caches = Caches::new(100);
+        for i in 0..9 {
+            caches.add(Which::Main, format!("m{i}").as_bytes(), b"01234567");
+        }
+        caches.add(Which::Hot, b"h0", b"01234567");
+        caches.add(Which::Hot, b"h1", b"01234567");
+        // Total 110: hot 20 > main 90/8 = 11, so hot evicted h0.
+        let (main, hot) = caches.stats();
+        assert_eq!((main.items, hot.items), (9, 1));
+        caches.add(Which::Main, b"m9", b"01234567");
+        // Total 110: hot 10 <= main 100/8 = 12, so main evicts m0.
+        let (main, hot) = caches.stats();
+        assert_eq!((main.items, main.evictions), (9, 1));
+        assert_eq!((hot.items, hot.evictions), (1, 1));
+        assert!(caches.get(b"m0").is_none());
+    }
+
+    #[test]
+    fn an_item_bigger_than_the_limit_evicts_itself() {
+        let caches = Caches::new(10);
+        caches.add(Which::Main, b"a", b"1");
+        let value = caches.add(Which::Main, b"big", &[7u8; 20]);
+        assert_eq!(value.len(), 20, "the caller still gets the value");
+        let (main, _) = caches.stats();
+        assert_eq!((main.bytes, main.items, main.evictions), (0, 0, 2));
+    }
+
+    #[test]
+    fn size_zero_disables_the_caches() {
+        let caches = Caches::new(0);
+        caches.add(Which::Main, b"k", b"v");
+        assert!(caches.get(b"k").is_none());
+        assert_eq!(
+            caches.stats(),
+            (CacheStats::default(), CacheStats::default())
+        );
+    }
+
+    #[test]
+    fn gets_and_hits_count_every_probe() {
+        let caches = Caches::new(100);
+        caches.add(Which::Hot, b"h", b"v");
+        assert!(caches.get(b"h").is_some()); // main miss, hot hit
+        assert!(caches.get(b"x").is_none()); // main miss, hot miss
+        let (main, hot) = caches.stats();
+        assert_eq!((main.gets, main.hits), (2, 0));
+        assert_eq!((hot.gets, hot.hits), (2, 1));
+    }
+}

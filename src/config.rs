@@ -1,0 +1,293 @@
+//! The command line: flags, their defaults, and their validation into a
+//! [`Config`]. Every bad value is a one-line error naming the flag.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::consistenthash::DEFAULT_REPLICAS;
+use crate::discovery::EtcdConfig;
+use crate::wire::DEFAULT_BASE_PATH;
+
+/// groupcached: a groupcache node that joins golang/groupcache HTTPPool clusters.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Args {
+    /// Address to listen on for users and peers.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// This node's URL as it appears in the peer list [default: http://LISTEN].
+    #[arg(long = "self", value_name = "URL")]
+    pub self_url: Option<String>,
+
+    /// Every peer's URL, comma-separated; give every node the same list in
+    /// the same order. This node is appended if missing.
+    #[arg(long, value_delimiter = ',', value_name = "URL,URL,...")]
+    pub peers: Vec<String>,
+
+    /// A group and its origin: NAME=http://host/path/{key} ({group} and
+    /// {key} are replaced, percent-encoded), or NAME=echo (value = key).
+    #[arg(long = "group", value_name = "NAME=ORIGIN", required = true)]
+    pub groups: Vec<String>,
+
+    /// Cache size of each group (main + hot), e.g. 64MiB, 1G, 1048576.
+    #[arg(long, default_value = "64MiB", value_parser = parse_size)]
+    pub cache_bytes: u64,
+
+    /// URL path under which peers are served and fetched.
+    #[arg(long, default_value = DEFAULT_BASE_PATH)]
+    pub base_path: String,
+
+    /// Ring points per peer (golang's default is 50).
+    #[arg(long, default_value_t = DEFAULT_REPLICAS)]
+    pub replicas: usize,
+
+    /// Deadline for one fetch from a peer or an origin, e.g. 2s, 500ms.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub peer_timeout: Duration,
+
+    /// Most concurrent requests to one peer (or one origin).
+    #[arg(long, default_value_t = 64)]
+    pub max_conns_per_peer: usize,
+
+    /// etcd endpoints for peer discovery (instead of --peers), comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "URL,URL,...",
+        conflicts_with = "peers"
+    )]
+    pub etcd: Vec<String>,
+
+    /// etcd key prefix under which nodes register.
+    #[arg(long, default_value = "/groupcache/peers/")]
+    pub etcd_prefix: String,
+
+    /// Lease TTL of this node's etcd registration, e.g. 10s.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub etcd_ttl: Duration,
+}
+
+/// What the node runs with, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub self_url: Option<String>,
+    pub peers: Vec<String>,
+    pub groups: Vec<GroupSpec>,
+    pub cache_bytes: u64,
+    pub base_path: String,
+    pub replicas: usize,
+    pub peer_timeout: Duration,
+    pub max_conns_per_peer: usize,
+    pub etcd: Option<EtcdConfig>,
+}
+
+/// One `--group NAME=ORIGIN`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupSpec {
+    pub name: String,
+    pub origin: String,
+}
+
+/// A flag value that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--group {0:?}: expected NAME=ORIGIN with a non-empty NAME")]
+    GroupSyntax(String),
+    #[error("--group {0:?}: the name may not contain '/'")]
+    GroupSlash(String),
+    #[error("--group {0:?}: a group of that name was already given")]
+    DuplicateGroup(String),
+    #[error("--base-path {0:?}: must start and end with '/' and not be \"/\" or \"/cache/\"")]
+    BasePath(String),
+    #[error("{flag} {url:?}: expected http://host:port with no trailing '/'")]
+    Url { flag: &'static str, url: String },
+    #[error("--replicas must be at least 1")]
+    Replicas,
+    #[error("--etcd-ttl must be at least 1s")]
+    EtcdTtl,
+}
+
+impl Args {
+    /// Validates the flags into a [`Config`].
+    pub fn into_config(self) -> Result<Config, ConfigError> {
+        let mut groups: Vec<GroupSpec> = Vec::new();
+        for spec in &self.groups {
+            let (name, origin) = spec
+                .split_once('=')
+                .filter(|(name, _)| !name.is_empty())
+                .ok_or_else(|| ConfigError::GroupSyntax(spec.clone()))?;
+            if name.contains('/') {
+                return Err(ConfigError::GroupSlash(spec.clone()));
+            }
+            if groups.iter().any(|g| g.name == name) {
+                return Err(ConfigError::DuplicateGroup(name.to_string()));
+            }
+            groups.push(GroupSpec {
+                name: name.to_string(),
+                origin: origin.to_string(),
+            });
+        }
+        let bp = &self.base_path;
+        if !bp.starts_with('/') || !bp.ends_with('/') || bp == "/" || bp == "/cache/" {
+            return Err(ConfigError::BasePath(bp.clone()));
+        }
+        if let Some(url) = &self.self_url {
+            check_url("--self", url)?;
+        }
+        for url in &self.peers {
+            check_url("--peers", url)?;
+        }
+        for url in &self.etcd {
+            check_url("--etcd", url)?;
+        }
+        if self.replicas == 0 {
+            return Err(ConfigError::Replicas);
+        }
+        let etcd = if self.etcd.is_empty() {
+            None
+        } else {
+            if self.etcd_ttl < Duration::from_secs(1) {
+                return Err(ConfigError::EtcdTtl);
+            }
+            Some(EtcdConfig {
+                endpoints: self.etcd,
+                prefix: self.etcd_prefix,
+                ttl: self.etcd_ttl,
+            })
+        };
+        Ok(Config {
+            self_url: self.self_url,
+            peers: self.peers,
+            groups,
+            cache_bytes: self.cache_bytes,
+            base_path: self.base_path,
+            replicas: self.replicas,
+            peer_timeout: self.peer_timeout,
+            max_conns_per_peer: self.max_conns_per_peer.max(1),
+            etcd,
+        })
+    }
+}
+
+/// Peer and etcd URLs must be plain `http://authority`: the ring hashes the
+/// exact string, so `http://a:1/` and `http://a:1` would be two peers.
+fn check_url(flag: &'static str, url: &str) -> Result<(), ConfigError> {
+    let bad = || ConfigError::Url {
+        flag,
+        url: url.to_string(),
+    };
+    let authority = url.strip_prefix("http://").ok_or_else(bad)?;
+    if authority.is_empty()
+        || authority.contains('/')
+        || authority.parse::<hyper::http::uri::Authority>().is_err()
+    {
+        return Err(bad());
+    }
+    Ok(())
+}
+
+/// "64MiB", "64M", "512k", "1G", "1048576" → bytes (binary multiples).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size like 64MiB"))?;
+    let shift = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return Err(format!("{text:?}: unknown size unit {unit:?}")),
+    };
+    number
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+/// "500ms", "2s", "1m", "3" (seconds) → a duration.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 2s"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(number)),
+        "" | "s" => Ok(Duration::from_secs(number)),
+        "m" => Ok(Duration::from_secs(number * 60)),
+        _ => Err(format!(
+            "{text:?}: unknown duration unit {unit:?} (use ms, s or m)"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> Result<Config, String> {
+        let args = Args::try_parse_from(std::iter::once("groupcached").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        args.into_config().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        assert_eq!(parse_size("7"), Ok(7));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("9Q").is_err());
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("2h").is_err());
+    }
+
+    #[test]
+    fn good_flags() {
+        let c = config(&[
+            "--group",
+            "users=http://127.0.0.1:9/u/{key}",
+            "--peers",
+            "http://a:1,http://b:2",
+        ])
+        .unwrap();
+        assert_eq!(c.groups[0].name, "users");
+        assert_eq!(c.peers, ["http://a:1", "http://b:2"]);
+        assert_eq!(c.base_path, "/_groupcache/");
+        assert_eq!(c.replicas, 50);
+    }
+
+    #[test]
+    fn bad_flags_say_what_is_wrong() {
+        let err = |args: &[&str]| config(args).unwrap_err();
+        assert!(err(&["--group", "=x"]).contains("NAME=ORIGIN"));
+        assert!(err(&["--group", "a=echo", "--group", "a=echo"]).contains("already"));
+        assert!(err(&["--group", "a=echo", "--peers", "http://a:1/"]).contains("trailing"));
+        assert!(err(&["--group", "a=echo", "--peers", "a:1"]).contains("http://host:port"));
+        assert!(err(&["--group", "a=echo", "--base-path", "x"]).contains("--base-path"));
+        assert!(err(&["--group", "a=echo", "--replicas", "0"]).contains("--replicas"));
+        assert!(err(&["--group", "a=echo", "--cache-bytes", "lots"]).contains("size"));
+        assert!(err(&[
+            "--group",
+            "a=echo",
+            "--peers",
+            "http://a:1",
+            "--etcd",
+            "http://e:2379"
+        ])
+        .contains("cannot be used"));
+    }
+}

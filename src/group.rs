@@ -1,0 +1,402 @@
+//! A group: a named cache namespace with its getter, its two caches and its
+//! stats, and the `get` path that ties them together (golang's `Group`).
+//!
+//! A user get runs: main/hot lookup → singleflight → owner by the ring →
+//! fetch from the owner (1 in 10 remote values mirrored into the hot cache)
+//! → if that fails, load locally → getter, value into the main cache.
+//!
+//! A get that arrives from a peer ([`Group::get_for_peer`]) is never sent to
+//! another peer: it is answered from the caches or this node's getter. So
+//! nodes whose rings briefly disagree cannot bounce a request between them,
+//! and local loads have a singleflight of their own that never waits on a
+//! remote fetch, so two nodes can never wait on each other.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::cache::{CacheStats, Caches, Which};
+use crate::origin::{Getter, GetterError};
+use crate::peers::Peers;
+use crate::singleflight::Flight;
+
+/// Why a get produced no value. The text is what peers and users see.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GroupError {
+    #[error("{0}")]
+    Getter(#[from] GetterError),
+    #[error("load panicked")]
+    Panicked,
+}
+
+impl GroupError {
+    /// True when the origin said the key does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, GroupError::Getter(GetterError::NotFound(_)))
+    }
+}
+
+type Loaded = Result<Bytes, GroupError>;
+
+/// A cheap-to-clone handle on one group.
+#[derive(Clone)]
+pub struct Group {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    name: String,
+    getter: Arc<dyn Getter>,
+    peers: Arc<Peers>,
+    caches: Caches,
+    stats: Stats,
+    /// Loads of any kind (peer fetch or local), for user gets.
+    loads: Flight<Loaded>,
+    /// Local loads only, shared by user gets and peer gets.
+    local_loads: Flight<Loaded>,
+}
+
+/// The group's counters, with golang's names and meanings.
+#[derive(Default)]
+struct Stats {
+    gets: AtomicU64,
+    cache_hits: AtomicU64,
+    peer_loads: AtomicU64,
+    peer_errors: AtomicU64,
+    loads: AtomicU64,
+    loads_deduped: AtomicU64,
+    local_loads: AtomicU64,
+    local_load_errs: AtomicU64,
+    server_requests: AtomicU64,
+}
+
+/// A snapshot of a group's stats, serialized with golang's field names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GroupStats {
+    pub gets: u64,
+    pub cache_hits: u64,
+    pub peer_loads: u64,
+    pub peer_errors: u64,
+    pub loads: u64,
+    pub loads_deduped: u64,
+    pub local_loads: u64,
+    pub local_load_errs: u64,
+    pub server_requests: u64,
+    pub main_cache: CacheStats,
+    pub hot_cache: CacheStats,
+}
+
+impl Group {
+    /// A group named `name` whose caches hold at most `cache_bytes` bytes.
+    pub fn new(name: &str, cache_bytes: u64, getter: Arc<dyn Getter>, peers: Arc<Peers>) -> Group {
+        Group {
+            inner: Arc::new(Inner {
+                name: name.to_string(),
+                getter,
+                peers,
+                caches: Caches::new(cache_bytes),
+                stats: Stats::default(),
+                loads: Flight::default(),
+                local_loads: Flight::default(),
+            }),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Gets `key` for a user: from the caches, the owning peer, or the getter.
+    pub async fn get(&self, key: &[u8]) -> Loaded {
+        let inner = &self.inner;
+        inner.stats.gets.fetch_add(1, Relaxed);
+        if let Some(value) = self.lookup(key) {
+            return Ok(value);
+        }
+        inner.stats.loads.fetch_add(1, Relaxed);
+        let this = self.clone();
+        let owned_key = key.to_vec();
+        let loaded = inner
+            .loads
+            .run(key, || async move { this.load(owned_key).await });
+        loaded.await.unwrap_or(Err(GroupError::Panicked))
+    }
+
+    /// Gets `key` for a peer that believes this node owns it: from the
+    /// caches or the getter, never from another peer.
+    pub async fn get_for_peer(&self, key: &[u8]) -> Loaded {
+        let stats = &self.inner.stats;
+        stats.server_requests.fetch_add(1, Relaxed);
+        stats.gets.fetch_add(1, Relaxed);
+        if let Some(value) = self.lookup(key) {
+            return Ok(value);
+        }
+        stats.loads.fetch_add(1, Relaxed);
+        self.load_locally(key, true).await
+    }
+
+    /// The group's counters and both caches' counters.
+    pub fn stats(&self) -> GroupStats {
+        let s = &self.inner.stats;
+        let (main_cache, hot_cache) = self.inner.caches.stats();
+        GroupStats {
+            gets: s.gets.load(Relaxed),
+            cache_hits: s.cache_hits.load(Relaxed),
+            peer_loads: s.peer_loads.load(Relaxed),
+            peer_errors: s.peer_errors.load(Relaxed),
+            loads: s.loads.load(Relaxed),
+            loads_deduped: s.loads_deduped.load(Relaxed),
+            local_loads: s.local_loads.load(Relaxed),
+            local_load_errs: s.local_load_errs.load(Relaxed),
+            server_requests: s.server_requests.load(Relaxed),
+            main_cache,
+            hot_cache,
+        }
+    }
+
+    fn lookup(&self, key: &[u8]) -> Option<Bytes> {
+        let value = self.inner.caches.get(key)?;
+        self.inner.stats.cache_hits.fetch_add(1, Relaxed);
+        Some(value)
+    }
+
+    /// The singleflight leader's work for a user get.
+    async fn load(&self, key: Vec<u8>) -> Loaded {
+        let inner = &self.inner;
+        let Some(peer) = inner.peers.pick(&key) else {
+            // This node owns the key; the local load re-checks the caches.
+            return self.load_locally(&key, true).await;
+        };
+        // Another load may have filled the cache just before this one began.
+        if let Some(value) = self.lookup(&key) {
+            return Ok(value);
+        }
+        inner.stats.loads_deduped.fetch_add(1, Relaxed);
+        match peer.get(inner.name.as_bytes(), &key).await {
+            Ok(value) => {
+                inner.stats.peer_loads.fetch_add(1, Relaxed);
+                if one_in_ten() {
+                    return Ok(inner.caches.add(Which::Hot, &key, &value));
+                }
+                return Ok(value);
+            }
+            Err(e) => {
+                inner.stats.peer_errors.fetch_add(1, Relaxed);
+                tracing::warn!(group = %inner.name, error = %e, "peer fetch failed, loading locally");
+            }
+        }
+        self.load_locally(&key, false).await
+    }
+
+    /// Loads `key` with this node's getter, once per key in flight.
+    /// `count_dedup` is false when the caller already counted this load as
+    /// deduplicated (a fallback after a failed peer fetch).
+    async fn load_locally(&self, key: &[u8], count_dedup: bool) -> Loaded {
+        let this = self.clone();
+        let owned_key = key.to_vec();
+        let loaded = self.inner.local_loads.run(key, || async move {
+            let inner = &this.inner;
+            if let Some(value) = this.lookup(&owned_key) {
+                return Ok(value);
+            }
+            if count_dedup {
+                inner.stats.loads_deduped.fetch_add(1, Relaxed);
+            }
+            match inner.getter.get(&owned_key).await {
+                Ok(value) => {
+                    inner.stats.local_loads.fetch_add(1, Relaxed);
+                    Ok(inner.caches.add(Which::Main, &owned_key, &value))
+                }
+                Err(e) => {
+                    inner.stats.local_load_errs.fetch_add(1, Relaxed);
+                    Err(GroupError::Getter(e))
+                }
+            }
+        });
+        loaded.await.unwrap_or(Err(GroupError::Panicked))
+    }
+}
+
+/// True about one time in ten (golang's `rand.Intn(10) == 0`), from a
+/// shared splitmix64 sequence: good enough to sample, and lock-free.
+fn one_in_ten() -> bool {
+    static STATE: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
+    let mut z = STATE.fetch_add(0x9E37_79B9_7F4A_7C15, Relaxed);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)) % 10 == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http_client::HttpClient;
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
+
+    fn local_peers() -> Arc<Peers> {
+        let http = HttpClient::new(Duration::from_millis(500), 4);
+        Arc::new(Peers::new(
+            "http://127.0.0.1:1".into(),
+            "/_groupcache/".into(),
+            50,
+            http,
+            4,
+        ))
+    }
+
+    /// A getter that counts calls and answers `value-of-<key>` after a delay.
+    fn counting_getter(calls: Arc<AtomicUsize>, delay: Duration) -> Arc<dyn Getter> {
+        Arc::new(move |key: Vec<u8>| {
+            let calls = calls.clone();
+            async move {
+                calls.fetch_add(1, Relaxed);
+                tokio::time::sleep(delay).await;
+                if key == b"missing" {
+                    return Err(GetterError::NotFound(
+                        "origin returned 404 Not Found".into(),
+                    ));
+                }
+                let mut value = b"value-of-".to_vec();
+                value.extend_from_slice(&key);
+                Ok(Bytes::from(value))
+            }
+        })
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hundred_concurrent_gets_load_once() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let group = Group::new(
+            "g",
+            1 << 20,
+            counting_getter(calls.clone(), Duration::from_millis(200)),
+            local_peers(),
+        );
+        let gets: Vec<_> = (0..100)
+            .map(|_| {
+                let group = group.clone();
+                tokio::spawn(async move { group.get(b"slow").await })
+            })
+            .collect();
+        for get in gets {
+            assert_eq!(get.await.unwrap().unwrap(), "value-of-slow");
+        }
+        assert_eq!(calls.load(Relaxed), 1);
+        let stats = group.stats();
+        assert_eq!(stats.gets, 100);
+        assert_eq!(stats.local_loads, 1);
+        assert_eq!(stats.loads_deduped, 1);
+        assert_eq!(stats.main_cache.items, 1);
+        // A later get is a cache hit.
+        assert_eq!(group.get(b"slow").await.unwrap(), "value-of-slow");
+        assert_eq!(calls.load(Relaxed), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_getter_error_reaches_every_waiter_and_is_not_cached() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let group = Group::new(
+            "g",
+            1 << 20,
+            counting_getter(calls.clone(), Duration::from_millis(100)),
+            local_peers(),
+        );
+        let gets: Vec<_> = (0..50)
+            .map(|_| {
+                let group = group.clone();
+                tokio::spawn(async move { group.get(b"missing").await })
+            })
+            .collect();
+        for get in gets {
+            let error = get.await.unwrap().unwrap_err();
+            assert!(error.is_not_found());
+            assert_eq!(error.to_string(), "origin returned 404 Not Found");
+        }
+        assert_eq!(calls.load(Relaxed), 1);
+        assert_eq!(group.stats().local_load_errs, 1);
+        assert!(group.get(b"missing").await.is_err());
+        assert_eq!(calls.load(Relaxed), 2, "errors are not cached");
+    }
+
+    #[tokio::test]
+    async fn owner_down_falls_back_to_a_local_load() {
+        // Self is 127.0.0.1:1; the other peer is a closed port, and with
+        // two peers some keys are owned by it.
+        let peers = local_peers();
+        peers.set(vec![
+            "http://127.0.0.1:1".into(),
+            "http://127.0.0.1:9".into(),
+        ]);
+        let key = (0..)
+            .map(|i: u32| format!("key{i}"))
+            .find(|k| peers.owner(k.as_bytes()).as_deref() == Some("http://127.0.0.1:9"))
+            .unwrap();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let group = Group::new(
+            "g",
+            1 << 20,
+            counting_getter(calls.clone(), Duration::ZERO),
+            peers,
+        );
+        assert_eq!(
+            group.get(key.as_bytes()).await.unwrap(),
+            format!("value-of-{key}")
+        );
+        let stats = group.stats();
+        assert_eq!(
+            (stats.peer_errors, stats.peer_loads, stats.local_loads),
+            (1, 0, 1)
+        );
+        assert_eq!(calls.load(Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn peer_gets_count_server_requests_and_load_locally() {
+        let peers = local_peers();
+        peers.set(vec!["http://127.0.0.1:9".into()]); // the ring says: not us
+        let calls = Arc::new(AtomicUsize::new(0));
+        let group = Group::new(
+            "g",
+            1 << 20,
+            counting_getter(calls.clone(), Duration::ZERO),
+            peers,
+        );
+        assert_eq!(group.get_for_peer(b"k").await.unwrap(), "value-of-k");
+        assert_eq!(group.get_for_peer(b"k").await.unwrap(), "value-of-k");
+        let stats = group.stats();
+        assert_eq!(
+            (stats.server_requests, stats.gets, stats.cache_hits),
+            (2, 2, 1)
+        );
+        assert_eq!(
+            (stats.peer_loads, stats.peer_errors, stats.local_loads),
+            (0, 0, 1)
+        );
+        assert_eq!(calls.load(Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn non_utf8_keys_are_plain_bytes() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let group = Group::new(
+            "g",
+            1 << 20,
+            counting_getter(calls.clone(), Duration::ZERO),
+            local_peers(),
+        );
+        let key = [0xff, 0xfe, b'/', 0x00];
+        let value = group.get(&key).await.unwrap();
+        assert_eq!(&value[..9], b"value-of-");
+        assert_eq!(&value[9..], key);
+    }
+
+    #[test]
+    fn one_in_ten_is_about_a_tenth() {
+        let hits = (0..100_000).filter(|_| one_in_ten()).count();
+        assert!((8_000..12_000).contains(&hits), "{hits}");
+    }
+}

@@ -1,0 +1,61 @@
+//! groupcached: a groupcache node that joins golang/groupcache HTTPPool
+//! clusters as an equal peer.
+//!
+//! A request enters [`server`], becomes a [`group`] lookup, and is answered
+//! from the [`cache`], fetched from the owning peer ([`peers`] picks it with
+//! the [`consistenthash`] ring, [`peer_client`] fetches it), or loaded from
+//! the [`origin`] once per key ([`singleflight`]). [`wire`] holds every
+//! byte-level protocol detail; [`discovery`] feeds peer lists from etcd.
+
+#![forbid(unsafe_code)]
+
+pub mod cache;
+pub mod config;
+pub mod consistenthash;
+pub mod discovery;
+pub mod group;
+pub mod http_client;
+pub mod node;
+pub mod origin;
+pub mod peer_client;
+pub mod peers;
+pub mod server;
+pub mod singleflight;
+pub mod wire;
+
+use std::future::Future;
+
+use tokio::net::TcpListener;
+
+pub use config::{Args, Config};
+pub use node::Node;
+
+/// Why the node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Node(#[from] node::NodeError),
+    #[error("reading the listener's address: {0}")]
+    Listener(#[from] std::io::Error),
+}
+
+/// Runs a node on `listener` until `shutdown` resolves.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartError> {
+    let self_url = match &config.self_url {
+        Some(url) => url.clone(),
+        None => format!("http://{}", listener.local_addr()?),
+    };
+    let node = Node::new(&config, self_url.clone())?;
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        self_url = %self_url,
+        peers = ?node.peers().list(),
+        "groupcached serving"
+    );
+    server::run(listener, node, shutdown).await;
+    Ok(())
+}

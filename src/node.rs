@@ -1,0 +1,136 @@
+//! The node: its groups and its peer pool behind one cheap-to-clone handle,
+//! built from the [`Config`]. The HTTP layer (`server`) holds a `Node` and
+//! turns requests into group lookups.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::config::{Config, GroupSpec};
+use crate::group::Group;
+use crate::http_client::HttpClient;
+use crate::origin::{Getter, GetterError, HttpOrigin, TemplateError};
+use crate::peers::Peers;
+
+/// A cheap-to-clone handle on the node's state.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    groups: HashMap<Vec<u8>, Group>,
+    peers: Arc<Peers>,
+    base_path: String,
+    source: PeerSource,
+}
+
+/// Where the peer list comes from, for `GET /peers`.
+#[derive(Clone)]
+pub enum PeerSource {
+    Static,
+    Etcd,
+}
+
+/// A group that cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("--group {group}: {error}")]
+    Origin { group: String, error: TemplateError },
+}
+
+impl Node {
+    /// Builds the node's groups and peer pool. `self_url` is this node's
+    /// URL in the peer list; with static peers it is appended if missing.
+    pub fn new(config: &Config, self_url: String) -> Result<Node, NodeError> {
+        let http = HttpClient::new(config.peer_timeout, config.max_conns_per_peer);
+        let peers = Arc::new(Peers::new(
+            self_url.clone(),
+            config.base_path.clone(),
+            config.replicas,
+            http.clone(),
+            config.max_conns_per_peer,
+        ));
+        let source = if config.etcd.is_some() {
+            PeerSource::Etcd
+        } else {
+            let mut list = config.peers.clone();
+            if !list.contains(&self_url) {
+                list.push(self_url);
+            }
+            peers.set(list);
+            PeerSource::Static
+        };
+        let mut groups = HashMap::new();
+        for spec in &config.groups {
+            let getter = origin_getter(spec, &http, config.max_conns_per_peer)?;
+            let group = Group::new(&spec.name, config.cache_bytes, getter, peers.clone());
+            groups.insert(spec.name.as_bytes().to_vec(), group);
+        }
+        Ok(Node::from_parts(
+            groups,
+            peers,
+            config.base_path.clone(),
+            source,
+        ))
+    }
+
+    /// A node over groups built by the caller (for embedding with custom
+    /// getters; see `examples/embedded.rs`).
+    pub fn from_parts(
+        groups: HashMap<Vec<u8>, Group>,
+        peers: Arc<Peers>,
+        base_path: String,
+        source: PeerSource,
+    ) -> Node {
+        Node {
+            inner: Arc::new(Inner {
+                groups,
+                peers,
+                base_path,
+                source,
+            }),
+        }
+    }
+
+    pub fn group(&self, name: &[u8]) -> Option<&Group> {
+        self.inner.groups.get(name)
+    }
+
+    pub fn groups(&self) -> impl Iterator<Item = &Group> {
+        self.inner.groups.values()
+    }
+
+    pub fn peers(&self) -> &Arc<Peers> {
+        &self.inner.peers
+    }
+
+    pub fn base_path(&self) -> &str {
+        &self.inner.base_path
+    }
+
+    pub fn source(&self) -> &PeerSource {
+        &self.inner.source
+    }
+}
+
+fn origin_getter(
+    spec: &GroupSpec,
+    http: &HttpClient,
+    max_conns: usize,
+) -> Result<Arc<dyn Getter>, NodeError> {
+    if spec.origin == "echo" {
+        return Ok(Arc::new(|key: Vec<u8>| async move {
+            Ok::<_, GetterError>(Bytes::from(key))
+        }));
+    }
+    let origin =
+        HttpOrigin::new(&spec.name, &spec.origin, http.clone(), max_conns).map_err(|error| {
+            NodeError::Origin {
+                group: spec.name.clone(),
+                error,
+            }
+        })?;
+    Ok(Arc::new(origin))
+}

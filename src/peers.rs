@@ -1,0 +1,144 @@
+//! The peer pool: who the peers are and which one owns a key.
+//!
+//! This is golang's `HTTPPool.Set` and `PickPeer`: [`Peers::set`] replaces
+//! the whole list (and the ring built from it, in the given order), and
+//! [`Peers::pick`] returns the owner's client, or `None` when this node owns
+//! the key (by exact string equality with its own URL) or the list is empty.
+//! The list comes from `--peers` or from etcd (see `discovery`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use crate::consistenthash::Ring;
+use crate::http_client::HttpClient;
+use crate::peer_client::PeerClient;
+
+/// The current membership, shared by every group of the node.
+pub struct Peers {
+    self_url: String,
+    base_path: String,
+    replicas: usize,
+    http: HttpClient,
+    max_conns_per_peer: usize,
+    current: RwLock<Arc<Membership>>,
+}
+
+/// One peer list and everything derived from it.
+struct Membership {
+    ring: Ring,
+    clients: HashMap<String, PeerClient>,
+}
+
+impl Peers {
+    /// An empty pool: until [`Peers::set`] every key is local.
+    pub fn new(
+        self_url: String,
+        base_path: String,
+        replicas: usize,
+        http: HttpClient,
+        max_conns_per_peer: usize,
+    ) -> Peers {
+        Peers {
+            self_url,
+            base_path,
+            replicas,
+            http,
+            max_conns_per_peer,
+            current: RwLock::new(Arc::new(Membership {
+                ring: Ring::default(),
+                clients: HashMap::new(),
+            })),
+        }
+    }
+
+    /// This node's own URL, as the peer list names it.
+    pub fn self_url(&self) -> &str {
+        &self.self_url
+    }
+
+    /// Replaces the peer list, like `HTTPPool.Set(peers...)`. Clients of
+    /// peers that stay are kept, so their pooled connections survive.
+    pub fn set(&self, peers: Vec<String>) {
+        let old = self.membership();
+        let clients = peers
+            .iter()
+            .filter(|peer| **peer != self.self_url)
+            .map(|peer| {
+                let client = old.clients.get(peer).cloned().unwrap_or_else(|| {
+                    PeerClient::new(
+                        peer,
+                        &self.base_path,
+                        self.http.clone(),
+                        self.max_conns_per_peer,
+                    )
+                });
+                (peer.clone(), client)
+            })
+            .collect();
+        let membership = Arc::new(Membership {
+            ring: Ring::new(self.replicas, &peers),
+            clients,
+        });
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = membership;
+    }
+
+    /// The current peer list, in ring order of insertion.
+    pub fn list(&self) -> Vec<String> {
+        self.membership().ring.peers().to_vec()
+    }
+
+    /// The owner of `key`: `None` means this node loads it.
+    pub fn pick(&self, key: &[u8]) -> Option<PeerClient> {
+        let membership = self.membership();
+        let owner = membership.ring.get(key)?;
+        membership.clients.get(owner).cloned()
+    }
+
+    /// The URL of the owner of `key` (this node's own URL included).
+    pub fn owner(&self, key: &[u8]) -> Option<String> {
+        self.membership().ring.get(key).map(str::to_string)
+    }
+
+    fn membership(&self) -> Arc<Membership> {
+        // Writers replace the Arc in one step; a poisoned lock still holds a
+        // complete membership.
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn pool(self_url: &str) -> Peers {
+        let http = HttpClient::new(Duration::from_secs(1), 1);
+        Peers::new(self_url.into(), "/_groupcache/".into(), 50, http, 4)
+    }
+
+    #[test]
+    fn empty_pool_keeps_everything_local() {
+        assert!(pool("http://a").pick(b"k").is_none());
+    }
+
+    #[test]
+    fn self_owned_keys_are_local_and_others_remote() {
+        let peers = pool("http://10.0.0.1:8080");
+        peers.set(vec![
+            "http://10.0.0.1:8080".into(),
+            "http://10.0.0.2:8080".into(),
+            "http://10.0.0.3:8080".into(),
+        ]);
+        // Owners from the wire doc's worked example.
+        assert!(peers.pick(b"foo").is_none());
+        assert!(peers.pick(b"user:42").is_none());
+        assert!(peers.pick(b"bar").is_some());
+        assert_eq!(
+            peers.owner(b"hello").as_deref(),
+            Some("http://10.0.0.3:8080")
+        );
+    }
+}

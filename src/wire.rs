@@ -1,0 +1,215 @@
+//! Everything golang/groupcache puts on the wire, in one place: how keys
+//! are escaped in peer URLs, how a peer request path is decoded and split
+//! into group and key, and the protobuf `GetResponse` body.
+//!
+//! The rules are the HTTPPool ones (see `shared/groupcache-wire.md` §1–2):
+//! the server percent-decodes the path only (a `+` stays a `+`) and splits
+//! at the first `/` after the base path; the key keeps every later byte.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use prost::Message;
+
+/// The golang/groupcache protobuf messages, generated from `proto/groupcache.proto`.
+pub mod pb {
+    include!(concat!(env!("OUT_DIR"), "/groupcachepb.rs"));
+}
+
+/// golang/groupcache's `defaultBasePath`.
+pub const DEFAULT_BASE_PATH: &str = "/_groupcache/";
+
+/// The content type of a successful peer reply.
+pub const PROTOBUF_CONTENT_TYPE: &str = "application/x-protobuf";
+
+/// Why a request path could not be decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("invalid percent-escape in path")]
+    BadEscape,
+    #[error("bad request")]
+    NoKey,
+}
+
+/// Percent-encodes every byte outside `A-Z a-z 0-9 - _ . ~` as `%XX`.
+///
+/// golang's client uses `url.QueryEscape`, which writes a space as `+`; the
+/// golang server then decodes that `+` as a literal `+`, so Go nodes never
+/// see keys with spaces intact. Escaping the space as `%20` instead makes
+/// every key, spaces included, arrive exactly at Go and Rust owners alike.
+pub fn escape(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = String::with_capacity(bytes.len() * 3);
+    for &b in bytes {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push('%');
+            out.push(HEX[(b >> 4) as usize] as char);
+            out.push(HEX[(b & 15) as usize] as char);
+        }
+    }
+    out
+}
+
+/// Decodes `%XX` escapes (either hex case) and nothing else, as Go's path
+/// unescaping does. A `%` not followed by two hex digits is an error, as it
+/// is for Go's HTTP server.
+pub fn unescape(path: &[u8]) -> Result<Vec<u8>, PathError> {
+    let mut out = Vec::with_capacity(path.len());
+    let mut i = 0;
+    while i < path.len() {
+        if path[i] == b'%' {
+            let hi = path.get(i + 1).and_then(|&c| hex_value(c));
+            let lo = path.get(i + 2).and_then(|&c| hex_value(c));
+            let (Some(hi), Some(lo)) = (hi, lo) else {
+                return Err(PathError::BadEscape);
+            };
+            out.push(hi << 4 | lo);
+            i += 3;
+        } else {
+            out.push(path[i]);
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+fn hex_value(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Splits a decoded path (after the base path) at its first `/` into
+/// group and key. No `/` at all is golang's 400 `bad request`.
+pub fn split_group_key(rest: &[u8]) -> Result<(&[u8], &[u8]), PathError> {
+    let slash = rest
+        .iter()
+        .position(|&b| b == b'/')
+        .ok_or(PathError::NoKey)?;
+    Ok((&rest[..slash], &rest[slash + 1..]))
+}
+
+/// A decoded (group, key) pair.
+pub type GroupKey = (Vec<u8>, Vec<u8>);
+
+/// Decodes a raw request path that starts with `prefix` into (group, key).
+/// Returns `None` when the path does not start with `prefix`.
+pub fn parse_path(raw_path: &str, prefix: &str) -> Option<Result<GroupKey, PathError>> {
+    let decoded = match unescape(raw_path.as_bytes()) {
+        Ok(decoded) => decoded,
+        // A bad escape anywhere makes the whole request bad, even one that
+        // may not have been meant for `prefix`: Go rejects it before routing.
+        Err(e) => return raw_path.starts_with(prefix).then_some(Err(e)),
+    };
+    let rest = decoded.strip_prefix(prefix.as_bytes())?;
+    Some(split_group_key(rest).map(|(group, key)| (group.to_vec(), key.to_vec())))
+}
+
+/// The body golang sends for a value: `GetResponse{value}` (field 1 only,
+/// present even when empty, so an empty value is `0a 00`).
+pub fn encode_response(value: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(value.len() + 11);
+    out.put_u8(0x0a); // field 1, wire type 2 (length-delimited)
+    prost::encoding::encode_varint(value.len() as u64, &mut out);
+    out.put_slice(value);
+    out.freeze()
+}
+
+/// Decodes a peer's `GetResponse` body into the value. Unknown fields (such
+/// as mailgun's `expire`) are skipped; a missing value is the empty value.
+pub fn decode_response(body: Bytes) -> Result<Bytes, prost::DecodeError> {
+    let response = pb::GetResponse::decode(body)?;
+    Ok(response.value.unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_leaves_only_unreserved_bytes() {
+        assert_eq!(escape(b"AZaz09-_.~"), "AZaz09-_.~");
+        assert_eq!(escape(b"a b"), "a%20b");
+        assert_eq!(escape(b"c/d"), "c%2Fd");
+        assert_eq!(escape(b"c+d"), "c%2Bd");
+        assert_eq!(escape("ü?&=#%".as_bytes()), "%C3%BC%3F%26%3D%23%25");
+        assert_eq!(escape(b"*!'()"), "%2A%21%27%28%29");
+        assert_eq!(escape(&[0xff, 0x00]), "%FF%00");
+        assert_eq!(escape(b""), "");
+    }
+
+    #[test]
+    fn unescape_is_path_decoding() {
+        assert_eq!(unescape(b"a+b").unwrap(), b"a+b");
+        assert_eq!(unescape(b"a%20b").unwrap(), b"a b");
+        assert_eq!(unescape(b"%E2%82").unwrap(), [0xe2, 0x82]);
+        assert_eq!(unescape(b"%c3%bc").unwrap(), "ü".as_bytes());
+        assert_eq!(unescape(b"a%zz"), Err(PathError::BadEscape));
+        assert_eq!(unescape(b"a%2"), Err(PathError::BadEscape));
+        assert_eq!(unescape(b"%"), Err(PathError::BadEscape));
+    }
+
+    #[test]
+    fn escape_round_trips_every_byte() {
+        let all: Vec<u8> = (0..=255).collect();
+        assert_eq!(unescape(escape(&all).as_bytes()).unwrap(), all);
+    }
+
+    #[test]
+    fn peer_path_table() {
+        let base = DEFAULT_BASE_PATH;
+        let ok = |path: &str, group: &[u8], key: &[u8]| {
+            assert_eq!(
+                parse_path(path, base),
+                Some(Ok((group.to_vec(), key.to_vec()))),
+                "{path}"
+            );
+        };
+        ok("/_groupcache/g/a+b", b"g", b"a+b");
+        ok("/_groupcache/g/a%20b", b"g", b"a b");
+        ok("/_groupcache/g/%E2%82", b"g", &[0xe2, 0x82]);
+        ok("/_groupcache/g/", b"g", b"");
+        ok("/_groupcache/g/trail/", b"g", b"trail/");
+        ok("/_groupcache/g/a/b", b"g", b"a/b");
+        ok("/_groupcache/g%2Fx/k", b"g", b"x/k");
+        ok("/_groupcache/g/%2Flead", b"g", b"/lead");
+        ok("/_groupcache/nosuch/k", b"nosuch", b"k");
+        assert_eq!(
+            parse_path("/_groupcache/g", base),
+            Some(Err(PathError::NoKey))
+        );
+        assert_eq!(
+            parse_path("/_groupcache/", base),
+            Some(Err(PathError::NoKey))
+        );
+        assert_eq!(
+            parse_path("/_groupcache/g/a%zz", base),
+            Some(Err(PathError::BadEscape))
+        );
+        assert_eq!(parse_path("/cache/g/k", base), None);
+        assert_eq!(parse_path("/_groupcache", base), None);
+    }
+
+    #[test]
+    fn response_bytes_match_golang() {
+        assert_eq!(&encode_response(b"hello")[..], b"\x0a\x05hello");
+        assert_eq!(&encode_response(b"")[..], b"\x0a\x00");
+        assert_eq!(&encode_response(b"v(hello)")[..], b"\x0a\x08v(hello)");
+        let big = vec![1u8; 300];
+        let encoded = encode_response(&big);
+        assert_eq!(&encoded[..3], &[0x0a, 0xac, 0x02]);
+        assert_eq!(decode_response(encoded).unwrap(), big);
+    }
+
+    #[test]
+    fn decode_skips_unknown_fields_and_defaults_missing_value() {
+        // mailgun's reply: value "hello" plus expire (field 3) = 0.
+        let mailgun = Bytes::from_static(b"\x0a\x05hello\x18\x00");
+        assert_eq!(decode_response(mailgun).unwrap(), "hello");
+        assert_eq!(decode_response(Bytes::new()).unwrap(), "");
+        assert!(decode_response(Bytes::from_static(b"\x0a\x09short")).is_err());
+    }
+}
