@@ -1,0 +1,268 @@
+//! Real `groupcached` processes on loopback: a three-node cluster loads
+//! every key exactly once, the peer and user APIs answer with the right
+//! bytes and statuses, bad flags fail clearly, and SIGTERM drains.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+/// 300 keys: ASCII, spaces and `+`, slashes, unicode and non-UTF-8 bytes.
+fn keys() -> Vec<Vec<u8>> {
+    (0..300u32)
+        .map(|i| match i % 6 {
+            0 => format!("key-{i}").into_bytes(),
+            1 => format!("with space {i}").into_bytes(),
+            2 => format!("plus+and/slash/{i}").into_bytes(),
+            3 => format!("ünïcødé-{i}").into_bytes(),
+            4 => {
+                let mut k = vec![0xff, 0xfe, 0x00, b'%'];
+                k.extend_from_slice(&i.to_be_bytes());
+                k
+            }
+            _ => format!("?q=1&x#frag{i}").into_bytes(),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_load_each_key_exactly_once() {
+    let origin = Origin::start().await;
+    let nodes = start_cluster(&free_ports(3), &origin, &[]).await;
+    let keys = keys();
+    for node in &nodes {
+        let gets = keys.iter().map(|key| {
+            let url = format!("{}/cache/g/{}", node.url, esc(key));
+            let key = key.clone();
+            tokio::spawn(async move { (key, http_get(&url).await) })
+        });
+        for get in gets.collect::<Vec<_>>() {
+            let (key, reply) = get.await.unwrap();
+            assert_eq!(reply.status, 200, "key {key:?}: {:?}", reply.body);
+            assert_eq!(reply.body, value_of(&key), "key {key:?}");
+        }
+    }
+    assert_eq!(origin.distinct_keys(), 300);
+    assert_eq!(origin.repeated(), vec![], "keys loaded more than once");
+    assert_eq!(origin.total_hits(), 300);
+
+    // Every node served some keys to its peers and fetched others from them.
+    let mut local_loads = 0;
+    for node in &nodes {
+        let stats = node.stats().await;
+        let g = &stats["groups"]["g"];
+        assert!(g["ServerRequests"].as_u64().unwrap() > 0, "{g}");
+        assert!(g["PeerLoads"].as_u64().unwrap() > 0, "{g}");
+        assert_eq!(g["PeerErrors"], 0, "{g}");
+        assert_eq!(
+            g["Gets"].as_u64().unwrap(),
+            300 + g["ServerRequests"].as_u64().unwrap()
+        );
+        local_loads += g["LocalLoads"].as_u64().unwrap();
+    }
+    assert_eq!(local_loads, 300);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_gets_of_one_cold_key_across_nodes_load_it_once() {
+    let origin = Origin::start().await;
+    let nodes = start_cluster(&free_ports(3), &origin, &[]).await;
+    let mut gets = Vec::new();
+    for round in 0..30 {
+        let url = format!("{}/cache/g/slow-shared", nodes[round % 3].url);
+        gets.push(tokio::spawn(async move { http_get(&url).await }));
+    }
+    for get in gets {
+        let reply = get.await.unwrap();
+        assert_eq!(
+            (reply.status, &reply.body[..]),
+            (200, &b"value-of-slow-shared"[..])
+        );
+    }
+    assert_eq!(origin.hits(b"slow-shared"), 1);
+}
+
+/// `GetResponse{value}` for a value under 128 bytes: `0a <len> <value>`.
+fn get_response(value: &[u8]) -> Vec<u8> {
+    assert!(value.len() < 128);
+    let mut body = vec![0x0a, value.len() as u8];
+    body.extend_from_slice(value);
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_api_answers_like_golang() {
+    let origin = Origin::start().await;
+    let nodes = start_cluster(&free_ports(1), &origin, &[]).await;
+    let node = &nodes[0];
+
+    let ok = node.get("/_groupcache/g/hello").await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.header("content-type"), Some("application/x-protobuf"));
+    assert_eq!(&ok.body[..], b"\x0a\x0evalue-of-hello");
+
+    // `+` is a literal plus; `%20` is a space; raw bytes pass through.
+    for (path, key) in [
+        ("/_groupcache/g/a+b", &b"a+b"[..]),
+        ("/_groupcache/g/a%20b", b"a b"),
+        ("/_groupcache/g/%E2%82", b"\xe2\x82"),
+        ("/_groupcache/g/", b""),
+        ("/_groupcache/g/trail/", b"trail/"),
+    ] {
+        let reply = node.get(path).await;
+        assert_eq!(reply.status, 200, "{path}");
+        assert_eq!(reply.body, get_response(&value_of(key)), "{path}");
+    }
+
+    let cases: &[(&str, u16, &[u8])] = &[
+        ("/_groupcache/g", 400, b"bad request\n"),
+        ("/_groupcache/", 400, b"bad request\n"),
+        ("/_groupcache/nosuch/k", 404, b"no such group: nosuch\n"),
+        (
+            "/_groupcache/g/missing-1",
+            500,
+            b"origin returned 404 Not Found\n",
+        ),
+        (
+            "/_groupcache/g/fail-1",
+            500,
+            b"origin returned 500 Internal Server Error\n",
+        ),
+        ("/_groupcache/g/a%zz", 400, b"400 Bad Request"),
+    ];
+    for &(path, status, body) in cases {
+        let reply = node.get(path).await;
+        assert_eq!((reply.status, &reply.body[..]), (status, body), "{path}");
+        assert_eq!(
+            reply.header("content-type"),
+            Some("text/plain; charset=utf-8"),
+            "{path}"
+        );
+    }
+    // Any method is a get, as in golang.
+    let post = http_request("POST", &format!("{}/_groupcache/g/hello", node.url))
+        .await
+        .unwrap();
+    assert_eq!(&post.body[..], b"\x0a\x0evalue-of-hello");
+
+    let stats = node.stats().await;
+    // hello (twice), a+b, a b, E2 82, "", trail/, missing-1, fail-1 reached the group.
+    assert_eq!(stats["groups"]["g"]["ServerRequests"], 9);
+    assert_eq!(stats["groups"]["g"]["LocalLoadErrs"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_api_statuses() {
+    let origin = Origin::start().await;
+    let nodes = start_cluster(&free_ports(1), &origin, &[]).await;
+    let node = &nodes[0];
+
+    let ok = node.get("/cache/g/%FF%00x").await;
+    assert_eq!((ok.status, &ok.body[..]), (200, &b"value-of-\xff\x00x"[..]));
+    let missing = node.get("/cache/g/missing-2").await;
+    assert_eq!(
+        (missing.status, &missing.body[..]),
+        (404, &b"origin returned 404 Not Found\n"[..])
+    );
+    let failing = node.get("/cache/g/fail-2").await;
+    assert_eq!(
+        (failing.status, &failing.body[..]),
+        (502, &b"origin returned 500 Internal Server Error\n"[..])
+    );
+    let unknown = node.get("/cache/nosuch/k").await;
+    assert_eq!(
+        (unknown.status, &unknown.body[..]),
+        (404, &b"no such group: nosuch\n"[..])
+    );
+    assert_eq!(node.get("/cache/g").await.status, 400);
+    assert_eq!(node.get("/healthz").await.status, 200);
+    assert_eq!(node.get("/nothing-here").await.status, 404);
+
+    let peers: serde_json::Value = serde_json::from_slice(&node.get("/peers").await.body).unwrap();
+    assert_eq!(peers["self"], node.url);
+    assert_eq!(peers["peers"], serde_json::json!([node.url]));
+    assert_eq!(peers["source"], "static");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_owner_means_local_loads_not_errors() {
+    let origin = Origin::start().await;
+    let ports = free_ports(2);
+    // Only the first node runs; the second peer in the list is a closed port.
+    let peers = peer_list(&ports);
+    let node = GcNode::start(
+        ports[0],
+        &[
+            "--peers".into(),
+            peers,
+            "--group".into(),
+            format!("g={}", origin.template()),
+            "--peer-timeout".into(),
+            "1s".into(),
+        ],
+    )
+    .await;
+    for i in 0..50 {
+        let reply = node.get(&format!("/cache/g/k{i}")).await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.body, value_of(format!("k{i}").as_bytes()));
+    }
+    let stats = node.stats().await;
+    let g = &stats["groups"]["g"];
+    assert!(g["PeerErrors"].as_u64().unwrap() > 0, "{g}");
+    assert_eq!(g["LocalLoads"], 50);
+}
+
+#[test]
+fn bad_flags_exit_non_zero_with_a_message() {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_groupcached"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, err) = run(&["--group", "g=ftp://x/{key}", "--listen", "127.0.0.1:0"]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("http://"), "{err}");
+    let (code, err) = run(&[
+        "--group",
+        "g=echo",
+        "--peers",
+        "http://a:1",
+        "--etcd",
+        "http://127.0.0.1:2379",
+    ]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("cannot be used with"), "{err}");
+    let (code, err) = run(&["--group", "g=echo", "--cache-bytes", "lots"]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("--cache-bytes"), "{err}");
+    let (code, err) = run(&["--listen", "nonsense", "--group", "g=echo"]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("--listen"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_in_flight_requests_and_exits_zero() {
+    let origin = Origin::start().await;
+    let mut nodes = start_cluster(&free_ports(1), &origin, &[]).await;
+    let url = format!("{}/cache/g/slow-drain", nodes[0].url);
+    let in_flight = tokio::spawn(async move { http_get(&url).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    nodes[0].proc.signal("TERM");
+    let reply = in_flight.await.unwrap();
+    assert_eq!(
+        (reply.status, &reply.body[..]),
+        (200, &b"value-of-slow-drain"[..])
+    );
+    let code = tokio::task::block_in_place(|| nodes[0].proc.wait_exit(Duration::from_secs(10)));
+    assert_eq!(code, Some(0));
+    // And it no longer accepts connections.
+    assert!(try_get(&format!("{}/healthz", nodes[0].url)).await.is_err());
+}

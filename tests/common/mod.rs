@@ -1,0 +1,337 @@
+//! Shared test support: start real `groupcached` processes on free loopback
+//! ports, a counting HTTP origin, and a small HTTP GET helper. Every process
+//! is killed when its handle drops, so a failing test leaves nothing behind.
+
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode, Uri};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+/// `n` distinct free loopback ports (held open together, so they differ).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<StdListener> = (0..n)
+        .map(|_| StdListener::bind("127.0.0.1:0").expect("bind a free port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
+/// A child process killed (and reaped) on drop.
+pub struct Proc {
+    pub child: Child,
+    pub name: String,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, command: &mut Command) -> Proc {
+        let child = command
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        Proc {
+            child,
+            name: name.to_string(),
+        }
+    }
+
+    /// Sends `signal` (e.g. "TERM", "KILL") to the process.
+    pub fn signal(&self, signal: &str) {
+        let _ = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status();
+    }
+
+    /// Waits up to `timeout` for the process to exit; its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status.code().unwrap_or(-1));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running `groupcached` process.
+pub struct GcNode {
+    pub proc: Proc,
+    pub addr: SocketAddr,
+    pub url: String,
+}
+
+impl GcNode {
+    /// Starts the real binary listening on `port` with extra `args`, and
+    /// waits until it answers `/healthz`.
+    pub async fn start(port: u16, args: &[String]) -> GcNode {
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_groupcached"));
+        command.arg("--listen").arg(addr.to_string()).args(args);
+        command.env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "error".into()),
+        );
+        let proc = Proc::spawn(&format!("groupcached:{port}"), &mut command);
+        let node = GcNode {
+            proc,
+            addr,
+            url: format!("http://{addr}"),
+        };
+        wait_healthy(&node.url).await;
+        node
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        http_get(&format!("{}{}", self.url, path)).await
+    }
+
+    /// `/stats` as JSON.
+    pub async fn stats(&self) -> serde_json::Value {
+        let reply = self.get("/stats").await;
+        assert_eq!(reply.status, 200);
+        serde_json::from_slice(&reply.body).expect("stats JSON")
+    }
+}
+
+/// Polls `{url}/healthz` until it answers 200 (at most 10 s).
+pub async fn wait_healthy(url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(reply) = try_get(&format!("{url}/healthz")).await {
+            if reply.status == 200 {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "{url} never became healthy");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// An HTTP reply, fully read.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+fn client() -> &'static Client<HttpConnector, Empty<Bytes>> {
+    static CLIENT: std::sync::OnceLock<Client<HttpConnector, Empty<Bytes>>> =
+        std::sync::OnceLock::new();
+    CLIENT.get_or_init(|| Client::builder(TokioExecutor::new()).build(HttpConnector::new()))
+}
+
+/// GET `url`, panicking on transport errors.
+pub async fn http_get(url: &str) -> Reply {
+    try_get(url)
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
+
+/// GET `url` with a 20 s deadline.
+pub async fn try_get(url: &str) -> Result<Reply, String> {
+    http_request("GET", url).await
+}
+
+/// Any method, no body, 20 s deadline.
+pub async fn http_request(method: &str, url: &str) -> Result<Reply, String> {
+    let uri: Uri = url.parse().map_err(|e| format!("{e}"))?;
+    let request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(Empty::new())
+        .map_err(|e| e.to_string())?;
+    let work = async {
+        let response = client().request(request).await.map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
+    };
+    tokio::time::timeout(Duration::from_secs(20), work)
+        .await
+        .map_err(|_| format!("GET {url}: timed out"))?
+}
+
+/// Percent-encodes every byte outside `A-Za-z0-9-_.~`.
+pub fn esc(bytes: &[u8]) -> String {
+    groupcached::wire::escape(bytes)
+}
+
+/// The value the test origin serves for `key`: `value-of-` + key bytes.
+pub fn value_of(key: &[u8]) -> Vec<u8> {
+    let mut value = b"value-of-".to_vec();
+    value.extend_from_slice(key);
+    value
+}
+
+/// An in-process HTTP origin on a free port that counts requests per key.
+///
+/// `GET /v/{key}` (key percent-encoded) answers `value-of-{key}`; keys that
+/// start with `missing` get 404, keys that start with `fail` get 500, keys
+/// that start with `big` get 1 MiB of a repeating pattern, and keys that
+/// start with `slow` are answered after one second.
+#[derive(Clone)]
+pub struct Origin {
+    pub url: String,
+    hits: Arc<Mutex<HashMap<Vec<u8>, usize>>>,
+}
+
+impl Origin {
+    pub async fn start() -> Origin {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let origin = Origin {
+            url,
+            hits: Arc::default(),
+        };
+        let hits = origin.hits.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let hits = hits.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                        let hits = hits.clone();
+                        async move {
+                            if request.uri().path().starts_with("/v/slow") {
+                                tokio::time::sleep(Duration::from_secs(1)).await;
+                            }
+                            Ok::<_, Infallible>(serve_origin(&hits, request))
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        origin
+    }
+
+    /// The `--group` origin template for this origin.
+    pub fn template(&self) -> String {
+        format!("{}/v/{{key}}", self.url)
+    }
+
+    pub fn hits(&self, key: &[u8]) -> usize {
+        self.hits.lock().unwrap().get(key).copied().unwrap_or(0)
+    }
+
+    pub fn total_hits(&self) -> usize {
+        self.hits.lock().unwrap().values().sum()
+    }
+
+    pub fn distinct_keys(&self) -> usize {
+        self.hits.lock().unwrap().len()
+    }
+
+    /// Every key that was loaded more than once, with its count.
+    pub fn repeated(&self) -> Vec<(Vec<u8>, usize)> {
+        let hits = self.hits.lock().unwrap();
+        hits.iter()
+            .filter(|(_, &n)| n > 1)
+            .map(|(k, &n)| (k.clone(), n))
+            .collect()
+    }
+}
+
+/// A 1 MiB value for keys starting with `big`.
+pub fn big_value(key: &[u8]) -> Vec<u8> {
+    let mut value: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
+    value[..key.len().min(64)].copy_from_slice(&key[..key.len().min(64)]);
+    value
+}
+
+fn serve_origin(
+    hits: &Mutex<HashMap<Vec<u8>, usize>>,
+    request: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let reply = |status: StatusCode, body: Vec<u8>| {
+        let mut response = Response::new(Full::new(Bytes::from(body)));
+        *response.status_mut() = status;
+        response
+    };
+    let Some(raw) = request.uri().path().strip_prefix("/v/") else {
+        return reply(StatusCode::BAD_REQUEST, b"bad origin path".to_vec());
+    };
+    let Ok(key) = groupcached::wire::unescape(raw.as_bytes()) else {
+        return reply(StatusCode::BAD_REQUEST, b"bad escape".to_vec());
+    };
+    *hits.lock().unwrap().entry(key.clone()).or_default() += 1;
+    if key.starts_with(b"missing") {
+        reply(StatusCode::NOT_FOUND, b"no such key".to_vec())
+    } else if key.starts_with(b"fail") {
+        reply(StatusCode::INTERNAL_SERVER_ERROR, b"origin broke".to_vec())
+    } else if key.starts_with(b"big") {
+        reply(StatusCode::OK, big_value(&key))
+    } else {
+        reply(StatusCode::OK, value_of(&key))
+    }
+}
+
+/// `--peers a,b,c` for the given ports.
+pub fn peer_list(ports: &[u16]) -> String {
+    ports
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Starts one groupcached node per port, all with the same peer list and
+/// group `g` loading from `origin`, plus any `extra` args.
+pub async fn start_cluster(ports: &[u16], origin: &Origin, extra: &[&str]) -> Vec<GcNode> {
+    let peers = peer_list(ports);
+    let mut nodes = Vec::new();
+    for &port in ports {
+        let mut args = vec![
+            "--peers".to_string(),
+            peers.clone(),
+            "--group".to_string(),
+            format!("g={}", origin.template()),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        nodes.push(GcNode::start(port, &args).await);
+    }
+    nodes
+}
