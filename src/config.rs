@@ -191,14 +191,7 @@ fn check_url(flag: &'static str, url: &str) -> Result<(), ConfigError> {
 
 /// "64MiB", "64M", "512k", "1G", "1048576" → bytes (binary multiples).
 pub fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let digits = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(digits);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size like 64MiB"))?;
+    let (number, unit) = split_number(text, "a size like 64MiB")?;
     let shift = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 0,
         "k" | "kb" | "kib" => 10,
@@ -214,22 +207,29 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 
 /// "500ms", "2s", "1m", "3" (seconds) → a duration.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = split_number(text, "a duration like 2s")?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(number)),
+        "" | "s" => Ok(Duration::from_secs(number)),
+        "m" => number
+            .checked_mul(60)
+            .map(Duration::from_secs)
+            .ok_or_else(|| format!("{text:?} is too large")),
+        _ => Err(format!("{text:?}: unknown unit {unit:?} (use ms, s or m)")),
+    }
+}
+
+/// "64MiB" → (64, "MiB"); `expected` describes a good value for the error.
+fn split_number<'a>(text: &'a str, expected: &str) -> Result<(u64, &'a str), String> {
     let text = text.trim();
     let digits = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(digits);
-    let number: u64 = number
+    let number = number
         .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 2s"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(number)),
-        "" | "s" => Ok(Duration::from_secs(number)),
-        "m" => Ok(Duration::from_secs(number * 60)),
-        _ => Err(format!(
-            "{text:?}: unknown duration unit {unit:?} (use ms, s or m)"
-        )),
-    }
+        .map_err(|_| format!("{text:?} is not {expected}"))?;
+    Ok((number, unit))
 }
 
 #[cfg(test)]

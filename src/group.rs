@@ -267,6 +267,21 @@ mod tests {
         })
     }
 
+    /// `n` gets of `key` started at once, each on its own task.
+    async fn concurrent_gets(group: &Group, key: &'static [u8], n: usize) -> Vec<Loaded> {
+        let gets: Vec<_> = (0..n)
+            .map(|_| {
+                let group = group.clone();
+                tokio::spawn(async move { group.get(key).await })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for get in gets {
+            results.push(get.await.expect("get task"));
+        }
+        results
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn hundred_concurrent_gets_load_once() {
         let calls = Arc::new(AtomicUsize::new(0));
@@ -276,14 +291,8 @@ mod tests {
             counting_getter(calls.clone(), Duration::from_millis(200)),
             local_peers(),
         );
-        let gets: Vec<_> = (0..100)
-            .map(|_| {
-                let group = group.clone();
-                tokio::spawn(async move { group.get(b"slow").await })
-            })
-            .collect();
-        for get in gets {
-            assert_eq!(get.await.unwrap().unwrap(), "value-of-slow");
+        for loaded in concurrent_gets(&group, b"slow", 100).await {
+            assert_eq!(loaded.unwrap(), "value-of-slow");
         }
         assert_eq!(calls.load(Relaxed), 1);
         let stats = group.stats();
@@ -305,14 +314,8 @@ mod tests {
             counting_getter(calls.clone(), Duration::from_millis(100)),
             local_peers(),
         );
-        let gets: Vec<_> = (0..50)
-            .map(|_| {
-                let group = group.clone();
-                tokio::spawn(async move { group.get(b"missing").await })
-            })
-            .collect();
-        for get in gets {
-            let error = get.await.unwrap().unwrap_err();
+        for loaded in concurrent_gets(&group, b"missing", 50).await {
+            let error = loaded.unwrap_err();
             assert!(error.is_not_found());
             assert_eq!(error.to_string(), "origin returned 404 Not Found");
         }
