@@ -1,0 +1,201 @@
+// gopeer is a real golang/groupcache node for groupcached's interop tests
+// and benchmarks. It is built in GOPATH mode against Debian's
+// golang-github-golang-groupcache-dev (see scripts/build-gopeer).
+//
+// It mirrors groupcached's command line and user API so tests can drive both
+// kinds of node the same way:
+//
+//	gopeer -listen ADDR [-self URL] [-peers A,B,...] -group NAME=ORIGIN ...
+//	       [-cache-bytes N] [-replicas N] [-base-path P]
+//
+// The HTTPPool is served on its base path (without Go's ServeMux, so no path
+// cleaning redirects); GET /cache/{group}/{key} returns the raw value,
+// GET /stats the groups' Stats and CacheStats as JSON, GET /healthz "ok".
+//
+//	gopeer -ring -peers A,B,... [-replicas N]
+//
+// reads hex-encoded keys from stdin, one per line, and prints each key's
+// owner by golang's consistenthash.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/golang/groupcache"
+	"github.com/golang/groupcache/consistenthash"
+)
+
+type groupFlags []string
+
+func (g *groupFlags) String() string     { return strings.Join(*g, ",") }
+func (g *groupFlags) Set(v string) error { *g = append(*g, v); return nil }
+
+var client = &http.Client{Timeout: 10 * time.Second}
+
+// escape percent-encodes every byte outside A-Z a-z 0-9 - _ . ~, as
+// groupcached does for origin URLs.
+func escape(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == '~' {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
+}
+
+// originGetter loads from an HTTP origin URL template, with the same error
+// texts as groupcached's origin.
+func originGetter(group, template string) groupcache.GetterFunc {
+	template = strings.ReplaceAll(template, "{group}", escape(group))
+	return func(ctx context.Context, key string, dest groupcache.Sink) error {
+		resp, err := client.Get(strings.ReplaceAll(template, "{key}", escape(key)))
+		if err != nil {
+			return fmt.Errorf("origin request failed: %v", err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("origin returned %s", resp.Status)
+		}
+		if err != nil {
+			return fmt.Errorf("origin request failed: %v", err)
+		}
+		return dest.SetBytes(body)
+	}
+}
+
+func ring(peers []string, replicas int) {
+	m := consistenthash.New(replicas, nil)
+	m.Add(peers...)
+	in := bufio.NewScanner(os.Stdin)
+	in.Buffer(make([]byte, 1<<20), 1<<20)
+	out := bufio.NewWriter(os.Stdout)
+	defer out.Flush()
+	for in.Scan() {
+		key, err := hex.DecodeString(in.Text())
+		if err != nil {
+			log.Fatalf("bad hex key %q: %v", in.Text(), err)
+		}
+		fmt.Fprintln(out, m.Get(string(key)))
+	}
+}
+
+func main() {
+	listen := flag.String("listen", "", "address to listen on")
+	self := flag.String("self", "", "this node's URL (default http://LISTEN)")
+	peerList := flag.String("peers", "", "comma-separated peer URLs, passed to Set in order")
+	cacheBytes := flag.Int64("cache-bytes", 64<<20, "cache size per group")
+	replicas := flag.Int("replicas", 50, "ring replicas")
+	basePath := flag.String("base-path", "/_groupcache/", "peer protocol base path")
+	ringMode := flag.Bool("ring", false, "print owners of hex keys read from stdin")
+	var groups groupFlags
+	flag.Var(&groups, "group", "NAME=ORIGIN_TEMPLATE (repeatable)")
+	flag.Parse()
+
+	var peers []string
+	if *peerList != "" {
+		peers = strings.Split(*peerList, ",")
+	}
+	if *ringMode {
+		ring(peers, *replicas)
+		return
+	}
+	if *listen == "" {
+		log.Fatal("-listen is required")
+	}
+	if *self == "" {
+		*self = "http://" + *listen
+	}
+	if len(peers) == 0 {
+		peers = []string{*self}
+	}
+	pool := groupcache.NewHTTPPoolOpts(*self, &groupcache.HTTPPoolOptions{BasePath: *basePath, Replicas: *replicas})
+	pool.Set(peers...)
+	byName := map[string]*groupcache.Group{}
+	for _, spec := range groups {
+		name, origin, ok := strings.Cut(spec, "=")
+		if !ok || name == "" {
+			log.Fatalf("bad -group %q", spec)
+		}
+		byName[name] = groupcache.NewGroup(name, *cacheBytes, originGetter(name, origin))
+	}
+
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		path := r.URL.Path
+		switch {
+		case strings.HasPrefix(path, *basePath):
+			pool.ServeHTTP(w, r)
+		case path == "/healthz":
+			io.WriteString(w, "ok\n")
+		case path == "/stats":
+			stats := map[string]interface{}{}
+			for name, g := range byName {
+				stats[name] = map[string]interface{}{
+					"Gets": g.Stats.Gets, "CacheHits": g.Stats.CacheHits,
+					"PeerLoads": g.Stats.PeerLoads, "PeerErrors": g.Stats.PeerErrors,
+					"Loads": g.Stats.Loads, "LoadsDeduped": g.Stats.LoadsDeduped,
+					"LocalLoads": g.Stats.LocalLoads, "LocalLoadErrs": g.Stats.LocalLoadErrs,
+					"ServerRequests": g.Stats.ServerRequests,
+					"MainCache":      g.CacheStats(groupcache.MainCache),
+					"HotCache":       g.CacheStats(groupcache.HotCache),
+				}
+			}
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(map[string]interface{}{"groups": stats})
+		case strings.HasPrefix(path, "/cache/"):
+			name, key, ok := strings.Cut(strings.TrimPrefix(path, "/cache/"), "/")
+			if !ok {
+				http.Error(w, "bad request", http.StatusBadRequest)
+				return
+			}
+			g := byName[name]
+			if g == nil {
+				http.Error(w, "no such group: "+name, http.StatusNotFound)
+				return
+			}
+			var value []byte
+			if err := g.Get(r.Context(), key, groupcache.AllocatingByteSliceSink(&value)); err != nil {
+				http.Error(w, err.Error(), http.StatusBadGateway)
+				return
+			}
+			w.Header().Set("Content-Type", "application/octet-stream")
+			w.Write(value)
+		default:
+			http.NotFound(w, r)
+		}
+	})
+
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("listening on %s\n", ln.Addr())
+	server := &http.Server{Handler: handler}
+	go func() {
+		signals := make(chan os.Signal, 1)
+		signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
+		<-signals
+		server.Close()
+	}()
+	if err := server.Serve(ln); err != nil && err != http.ErrServerClosed {
+		log.Fatal(err)
+	}
+}
