@@ -1,6 +1,28 @@
-//! Peer discovery through etcd (placeholder until the etcd loop lands).
+//! Peer discovery through etcd: the peer list comes from etcd instead of
+//! `--peers`, and is fed to the pool exactly as `HTTPPool.Set` would be.
+//!
+//! Key layout (so any node, Go included, can join with `etcdctl`): each node
+//! puts `{prefix}{url}` = `{url}` under a lease it keeps alive. The peer list
+//! is the sorted, de-duplicated set of values under the prefix.
+//!
+//! One session: connect → grant a lease → register → list the prefix →
+//! watch it from the listing's revision + 1 (so no change is missed) while
+//! keeping the lease alive. Any failure (etcd down, lease lost, watch
+//! cancelled or compacted, our key deleted) ends the session; the loop keeps
+//! the last known peer list, backs off, and starts a fresh session, which
+//! registers again. On stop, the lease is revoked so others drop this node
+//! at once.
 
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
+
+use etcd_client::{Client, ConnectOptions, EventType, GetOptions, PutOptions, WatchOptions};
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::peers::Peers;
 
 /// Where and how this node registers in etcd.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -8,4 +30,238 @@ pub struct EtcdConfig {
     pub endpoints: Vec<String>,
     pub prefix: String,
     pub ttl: Duration,
+}
+
+/// What `GET /peers` shows about etcd.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct EtcdStatus {
+    pub endpoints: Vec<String>,
+    pub prefix: String,
+    /// True while a session is registered and watching.
+    pub connected: bool,
+    /// The lease this node's key is attached to.
+    pub lease_id: Option<i64>,
+    /// The etcd revision of the last peer list seen.
+    pub revision: i64,
+    /// Why the last session ended, if it did.
+    pub last_error: Option<String>,
+}
+
+/// Why a session ended.
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error("etcd: {0}")]
+    Etcd(#[from] etcd_client::Error),
+    #[error("etcd did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("lease {0:x} expired or was revoked")]
+    LeaseLost(i64),
+    #[error("keep-alive stream ended")]
+    KeepAliveEnded,
+    #[error("watch ended")]
+    WatchEnded,
+    #[error("watch cancelled (compacted at {compacted}): {reason}")]
+    WatchCancelled { compacted: i64, reason: String },
+    #[error("this node's key was deleted")]
+    Deregistered,
+}
+
+/// The longest wait between two attempts to reach etcd.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// The deadline of any single etcd call.
+const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Keeps `peers` in step with etcd until `stop` resolves, then revokes this
+/// node's lease and returns. Progress is published on `status`.
+pub async fn run(
+    config: EtcdConfig,
+    peers: Arc<Peers>,
+    status: watch::Sender<EtcdStatus>,
+    stop: impl Future<Output = ()>,
+) {
+    let mut discovery = Discovery {
+        key: format!("{}{}", config.prefix, peers.self_url()),
+        config,
+        peers,
+        status,
+        lease: None,
+    };
+    discovery.status.send_modify(|s| {
+        s.endpoints = discovery.config.endpoints.clone();
+        s.prefix = discovery.config.prefix.clone();
+    });
+    tokio::pin!(stop);
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let ended = tokio::select! {
+            ended = discovery.session() => ended,
+            () = &mut stop => break,
+        };
+        let was_connected = discovery.status.borrow().connected;
+        tracing::warn!(error = %ended, "etcd session ended; keeping the last peer list");
+        discovery.status.send_modify(|s| {
+            s.connected = false;
+            s.last_error = Some(ended.to_string());
+        });
+        if was_connected {
+            backoff = Duration::from_millis(100);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = &mut stop => break,
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+    discovery.deregister().await;
+}
+
+struct Discovery {
+    config: EtcdConfig,
+    /// `{prefix}{self_url}`.
+    key: String,
+    peers: Arc<Peers>,
+    status: watch::Sender<EtcdStatus>,
+    /// The current lease and the client that holds it, for revoking.
+    lease: Option<(Client, i64)>,
+}
+
+impl Discovery {
+    /// One session; returns only when it fails.
+    async fn session(&mut self) -> SessionError {
+        match self.try_session().await {
+            Ok(never) => match never {},
+            Err(e) => e,
+        }
+    }
+
+    async fn try_session(&mut self) -> Result<std::convert::Infallible, SessionError> {
+        let options = ConnectOptions::new()
+            .with_connect_timeout(CALL_TIMEOUT)
+            .with_timeout(CALL_TIMEOUT);
+        let mut client = timed(Client::connect(&self.config.endpoints, Some(options))).await?;
+
+        // Register under a fresh lease, then drop the previous one (if etcd
+        // kept it) so it cannot linger.
+        let ttl = self.config.ttl.as_secs().max(1) as i64;
+        let lease = timed(client.lease_grant(ttl, None)).await?.id();
+        let url = self.peers.self_url().to_string();
+        let put = PutOptions::new().with_lease(lease);
+        timed(client.put(self.key.clone(), url, Some(put))).await?;
+        if let Some((mut old_client, old)) = self.lease.replace((client.clone(), lease)) {
+            let _ = timed(old_client.lease_revoke(old)).await;
+        }
+        let (mut keeper, mut keep_alives) = timed(client.lease_keep_alive(lease)).await?;
+
+        // List, then watch from just after the listing.
+        let listing = timed(client.get(
+            self.config.prefix.clone(),
+            Some(GetOptions::new().with_prefix()),
+        ))
+        .await?;
+        let revision = listing.header().map_or(0, |h| h.revision());
+        let mut members: BTreeMap<Vec<u8>, String> = listing
+            .kvs()
+            .iter()
+            .map(|kv| {
+                (
+                    kv.key().to_vec(),
+                    String::from_utf8_lossy(kv.value()).into_owned(),
+                )
+            })
+            .collect();
+        let watch_options = WatchOptions::new()
+            .with_prefix()
+            .with_start_revision(revision + 1);
+        let mut watch =
+            timed(client.watch(self.config.prefix.clone(), Some(watch_options))).await?;
+        self.publish(&members, revision);
+        self.status.send_modify(|s| {
+            s.connected = true;
+            s.lease_id = Some(lease);
+            s.last_error = None;
+        });
+        tracing::info!(lease = format!("{lease:x}"), key = %self.key, "registered in etcd");
+
+        let mut tick = tokio::time::interval(self.config.ttl / 3);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => timed(keeper.keep_alive()).await?,
+                reply = keep_alives.message() => match reply? {
+                    Some(reply) if reply.ttl() <= 0 => return Err(SessionError::LeaseLost(lease)),
+                    Some(_) => {}
+                    None => return Err(SessionError::KeepAliveEnded),
+                },
+                reply = watch.message() => {
+                    let reply = reply?.ok_or(SessionError::WatchEnded)?;
+                    if reply.canceled() || reply.compact_revision() > 0 {
+                        return Err(SessionError::WatchCancelled {
+                            compacted: reply.compact_revision(),
+                            reason: reply.cancel_reason().to_string(),
+                        });
+                    }
+                    let mut revision = None;
+                    for event in reply.events() {
+                        let Some(kv) = event.kv() else { continue };
+                        revision = Some(kv.mod_revision());
+                        match event.event_type() {
+                            EventType::Put => {
+                                members.insert(kv.key().to_vec(), String::from_utf8_lossy(kv.value()).into_owned());
+                            }
+                            EventType::Delete => {
+                                members.remove(kv.key());
+                            }
+                        }
+                    }
+                    if let Some(revision) = revision {
+                        self.publish(&members, revision);
+                    }
+                    if !members.contains_key(self.key.as_bytes()) {
+                        return Err(SessionError::Deregistered);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Feeds the sorted, de-duplicated values to the pool if they changed.
+    fn publish(&self, members: &BTreeMap<Vec<u8>, String>, revision: i64) {
+        let mut list: Vec<String> = members
+            .values()
+            .filter(|v| !v.is_empty())
+            .cloned()
+            .collect();
+        list.sort();
+        list.dedup();
+        self.status.send_modify(|s| s.revision = revision);
+        if list != self.peers.list() {
+            tracing::info!(peers = ?list, revision, "peer list from etcd");
+            self.peers.set(list);
+        }
+    }
+
+    /// Revokes the lease so the other nodes drop this one at once.
+    async fn deregister(&mut self) {
+        if let Some((mut client, lease)) = self.lease.take() {
+            match timed(client.lease_revoke(lease)).await {
+                Ok(_) => tracing::info!(lease = format!("{lease:x}"), "lease revoked"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not revoke the lease; it expires by itself")
+                }
+            }
+        }
+        self.status.send_modify(|s| {
+            s.connected = false;
+            s.lease_id = None;
+        });
+    }
+}
+
+/// Runs an etcd call with [`CALL_TIMEOUT`].
+async fn timed<T>(
+    call: impl Future<Output = Result<T, etcd_client::Error>>,
+) -> Result<T, SessionError> {
+    match tokio::time::timeout(CALL_TIMEOUT, call).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(SessionError::Timeout(CALL_TIMEOUT)),
+    }
 }

@@ -26,6 +26,9 @@ pub mod wire;
 use std::future::Future;
 
 use tokio::net::TcpListener;
+use tokio::sync::{oneshot, watch};
+
+use discovery::EtcdStatus;
 
 pub use config::{Args, Config};
 pub use node::Node;
@@ -39,7 +42,8 @@ pub enum StartError {
     Listener(#[from] std::io::Error),
 }
 
-/// Runs a node on `listener` until `shutdown` resolves.
+/// Runs a node on `listener` until `shutdown` resolves. With etcd, the
+/// node's lease is revoked first, then in-flight requests drain.
 pub async fn run(
     config: Config,
     listener: TcpListener,
@@ -49,13 +53,33 @@ pub async fn run(
         Some(url) => url.clone(),
         None => format!("http://{}", listener.local_addr()?),
     };
-    let node = Node::new(&config, self_url.clone())?;
+    let (node, discovery) = match config.etcd.clone() {
+        None => (Node::new(&config, self_url.clone(), None)?, None),
+        Some(etcd) => {
+            let (status, status_receiver) = watch::channel(EtcdStatus::default());
+            let node = Node::new(&config, self_url.clone(), Some(status_receiver))?;
+            let (stop, stopped) = oneshot::channel::<()>();
+            let stopped = async {
+                let _ = stopped.await;
+            };
+            let task = tokio::spawn(discovery::run(etcd, node.peers().clone(), status, stopped));
+            (node, Some((stop, task)))
+        }
+    };
     tracing::info!(
         addr = %listener.local_addr()?,
         self_url = %self_url,
         peers = ?node.peers().list(),
+        etcd = ?config.etcd.as_ref().map(|e| &e.endpoints),
         "groupcached serving"
     );
+    let shutdown = async move {
+        shutdown.await;
+        if let Some((stop, task)) = discovery {
+            let _ = stop.send(());
+            let _ = task.await;
+        }
+    };
     server::run(listener, node, shutdown).await;
     Ok(())
 }

@@ -6,8 +6,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use tokio::sync::watch;
 
 use crate::config::{Config, GroupSpec};
+use crate::discovery::EtcdStatus;
 use crate::group::Group;
 use crate::http_client::HttpClient;
 use crate::origin::{Getter, GetterError, HttpOrigin, TemplateError};
@@ -30,7 +32,8 @@ struct Inner {
 #[derive(Clone)]
 pub enum PeerSource {
     Static,
-    Etcd,
+    /// Discovery's latest status.
+    Etcd(watch::Receiver<EtcdStatus>),
 }
 
 /// A group that cannot be built.
@@ -43,7 +46,12 @@ pub enum NodeError {
 impl Node {
     /// Builds the node's groups and peer pool. `self_url` is this node's
     /// URL in the peer list; with static peers it is appended if missing.
-    pub fn new(config: &Config, self_url: String) -> Result<Node, NodeError> {
+    /// With etcd, `etcd_status` is the status discovery publishes.
+    pub fn new(
+        config: &Config,
+        self_url: String,
+        etcd_status: Option<watch::Receiver<EtcdStatus>>,
+    ) -> Result<Node, NodeError> {
         let http = HttpClient::new(config.peer_timeout, config.max_conns_per_peer);
         let peers = Arc::new(Peers::new(
             self_url.clone(),
@@ -52,8 +60,8 @@ impl Node {
             http.clone(),
             config.max_conns_per_peer,
         ));
-        let source = if config.etcd.is_some() {
-            PeerSource::Etcd
+        let source = if let Some(status) = etcd_status {
+            PeerSource::Etcd(status)
         } else {
             let mut list = config.peers.clone();
             if !list.contains(&self_url) {

@@ -24,6 +24,7 @@ use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
+use crate::discovery::EtcdStatus;
 use crate::group::GroupStats;
 use crate::node::{Node, PeerSource};
 use crate::wire::{self, GroupKey, PathError};
@@ -209,15 +210,19 @@ struct PeersReply {
     self_url: String,
     source: &'static str,
     peers: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    etcd: Option<EtcdStatus>,
 }
 
 fn peers(node: &Node) -> PeersReply {
+    let (source, etcd) = match node.source() {
+        PeerSource::Static => ("static", None),
+        PeerSource::Etcd(status) => ("etcd", Some(status.borrow().clone())),
+    };
     PeersReply {
         self_url: node.peers().self_url().to_string(),
-        source: match node.source() {
-            PeerSource::Static => "static",
-            PeerSource::Etcd => "etcd",
-        },
+        source,
         peers: node.peers().list(),
+        etcd,
     }
 }
