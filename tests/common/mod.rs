@@ -335,3 +335,149 @@ pub async fn start_cluster(ports: &[u16], origin: &Origin, extra: &[&str]) -> Ve
     }
     nodes
 }
+
+/// The Go test peer built by `scripts/build-gopeer`; panics if it is missing.
+pub fn gopeer_path() -> std::path::PathBuf {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/gopeer/gopeer");
+    assert!(
+        path.is_file(),
+        "{} does not exist: run scripts/build-gopeer (scripts/test does) before these tests",
+        path.display()
+    );
+    path
+}
+
+/// A running Go groupcache node (`tests/gopeer`), killed on drop.
+pub struct GoNode {
+    pub proc: Proc,
+    pub addr: SocketAddr,
+    pub url: String,
+    /// Kept open so the node never writes to a closed pipe.
+    _stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl GoNode {
+    /// Starts `gopeer -listen 127.0.0.1:{port} ARGS...`, waits for its
+    /// `listening on` line and then for `/healthz`. Unlike groupcached,
+    /// gopeer does not add itself to `-peers`: pass the full list.
+    pub async fn start(port: u16, args: &[String]) -> GoNode {
+        use std::io::BufRead;
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let mut command = Command::new(gopeer_path());
+        command
+            .arg("-listen")
+            .arg(addr.to_string())
+            .args(args)
+            .stdout(Stdio::piped());
+        let mut proc = Proc::spawn(&format!("gopeer:{port}"), &mut command);
+        let stdout = proc.child.stdout.take().expect("gopeer stdout");
+        let read_line = tokio::task::spawn_blocking(move || {
+            let mut reader = std::io::BufReader::new(stdout);
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            (reader, line)
+        });
+        // On a timeout the blocking read ends when `proc` drops (kills the node).
+        let (stdout, line) = tokio::time::timeout(Duration::from_secs(10), read_line)
+            .await
+            .unwrap_or_else(|_| panic!("gopeer:{port} printed nothing for 10 s"))
+            .unwrap();
+        assert!(
+            line.starts_with("listening on"),
+            "gopeer:{port} did not start (stdout: {line:?}; see its stderr above)"
+        );
+        let node = GoNode {
+            proc,
+            addr,
+            url: format!("http://{addr}"),
+            _stdout: stdout,
+        };
+        wait_healthy(&node.url).await;
+        node
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        http_get(&format!("{}{}", self.url, path)).await
+    }
+
+    /// `/stats` as JSON (the same shape as groupcached's).
+    pub async fn stats(&self) -> serde_json::Value {
+        let reply = self.get("/stats").await;
+        assert_eq!(reply.status, 200);
+        serde_json::from_slice(&reply.body).expect("stats JSON")
+    }
+}
+
+/// golang's `consistenthash` owner of each key, from `gopeer -ring`, for a
+/// ring of `peers` (added in this order) with `replicas` points per peer.
+pub fn go_ring_owners(peers: &[String], replicas: usize, keys: &[Vec<u8>]) -> Vec<String> {
+    use std::io::{Read, Write};
+    let mut command = Command::new(gopeer_path());
+    command
+        .arg("-ring")
+        .arg("-peers")
+        .arg(peers.join(","))
+        .arg("-replicas")
+        .arg(replicas.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    let child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting gopeer -ring: {e}"));
+    let mut proc = Proc {
+        child,
+        name: "gopeer -ring".into(),
+    };
+    let mut input = String::with_capacity(keys.len() * 20);
+    for key in keys {
+        for byte in key {
+            input.push_str(&format!("{byte:02x}"));
+        }
+        input.push('\n');
+    }
+    let mut stdin = proc.child.stdin.take().unwrap();
+    // Written from another thread so a full stdout pipe cannot deadlock us.
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let mut output = String::new();
+    proc.child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut output)
+        .unwrap();
+    writer
+        .join()
+        .unwrap()
+        .expect("writing keys to gopeer -ring");
+    let status = proc.child.wait().unwrap();
+    assert!(status.success(), "gopeer -ring failed: {status}");
+    let owners: Vec<String> = output.lines().map(str::to_string).collect();
+    assert_eq!(owners.len(), keys.len(), "gopeer -ring: one owner per key");
+    owners
+}
+
+/// Runs `task(item)` for every item with at most `limit` in flight, each on
+/// its own tokio task; the results in the order of `items`.
+pub async fn bounded<T, F, Fut>(limit: usize, items: Vec<T>, task: F) -> Vec<Fut::Output>
+where
+    F: Fn(T) -> Fut,
+    Fut: std::future::Future + Send + 'static,
+    Fut::Output: Send + 'static,
+{
+    let permits = Arc::new(tokio::sync::Semaphore::new(limit));
+    let mut handles = Vec::with_capacity(items.len());
+    for item in items {
+        let permit = permits.clone().acquire_owned().await.unwrap();
+        let work = task(item);
+        handles.push(tokio::spawn(async move {
+            let output = work.await;
+            drop(permit);
+            output
+        }));
+    }
+    let mut outputs = Vec::with_capacity(handles.len());
+    for handle in handles {
+        outputs.push(handle.await.expect("bounded task"));
+    }
+    outputs
+}
