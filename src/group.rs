@@ -119,9 +119,11 @@ impl Group {
         inner.stats.loads.fetch_add(1, Relaxed);
         let this = self.clone();
         let owned_key = key.to_vec();
+        // Boxed: the singleflight moves the work into a task of its own,
+        // and moving a pointer is cheaper than moving the whole future.
         let loaded = inner
             .loads
-            .run(key, || async move { this.load(owned_key).await });
+            .run(key, || Box::pin(async move { this.load(owned_key).await }));
         loaded.await.unwrap_or(Err(GroupError::Panicked))
     }
 
@@ -197,26 +199,32 @@ impl Group {
     async fn load_locally(&self, key: &[u8], count_dedup: bool) -> Loaded {
         let this = self.clone();
         let owned_key = key.to_vec();
-        let loaded = self.inner.local_loads.run(key, || async move {
-            let inner = &this.inner;
-            if let Some(value) = this.lookup(&owned_key) {
-                return Ok(value);
-            }
-            if count_dedup {
-                inner.stats.loads_deduped.fetch_add(1, Relaxed);
-            }
-            match inner.getter.get(&owned_key).await {
-                Ok(value) => {
-                    inner.stats.local_loads.fetch_add(1, Relaxed);
-                    Ok(inner.caches.add(Which::Main, &owned_key, &value))
-                }
-                Err(e) => {
-                    inner.stats.local_load_errs.fetch_add(1, Relaxed);
-                    Err(GroupError::Getter(e))
-                }
-            }
+        // Boxed for the same reason as in `get`.
+        let loaded = self.inner.local_loads.run(key, || {
+            Box::pin(async move { this.load_from_getter(owned_key, count_dedup).await })
         });
         loaded.await.unwrap_or(Err(GroupError::Panicked))
+    }
+
+    /// The singleflight leader's work for a local load.
+    async fn load_from_getter(&self, key: Vec<u8>, count_dedup: bool) -> Loaded {
+        let inner = &self.inner;
+        if let Some(value) = self.lookup(&key) {
+            return Ok(value);
+        }
+        if count_dedup {
+            inner.stats.loads_deduped.fetch_add(1, Relaxed);
+        }
+        match inner.getter.get(&key).await {
+            Ok(value) => {
+                inner.stats.local_loads.fetch_add(1, Relaxed);
+                Ok(inner.caches.add(Which::Main, &key, &value))
+            }
+            Err(e) => {
+                inner.stats.local_load_errs.fetch_add(1, Relaxed);
+                Err(GroupError::Getter(e))
+            }
+        }
     }
 }
 
