@@ -481,3 +481,4 @@ where
     }
     outputs
 }
+pub mod etcd;

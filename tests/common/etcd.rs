@@ -1,0 +1,230 @@
+//! A throwaway single-member etcd (Debian's `/usr/bin/etcd`) on two free
+//! loopback ports with its own temporary directory, and `scripts/etcd-register`
+//! runs. Both are stopped and cleaned up when their handles drop, also when
+//! a test panics; a panicking test also prints the end of etcd's log.
+
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{free_ports, try_get, Proc};
+
+const ETCD: &str = "/usr/bin/etcd";
+const ETCDCTL: &str = "etcdctl";
+/// What etcd's `/health` says once it has a leader.
+const HEALTHY: &str = r#""health":"true""#;
+
+/// A running (or stopped) etcd that keeps its ports and data directory
+/// across [`Etcd::stop`] and [`Etcd::start`].
+pub struct Etcd {
+    client_port: u16,
+    peer_port: u16,
+    /// Holds `data/` (etcd's `--data-dir`) and `etcd.log`.
+    dir: PathBuf,
+    proc: Option<Proc>,
+}
+
+impl Etcd {
+    /// Starts a fresh etcd and waits until it answers.
+    pub async fn start_new() -> Etcd {
+        assert!(
+            std::path::Path::new(ETCD).is_file(),
+            "{ETCD} is missing: run scripts/deps (scripts/test does)"
+        );
+        let ports = free_ports(2);
+        let dir = std::env::temp_dir().join(format!(
+            "groupcached-etcd-{}-{}",
+            std::process::id(),
+            ports[0]
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("creating etcd's temporary directory");
+        let mut etcd = Etcd {
+            client_port: ports[0],
+            peer_port: ports[1],
+            dir,
+            proc: None,
+        };
+        etcd.start().await;
+        etcd
+    }
+
+    /// The client URL, as `--etcd` takes it.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.join("etcd.log")
+    }
+
+    /// Starts etcd (again) on the same ports and data directory and waits
+    /// until `/health` says it has a leader.
+    pub async fn start(&mut self) {
+        assert!(self.proc.is_none(), "etcd is already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("opening etcd.log");
+        let peer_url = format!("http://127.0.0.1:{}", self.peer_port);
+        let mut command = Command::new(ETCD);
+        command
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .arg("--listen-client-urls")
+            .arg(self.endpoint())
+            .arg("--advertise-client-urls")
+            .arg(self.endpoint())
+            .arg("--listen-peer-urls")
+            .arg(&peer_url)
+            .arg("--initial-advertise-peer-urls")
+            .arg(&peer_url)
+            .arg("--initial-cluster")
+            .arg(format!("default={peer_url}"))
+            // A single member elects itself; no need to wait a whole second.
+            .args(["--heartbeat-interval", "50", "--election-timeout", "250"])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        let mut proc = Proc::spawn(&format!("etcd:{}", self.client_port), &mut command);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(reply) = try_get(&format!("{}/health", self.endpoint())).await {
+                if reply.status == 200 && String::from_utf8_lossy(&reply.body).contains(HEALTHY) {
+                    break;
+                }
+            }
+            if let Ok(Some(status)) = proc.child.try_wait() {
+                panic!("etcd exited with {status}:\n{}", self.log_tail());
+            }
+            if Instant::now() > deadline {
+                panic!("etcd was not healthy after 15 s:\n{}", self.log_tail());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.proc = Some(proc);
+    }
+
+    /// SIGTERM, then waits for etcd to exit (SIGKILL after 10 s).
+    pub async fn stop(&mut self) {
+        let Some(mut proc) = self.proc.take() else {
+            return;
+        };
+        proc.signal("TERM");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = proc.child.try_wait() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Dropping `proc` kills and reaps it.
+    }
+
+    /// Stops etcd and deletes its data: the next [`Etcd::start`] is a new,
+    /// empty cluster on the same ports.
+    pub async fn wipe(&mut self) {
+        self.stop().await;
+        std::fs::remove_dir_all(self.data_dir()).expect("deleting etcd's data directory");
+    }
+
+    /// `etcdctl get --prefix --keys-only PREFIX`: the keys under `prefix`.
+    pub async fn keys(&self, prefix: &str) -> Vec<String> {
+        let output = tokio::process::Command::new(ETCDCTL)
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", self.endpoint()))
+            .args(["--command-timeout=2s", "get", "--prefix", "--keys-only"])
+            .arg(prefix)
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        let output = tokio::time::timeout(Duration::from_secs(10), output)
+            .await
+            .expect("etcdctl get took over 10 s")
+            .expect("running etcdctl");
+        assert!(
+            output.status.success(),
+            "etcdctl get failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter(|line| !line.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The last 40 lines of etcd's log.
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "--- end of etcd.log ({}) ---\n{}",
+                self.endpoint(),
+                self.log_tail()
+            );
+        }
+        drop(self.proc.take());
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A running `scripts/etcd-register URL ENDPOINT PREFIX TTL`: `URL` stays
+/// registered until [`Registration::stop`] or drop. The script and the
+/// `etcdctl` it starts share their own process group, so both end.
+pub struct Registration {
+    child: Child,
+}
+
+impl Registration {
+    pub fn start(url: &str, etcd: &Etcd, prefix: &str, ttl_seconds: u64) -> Registration {
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/etcd-register");
+        let child = Command::new(script)
+            .args([url, &etcd.endpoint(), prefix, &ttl_seconds.to_string()])
+            .stdin(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("starting scripts/etcd-register");
+        Registration { child }
+    }
+
+    /// Sends `signal` to the script's whole process group.
+    fn signal_group(&self, signal: &str) {
+        let _ = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg("--")
+            .arg(format!("-{}", self.child.id()))
+            .status();
+    }
+
+    /// SIGTERM: the script revokes its lease and exits. Waits up to 10 s.
+    pub async fn stop(&mut self) {
+        self.signal_group("TERM");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.signal_group("KILL");
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,372 @@
+//! Peer discovery through a real etcd: groupcached nodes started with only
+//! `--etcd` find each other, load each key once, follow joins, graceful
+//! leaves (lease revoked at once) and crashes (lease expiry), keep serving
+//! through an etcd outage, re-register after etcd loses its data, and pick
+//! up a Go groupcache node registered with `scripts/etcd-register`.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::etcd::{Etcd, Registration};
+use common::*;
+use groupcached::consistenthash::{Ring, DEFAULT_REPLICAS};
+use serde_json::Value;
+
+/// The default `--etcd-prefix`.
+const PREFIX: &str = "/groupcache/peers/";
+/// The lease TTL most nodes here register with; short to keep tests fast.
+const TTL: Duration = Duration::from_secs(3);
+/// How soon every node must see a join or a graceful leave.
+const PROMPTLY: Duration = Duration::from_secs(2);
+/// How often `/peers` is polled.
+const POLL: Duration = Duration::from_millis(50);
+
+fn url_of(port: u16) -> String {
+    format!("http://127.0.0.1:{port}")
+}
+
+/// The peer list every node must show: the URLs sorted as strings.
+fn sorted_urls(ports: &[u16]) -> Vec<String> {
+    let mut urls: Vec<String> = ports.iter().map(|&p| url_of(p)).collect();
+    urls.sort();
+    urls
+}
+
+/// `--etcd ENDPOINT --etcd-ttl TTL --group g=ORIGIN`.
+fn etcd_args(etcd: &Etcd, origin: &Origin, ttl: Duration) -> Vec<String> {
+    vec![
+        "--etcd".into(),
+        etcd.endpoint(),
+        "--etcd-ttl".into(),
+        format!("{}s", ttl.as_secs()),
+        "--group".into(),
+        format!("g={}", origin.template()),
+    ]
+}
+
+async fn start_nodes(ports: &[u16], etcd: &Etcd, origin: &Origin) -> Vec<GcNode> {
+    let mut nodes = Vec::new();
+    for &port in ports {
+        nodes.push(GcNode::start(port, &etcd_args(etcd, origin, TTL)).await);
+    }
+    nodes
+}
+
+/// `GET /peers` as JSON.
+async fn peers_of(node: &GcNode) -> Value {
+    let reply = node.get("/peers").await;
+    assert_eq!(reply.status, 200, "{}/peers", node.url);
+    serde_json::from_slice(&reply.body).expect("/peers JSON")
+}
+
+fn peer_list_of(peers: &Value) -> Vec<String> {
+    peers["peers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no peers list in {peers}"))
+        .iter()
+        .map(|p| p.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Polls every node's `/peers` until each one's `peers` is `want` and
+/// `etcd.connected` is `connected`; how long that took. Panics with every
+/// node's last `/peers` after `within`.
+async fn await_peers(
+    nodes: &[&GcNode],
+    want: &[String],
+    connected: bool,
+    within: Duration,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        let mut seen = Vec::new();
+        for node in nodes {
+            seen.push(peers_of(node).await);
+        }
+        let done = seen
+            .iter()
+            .all(|p| peer_list_of(p) == want && p["etcd"]["connected"] == connected);
+        if done {
+            return start.elapsed();
+        }
+        if start.elapsed() > within {
+            panic!(
+                "after {within:?} not every node shows peers {want:?} with connected={connected}; \
+                 their /peers:\n{}",
+                seen.iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// GETs `key` through `node`, asserting the origin's value.
+async fn get_ok(node: &GcNode, key: &str) {
+    let reply = node.get(&format!("/cache/g/{}", esc(key.as_bytes()))).await;
+    assert_eq!(
+        (reply.status, &reply.body[..]),
+        (200, &value_of(key.as_bytes())[..]),
+        "GET {key} through {}",
+        node.url
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_find_each_other_and_load_each_key_once() {
+    let etcd = Etcd::start_new().await;
+    let origin = Origin::start().await;
+    let ports = free_ports(3);
+    let nodes = start_nodes(&ports, &etcd, &origin).await;
+    let all: Vec<&GcNode> = nodes.iter().collect();
+    let want = sorted_urls(&ports);
+    await_peers(&all, &want, true, PROMPTLY).await;
+
+    for node in &nodes {
+        let peers = peers_of(node).await;
+        assert_eq!(peers["self"], node.url.as_str());
+        assert_eq!(peers["source"], "etcd");
+        let status = &peers["etcd"];
+        assert_eq!(status["endpoints"], serde_json::json!([etcd.endpoint()]));
+        assert_eq!(status["prefix"], PREFIX);
+        assert!(status["lease_id"].is_i64(), "{peers}");
+        assert!(status["revision"].as_i64().unwrap() > 0, "{peers}");
+        assert!(status["last_error"].is_null(), "{peers}");
+    }
+    let mut registered = etcd.keys(PREFIX).await;
+    registered.sort();
+    let expected: Vec<String> = want.iter().map(|url| format!("{PREFIX}{url}")).collect();
+    assert_eq!(registered, expected, "keys in etcd");
+
+    let keys: Vec<String> = (0..60).map(|i| format!("key-{i}")).collect();
+    for key in &keys {
+        for node in &nodes {
+            get_ok(node, key).await;
+        }
+    }
+    assert_eq!(origin.repeated(), vec![], "keys loaded more than once");
+    assert_eq!(origin.total_hits(), keys.len());
+    // The keys really were spread: every node served some to its peers.
+    for node in &nodes {
+        let stats = node.stats().await;
+        assert!(
+            stats["groups"]["g"]["ServerRequests"].as_u64().unwrap() > 0,
+            "{}: {stats}",
+            node.url
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_is_seen_at_once_and_sigterm_deregisters_at_once() {
+    let etcd = Etcd::start_new().await;
+    let origin = Origin::start().await;
+    let ports = free_ports(4);
+    let nodes = start_nodes(&ports[..3], &etcd, &origin).await;
+    let three: Vec<&GcNode> = nodes.iter().collect();
+    await_peers(&three, &sorted_urls(&ports[..3]), true, PROMPTLY).await;
+
+    // The joiner's lease lives 10 s, so seeing it leave within 2 s can only
+    // come from the lease being revoked, never from it expiring.
+    let long_ttl = Duration::from_secs(10);
+    let mut joiner = GcNode::start(ports[3], &etcd_args(&etcd, &origin, long_ttl)).await;
+    let mut four = three.clone();
+    four.push(&joiner);
+    let took = await_peers(&four, &sorted_urls(&ports), true, PROMPTLY).await;
+    eprintln!("join seen by all four after {took:?}");
+
+    joiner.proc.signal("TERM");
+    let took = await_peers(&three, &sorted_urls(&ports[..3]), true, PROMPTLY).await;
+    eprintln!("graceful leave seen by all three after {took:?} (lease TTL {long_ttl:?})");
+    let code = tokio::task::block_in_place(|| joiner.proc.wait_exit(Duration::from_secs(10)));
+    assert_eq!(code, Some(0), "exit status of the SIGTERMed node");
+    assert_eq!(etcd.keys(PREFIX).await.len(), 3, "keys left in etcd");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_is_dropped_when_its_lease_expires() {
+    let etcd = Etcd::start_new().await;
+    let origin = Origin::start().await;
+    let ports = free_ports(3);
+    let mut nodes = start_nodes(&ports, &etcd, &origin).await;
+    let all: Vec<&GcNode> = nodes.iter().collect();
+    await_peers(&all, &sorted_urls(&ports), true, PROMPTLY).await;
+
+    let mut killed = nodes.remove(0);
+    killed.proc.signal("KILL");
+    let survivors: Vec<&GcNode> = nodes.iter().collect();
+    let took = await_peers(&survivors, &sorted_urls(&ports[1..]), true, TTL + PROMPTLY).await;
+    eprintln!("SIGKILLed node dropped after {took:?} (lease TTL {TTL:?})");
+    let _ = tokio::task::block_in_place(|| killed.proc.wait_exit(Duration::from_secs(5)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_serve_through_an_etcd_outage_and_register_again_after_data_loss() {
+    let mut etcd = Etcd::start_new().await;
+    let origin = Origin::start().await;
+    let ports = free_ports(3);
+    let nodes = Arc::new(start_nodes(&ports, &etcd, &origin).await);
+    let all: Vec<&GcNode> = nodes.iter().collect();
+    let want = sorted_urls(&ports);
+    await_peers(&all, &want, true, PROMPTLY).await;
+
+    // 20 loops GET keys across the nodes for the whole 10 s outage.
+    etcd.stop().await;
+    let outage = Duration::from_secs(10);
+    let until = Instant::now() + outage;
+    let gets = Arc::new(AtomicUsize::new(0));
+    let failures = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let loops: Vec<_> = (0..20)
+        .map(|l| {
+            let (nodes, gets, failures) = (nodes.clone(), gets.clone(), failures.clone());
+            tokio::spawn(async move {
+                let mut i = l;
+                while Instant::now() < until {
+                    let node = &nodes[i % nodes.len()];
+                    let key = format!("outage-{}", (i * 7) % 300);
+                    let url = format!("{}/cache/g/{key}", node.url);
+                    match try_get(&url).await {
+                        Ok(reply)
+                            if reply.status == 200 && reply.body == value_of(key.as_bytes()) => {}
+                        Ok(reply) => failures
+                            .lock()
+                            .unwrap()
+                            .push(format!("{url}: {} {:?}", reply.status, reply.body)),
+                        Err(e) => failures.lock().unwrap().push(format!("{url}: {e}")),
+                    }
+                    gets.fetch_add(1, SeqCst);
+                    i += 1;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+        })
+        .collect();
+    // Meanwhile /peers says etcd is gone but keeps the last list.
+    let took = await_peers(&all, &want, false, Duration::from_secs(5)).await;
+    eprintln!("nodes noticed the outage after {took:?}");
+    for handle in loops {
+        handle.await.unwrap();
+    }
+    let failures = failures.lock().unwrap().clone();
+    let gets = gets.load(SeqCst);
+    eprintln!("{gets} GETs during the {outage:?} outage");
+    assert_eq!(
+        failures,
+        Vec::<String>::new(),
+        "failed GETs during the outage"
+    );
+    assert!(gets > 1000, "only {gets} GETs in {outage:?}");
+    assert_eq!(origin.repeated(), vec![], "keys loaded more than once");
+    for node in nodes.iter() {
+        let peers = peers_of(node).await;
+        assert_eq!(peer_list_of(&peers), want, "{peers}");
+        assert_eq!(peers["etcd"]["connected"], false, "{peers}");
+        assert!(peers["etcd"]["last_error"].is_string(), "{peers}");
+    }
+
+    // etcd comes back with its data: the nodes carry on with the same peers.
+    etcd.start().await;
+    let took = await_peers(&all, &want, true, TTL + PROMPTLY).await;
+    eprintln!("reconnected after etcd restart in {took:?}");
+    for node in nodes.iter() {
+        get_ok(node, "after-restart").await;
+    }
+
+    // etcd comes back empty: every node registers again.
+    etcd.wipe().await;
+    etcd.start().await;
+    let restarted = Instant::now();
+    let expected: Vec<String> = want.iter().map(|url| format!("{PREFIX}{url}")).collect();
+    loop {
+        let mut registered = etcd.keys(PREFIX).await;
+        registered.sort();
+        if registered == expected {
+            break;
+        }
+        assert!(
+            restarted.elapsed() < TTL + PROMPTLY,
+            "registered in the wiped etcd after {:?}: {registered:?}",
+            TTL + PROMPTLY
+        );
+        tokio::time::sleep(POLL).await;
+    }
+    eprintln!(
+        "all registered again in the wiped etcd after {:?}",
+        restarted.elapsed()
+    );
+    await_peers(&all, &want, true, PROMPTLY).await;
+    assert_eq!(origin.repeated(), vec![], "keys loaded more than once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_go_node_registered_with_etcd_register_is_used() {
+    let etcd = Etcd::start_new().await;
+    let origin = Origin::start().await;
+    let ports = free_ports(4);
+    let (rust_ports, go_port) = (&ports[..3], ports[3]);
+    let go_url = url_of(go_port);
+    let everyone = sorted_urls(&ports);
+
+    // The Go node takes a static list: the one the Rust nodes will see.
+    let go = GoNode::start(
+        go_port,
+        &[
+            "-self".into(),
+            go_url.clone(),
+            "-peers".into(),
+            everyone.join(","),
+            "-group".into(),
+            format!("g={}", origin.template()),
+        ],
+    )
+    .await;
+    let nodes = start_nodes(rust_ports, &etcd, &origin).await;
+    let rust: Vec<&GcNode> = nodes.iter().collect();
+    await_peers(&rust, &sorted_urls(rust_ports), true, PROMPTLY).await;
+
+    let mut registration = Registration::start(&go_url, &etcd, PREFIX, TTL.as_secs());
+    // etcdctl itself takes a moment to start and grant the lease.
+    let took = await_peers(&rust, &everyone, true, Duration::from_secs(5)).await;
+    eprintln!("Go node seen by all Rust nodes after {took:?}");
+
+    let ring = Ring::new(DEFAULT_REPLICAS, &everyone);
+    let keys: Vec<String> = (0..80).map(|i| format!("mixed-{i}")).collect();
+    let go_keys: Vec<&String> = keys
+        .iter()
+        .filter(|k| ring.get(k.as_bytes()) == Some(go_url.as_str()))
+        .collect();
+    assert!(
+        go_keys.len() >= 5,
+        "only {} keys owned by Go",
+        go_keys.len()
+    );
+    for key in &keys {
+        for node in &nodes {
+            get_ok(node, key).await;
+        }
+    }
+    for key in &keys {
+        assert_eq!(origin.hits(key.as_bytes()), 1, "origin loads of {key}");
+    }
+    let stats = go.stats().await;
+    let served = stats["groups"]["g"]["ServerRequests"].as_u64().unwrap();
+    let loaded = stats["groups"]["g"]["LocalLoads"].as_u64().unwrap();
+    assert!(
+        served >= go_keys.len() as u64,
+        "Go node served {served}: {stats}"
+    );
+    assert_eq!(
+        loaded,
+        go_keys.len() as u64,
+        "Go node's origin loads: {stats}"
+    );
+
+    // Stopping the script revokes the lease: the Go node leaves at once.
+    registration.stop().await;
+    await_peers(&rust, &sorted_urls(rust_ports), true, PROMPTLY).await;
+}
