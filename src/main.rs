@@ -9,6 +9,13 @@ use groupcached::Args;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 
+/// mimalloc instead of glibc malloc: a full cache of 1 KiB values needs
+/// 1.17 bytes of RSS per payload byte instead of 1.30 (glibc leaves the
+/// holes of per-request buffers between cached values), and remote hits
+/// cost 11% fewer instructions (see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = Args::parse();
     tracing_subscriber::fmt()
