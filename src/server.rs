@@ -11,11 +11,12 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -27,7 +28,7 @@ use tokio::net::TcpListener;
 use crate::discovery::EtcdStatus;
 use crate::group::GroupStats;
 use crate::node::{Node, PeerSource};
-use crate::wire::{self, GroupKey, PathError};
+use crate::wire::{self, PathError, PathParts};
 
 /// How long shutdown waits for in-flight requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -35,7 +36,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// The user API's path prefix.
 const CACHE_PREFIX: &str = "/cache/";
 
-type Reply = Response<Full<Bytes>>;
+type Reply = Response<ReplyBody>;
 
 /// Serves `node` on `listener` until `shutdown` resolves.
 pub async fn run(listener: TcpListener, node: Node, shutdown: impl Future<Output = ()>) {
@@ -82,7 +83,7 @@ pub async fn run(listener: TcpListener, node: Node, shutdown: impl Future<Output
 /// Routes one request.
 async fn handle(node: &Node, request: Request<Incoming>) -> Reply {
     let path = request.uri().path();
-    if let Some(parsed) = wire::parse_path(path, node.base_path()) {
+    if let Some(parsed) = wire::split_path(path, node.base_path()) {
         return serve_peer(node, parsed).await;
     }
     if request.method() != Method::GET && request.method() != Method::HEAD {
@@ -92,7 +93,7 @@ async fn handle(node: &Node, request: Request<Incoming>) -> Reply {
         "/healthz" => text(StatusCode::OK, "ok".into()),
         "/stats" => json(&stats(node)),
         "/peers" => json(&peers(node)),
-        _ => match wire::parse_path(path, CACHE_PREFIX) {
+        _ => match wire::split_path(path, CACHE_PREFIX) {
             Some(parsed) => serve_user(node, parsed).await,
             None => text(StatusCode::NOT_FOUND, "not found".into()),
         },
@@ -100,18 +101,21 @@ async fn handle(node: &Node, request: Request<Incoming>) -> Reply {
 }
 
 /// The peer API, with golang's statuses and bodies.
-async fn serve_peer(node: &Node, parsed: Result<GroupKey, PathError>) -> Reply {
-    let (group, key) = match parsed {
-        Ok(parsed) => parsed,
+async fn serve_peer(node: &Node, parsed: Result<PathParts<'_>, PathError>) -> Reply {
+    let parts = match parsed {
+        Ok(parts) => parts,
         Err(PathError::BadEscape) => return go_bad_escape(),
         Err(PathError::NoKey) => return text(StatusCode::BAD_REQUEST, "bad request".into()),
     };
-    let Some(group) = node.group(&group) else {
-        return no_such_group(&group);
+    let Some(group) = node.group(parts.group()) else {
+        return no_such_group(parts.group());
     };
-    match group.get_for_peer(&key).await {
+    match group.get_for_peer(parts.key()).await {
         Ok(value) => {
-            let mut reply = Response::new(Full::new(wire::encode_response(&value)));
+            // `GetResponse{value}`, sent as its two parts: the cached
+            // value goes out as it is, without being copied.
+            let body = ReplyBody::two(wire::response_prefix(value.len()), value);
+            let mut reply = Response::new(body);
             reply.headers_mut().insert(
                 CONTENT_TYPE,
                 HeaderValue::from_static(wire::PROTOBUF_CONTENT_TYPE),
@@ -123,16 +127,16 @@ async fn serve_peer(node: &Node, parsed: Result<GroupKey, PathError>) -> Reply {
 }
 
 /// `GET /cache/{group}/{key}`: the raw value.
-async fn serve_user(node: &Node, parsed: Result<GroupKey, PathError>) -> Reply {
-    let Ok((group, key)) = parsed else {
+async fn serve_user(node: &Node, parsed: Result<PathParts<'_>, PathError>) -> Reply {
+    let Ok(parts) = parsed else {
         return text(StatusCode::BAD_REQUEST, "bad request".into());
     };
-    let Some(group) = node.group(&group) else {
-        return no_such_group(&group);
+    let Some(group) = node.group(parts.group()) else {
+        return no_such_group(parts.group());
     };
-    match group.get(&key).await {
+    match group.get(parts.key()).await {
         Ok(value) => {
-            let mut reply = Response::new(Full::new(value));
+            let mut reply = Response::new(ReplyBody::from(value));
             reply.headers_mut().insert(
                 CONTENT_TYPE,
                 HeaderValue::from_static("application/octet-stream"),
@@ -141,6 +145,53 @@ async fn serve_user(node: &Node, parsed: Result<GroupKey, PathError>) -> Reply {
         }
         Err(e) if e.is_not_found() => text(StatusCode::NOT_FOUND, e.to_string().into()),
         Err(e) => text(StatusCode::BAD_GATEWAY, e.to_string().into()),
+    }
+}
+
+/// A reply body of one or two chunks, each sent as it is (hyper writes
+/// them with one vectored write).
+struct ReplyBody {
+    chunks: [Option<Bytes>; 2],
+}
+
+impl ReplyBody {
+    fn two(first: Bytes, second: Bytes) -> ReplyBody {
+        let nonempty = |b: Bytes| (!b.is_empty()).then_some(b);
+        ReplyBody {
+            chunks: [nonempty(first), nonempty(second)],
+        }
+    }
+}
+
+impl From<Bytes> for ReplyBody {
+    fn from(bytes: Bytes) -> ReplyBody {
+        ReplyBody::two(bytes, Bytes::new())
+    }
+}
+
+impl Body for ReplyBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let [first, second] = &mut self.chunks;
+        Poll::Ready(
+            first
+                .take()
+                .or_else(|| second.take())
+                .map(|b| Ok(Frame::data(b))),
+        )
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.chunks.iter().all(Option::is_none)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.chunks.iter().flatten().map(|b| b.len() as u64).sum())
     }
 }
 
@@ -154,7 +205,7 @@ fn no_such_group(name: &[u8]) -> Reply {
 /// `text/plain; charset=utf-8` and `X-Content-Type-Options: nosniff`.
 fn text(status: StatusCode, mut message: Vec<u8>) -> Reply {
     message.push(b'\n');
-    let mut reply = Response::new(Full::new(Bytes::from(message)));
+    let mut reply = Response::new(ReplyBody::from(Bytes::from(message)));
     *reply.status_mut() = status;
     let headers = reply.headers_mut();
     headers.insert(
@@ -168,7 +219,7 @@ fn text(status: StatusCode, mut message: Vec<u8>) -> Reply {
 /// What Go's HTTP server answers to a path with a malformed `%` escape,
 /// before any handler runs.
 fn go_bad_escape() -> Reply {
-    let mut reply = Response::new(Full::new(Bytes::from_static(b"400 Bad Request")));
+    let mut reply = Response::new(ReplyBody::from(Bytes::from_static(b"400 Bad Request")));
     *reply.status_mut() = StatusCode::BAD_REQUEST;
     let headers = reply.headers_mut();
     headers.insert(
@@ -183,7 +234,7 @@ fn json(value: &impl serde::Serialize) -> Reply {
     // Serializing maps of strings and integers cannot fail.
     let mut body = serde_json::to_vec_pretty(value).expect("stats serialize");
     body.push(b'\n');
-    let mut reply = Response::new(Full::new(Bytes::from(body)));
+    let mut reply = Response::new(ReplyBody::from(Bytes::from(body)));
     reply
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

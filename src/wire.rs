@@ -6,6 +6,8 @@
 //! the server percent-decodes the path only (a `+` stays a `+`) and splits
 //! at the first `/` after the base path; the key keeps every later byte.
 
+use std::borrow::Cow;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use prost::Message;
 
@@ -95,25 +97,73 @@ pub fn split_group_key(rest: &[u8]) -> Result<(&[u8], &[u8]), PathError> {
 /// A decoded (group, key) pair.
 pub type GroupKey = (Vec<u8>, Vec<u8>);
 
-/// Decodes a raw request path that starts with `prefix` into (group, key).
-/// Returns `None` when the path does not start with `prefix`.
-pub fn parse_path(raw_path: &str, prefix: &str) -> Option<Result<GroupKey, PathError>> {
-    let decoded = match unescape(raw_path.as_bytes()) {
-        Ok(decoded) => decoded,
-        // A bad escape anywhere makes the whole request bad, even one that
-        // may not have been meant for `prefix`: Go rejects it before routing.
-        Err(e) => return raw_path.starts_with(prefix).then_some(Err(e)),
+/// A request path decoded and split into group and key. It borrows the raw
+/// path when that has no `%` escape (the usual case), so parsing a request
+/// allocates nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathParts<'a> {
+    decoded: Cow<'a, [u8]>,
+    group_start: usize,
+    slash: usize,
+}
+
+impl PathParts<'_> {
+    pub fn group(&self) -> &[u8] {
+        &self.decoded[self.group_start..self.slash]
+    }
+
+    pub fn key(&self) -> &[u8] {
+        &self.decoded[self.slash + 1..]
+    }
+}
+
+/// Decodes a raw request path that starts with `prefix` and splits it into
+/// group and key. Returns `None` when the path does not start with `prefix`.
+pub fn split_path<'a>(raw_path: &'a str, prefix: &str) -> Option<Result<PathParts<'a>, PathError>> {
+    let raw = raw_path.as_bytes();
+    let decoded = if raw.contains(&b'%') {
+        match unescape(raw) {
+            Ok(decoded) => Cow::Owned(decoded),
+            // A bad escape anywhere makes the whole request bad, even one
+            // that may not have been meant for `prefix`: Go rejects it
+            // before routing.
+            Err(e) => return raw_path.starts_with(prefix).then_some(Err(e)),
+        }
+    } else {
+        Cow::Borrowed(raw)
     };
     let rest = decoded.strip_prefix(prefix.as_bytes())?;
-    Some(split_group_key(rest).map(|(group, key)| (group.to_vec(), key.to_vec())))
+    let group_len = match split_group_key(rest) {
+        Ok((group, _)) => group.len(),
+        Err(e) => return Some(Err(e)),
+    };
+    Some(Ok(PathParts {
+        group_start: prefix.len(),
+        slash: prefix.len() + group_len,
+        decoded,
+    }))
+}
+
+/// [`split_path`], with the group and key copied out.
+pub fn parse_path(raw_path: &str, prefix: &str) -> Option<Result<GroupKey, PathError>> {
+    split_path(raw_path, prefix)
+        .map(|parsed| parsed.map(|parts| (parts.group().to_vec(), parts.key().to_vec())))
+}
+
+/// The bytes of golang's `GetResponse{value}` body that come before the
+/// value: field 1's tag and the value's length.
+pub fn response_prefix(value_len: usize) -> Bytes {
+    let mut out = BytesMut::with_capacity(11);
+    out.put_u8(0x0a); // field 1, wire type 2 (length-delimited)
+    prost::encoding::encode_varint(value_len as u64, &mut out);
+    out.freeze()
 }
 
 /// The body golang sends for a value: `GetResponse{value}` (field 1 only,
 /// present even when empty, so an empty value is `0a 00`).
 pub fn encode_response(value: &[u8]) -> Bytes {
     let mut out = BytesMut::with_capacity(value.len() + 11);
-    out.put_u8(0x0a); // field 1, wire type 2 (length-delimited)
-    prost::encoding::encode_varint(value.len() as u64, &mut out);
+    out.put_slice(&response_prefix(value.len()));
     out.put_slice(value);
     out.freeze()
 }
@@ -191,6 +241,29 @@ mod tests {
         );
         assert_eq!(parse_path("/cache/g/k", base), None);
         assert_eq!(parse_path("/_groupcache", base), None);
+    }
+
+    #[test]
+    fn split_path_borrows_unless_escaped() {
+        let parts = split_path("/_groupcache/g/a/b", DEFAULT_BASE_PATH)
+            .unwrap()
+            .unwrap();
+        assert_eq!((parts.group(), parts.key()), (&b"g"[..], &b"a/b"[..]));
+        assert!(matches!(parts.decoded, Cow::Borrowed(_)));
+        let parts = split_path("/_groupcache/g%2Fx/k%20", DEFAULT_BASE_PATH)
+            .unwrap()
+            .unwrap();
+        assert_eq!((parts.group(), parts.key()), (&b"g"[..], &b"x/k "[..]));
+        // The prefix is matched after decoding, as Go does.
+        let parts = split_path("/cache/%67/k", "/cache/").unwrap().unwrap();
+        assert_eq!((parts.group(), parts.key()), (&b"g"[..], &b"k"[..]));
+    }
+
+    #[test]
+    fn response_prefix_is_tag_and_length() {
+        assert_eq!(&response_prefix(0)[..], b"\x0a\x00");
+        assert_eq!(&response_prefix(5)[..], b"\x0a\x05");
+        assert_eq!(&response_prefix(300)[..], b"\x0a\xac\x02");
     }
 
     #[test]
