@@ -15,7 +15,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
 use hyper::server::conn::http1;
@@ -28,7 +28,7 @@ use tokio::net::TcpListener;
 use crate::discovery::EtcdStatus;
 use crate::group::GroupStats;
 use crate::node::{Node, PeerSource};
-use crate::wire::{self, PathError, PathParts};
+use crate::wire::{self, PathError, PathParts, ResponsePrefix};
 
 /// How long shutdown waits for in-flight requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -112,10 +112,7 @@ async fn serve_peer(node: &Node, parsed: Result<PathParts<'_>, PathError>) -> Re
     };
     match group.get_for_peer(parts.key()).await {
         Ok(value) => {
-            // `GetResponse{value}`, sent as its two parts: the cached
-            // value goes out as it is, without being copied.
-            let body = ReplyBody::two(wire::response_prefix(value.len()), value);
-            let mut reply = Response::new(body);
+            let mut reply = Response::new(ReplyBody::get_response(value));
             reply.headers_mut().insert(
                 CONTENT_TYPE,
                 HeaderValue::from_static(wire::PROTOBUF_CONTENT_TYPE),
@@ -148,50 +145,89 @@ async fn serve_user(node: &Node, parsed: Result<PathParts<'_>, PathError>) -> Re
     }
 }
 
-/// A reply body of one or two chunks, each sent as it is (hyper writes
-/// them with one vectored write).
+/// A reply body: the bytes of a text or JSON reply, or a peer reply's
+/// `GetResponse{value}` as its two parts, the inline field header and the
+/// cached value itself, so answering a hit allocates and copies nothing
+/// (hyper writes both parts and the head with one vectored write).
 struct ReplyBody {
-    chunks: [Option<Bytes>; 2],
+    prefix: Option<ResponsePrefix>,
+    bytes: Option<Bytes>,
 }
 
 impl ReplyBody {
-    fn two(first: Bytes, second: Bytes) -> ReplyBody {
-        let nonempty = |b: Bytes| (!b.is_empty()).then_some(b);
+    fn get_response(value: Bytes) -> ReplyBody {
         ReplyBody {
-            chunks: [nonempty(first), nonempty(second)],
+            prefix: Some(ResponsePrefix::new(value.len())),
+            bytes: (!value.is_empty()).then_some(value),
         }
     }
 }
 
 impl From<Bytes> for ReplyBody {
     fn from(bytes: Bytes) -> ReplyBody {
-        ReplyBody::two(bytes, Bytes::new())
+        ReplyBody {
+            prefix: None,
+            bytes: (!bytes.is_empty()).then_some(bytes),
+        }
     }
 }
 
 impl Body for ReplyBody {
-    type Data = Bytes;
+    type Data = ReplyChunk;
     type Error = Infallible;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         _: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        let [first, second] = &mut self.chunks;
-        Poll::Ready(
-            first
-                .take()
-                .or_else(|| second.take())
-                .map(|b| Ok(Frame::data(b))),
-        )
+    ) -> Poll<Option<Result<Frame<ReplyChunk>, Infallible>>> {
+        let chunk = match self.prefix.take() {
+            Some(prefix) => Some(ReplyChunk::Prefix(prefix, 0)),
+            None => self.bytes.take().map(ReplyChunk::Bytes),
+        };
+        Poll::Ready(chunk.map(|chunk| Ok(Frame::data(chunk))))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.chunks.iter().all(Option::is_none)
+        self.prefix.is_none() && self.bytes.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.chunks.iter().flatten().map(|b| b.len() as u64).sum())
+        let prefix = self.prefix.map_or(0, |p| p.as_bytes().len());
+        let bytes = self.bytes.as_ref().map_or(0, Bytes::len);
+        SizeHint::with_exact((prefix + bytes) as u64)
+    }
+}
+
+/// One chunk of a [`ReplyBody`].
+enum ReplyChunk {
+    /// The field header, and how much of it has been written.
+    Prefix(ResponsePrefix, usize),
+    Bytes(Bytes),
+}
+
+impl Buf for ReplyChunk {
+    fn remaining(&self) -> usize {
+        self.chunk().len()
+    }
+
+    fn chunk(&self) -> &[u8] {
+        match self {
+            ReplyChunk::Prefix(prefix, written) => &prefix.as_bytes()[*written..],
+            ReplyChunk::Bytes(bytes) => bytes,
+        }
+    }
+
+    fn advance(&mut self, n: usize) {
+        match self {
+            ReplyChunk::Prefix(prefix, written) => {
+                assert!(
+                    *written + n <= prefix.as_bytes().len(),
+                    "advance past the end"
+                );
+                *written += n;
+            }
+            ReplyChunk::Bytes(bytes) => bytes.advance(n),
+        }
     }
 }
 

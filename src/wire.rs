@@ -150,20 +150,41 @@ pub fn parse_path(raw_path: &str, prefix: &str) -> Option<Result<GroupKey, PathE
         .map(|parsed| parsed.map(|parts| (parts.group().to_vec(), parts.key().to_vec())))
 }
 
-/// The bytes of golang's `GetResponse{value}` body that come before the
-/// value: field 1's tag and the value's length.
-pub fn response_prefix(value_len: usize) -> Bytes {
-    let mut out = BytesMut::with_capacity(11);
-    out.put_u8(0x0a); // field 1, wire type 2 (length-delimited)
-    prost::encoding::encode_varint(value_len as u64, &mut out);
-    out.freeze()
+/// Field 1's tag and the value's length: the bytes that come before the
+/// value in golang's `GetResponse{value}` body. At most 11 bytes, kept
+/// inline, so a reply can send them next to the cached value without
+/// allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponsePrefix {
+    bytes: [u8; 11],
+    len: u8,
+}
+
+impl ResponsePrefix {
+    pub fn new(value_len: usize) -> ResponsePrefix {
+        let mut bytes = [0u8; 11];
+        bytes[0] = 0x0a; // field 1, wire type 2 (length-delimited)
+        let unused = {
+            let mut rest = &mut bytes[1..];
+            prost::encoding::encode_varint(value_len as u64, &mut rest);
+            rest.len()
+        };
+        ResponsePrefix {
+            bytes,
+            len: (11 - unused) as u8,
+        }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
 }
 
 /// The body golang sends for a value: `GetResponse{value}` (field 1 only,
 /// present even when empty, so an empty value is `0a 00`).
 pub fn encode_response(value: &[u8]) -> Bytes {
     let mut out = BytesMut::with_capacity(value.len() + 11);
-    out.put_slice(&response_prefix(value.len()));
+    out.put_slice(ResponsePrefix::new(value.len()).as_bytes());
     out.put_slice(value);
     out.freeze()
 }
@@ -261,9 +282,11 @@ mod tests {
 
     #[test]
     fn response_prefix_is_tag_and_length() {
-        assert_eq!(&response_prefix(0)[..], b"\x0a\x00");
-        assert_eq!(&response_prefix(5)[..], b"\x0a\x05");
-        assert_eq!(&response_prefix(300)[..], b"\x0a\xac\x02");
+        let prefix = |len| ResponsePrefix::new(len).as_bytes().to_vec();
+        assert_eq!(prefix(0), b"\x0a\x00");
+        assert_eq!(prefix(5), b"\x0a\x05");
+        assert_eq!(prefix(300), b"\x0a\xac\x02");
+        assert_eq!(prefix(usize::MAX).len(), 11);
     }
 
     #[test]
