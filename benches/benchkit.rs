@@ -4,8 +4,9 @@
 //!
 //! - `ceiling LISTEN VALUE_BYTES`: a bare hyper server that answers every
 //!   request with the same `GetResponse` bytes and does no cache work: the
-//!   ceiling the peer API is compared against. It uses the same runtime and
-//!   http1 settings as groupcached's server, so the difference is the cache.
+//!   ceiling the peer API is compared against. It uses the same runtime,
+//!   http1 settings and allocator as groupcached, so the difference is the
+//!   cache work.
 //! - `origin LISTEN VALUE_BYTES`: a fast origin. `GET /v/{key}` answers
 //!   VALUE_BYTES bytes at once, `/slow/{key}` after 200 ms; `/hits` is the
 //!   number of value requests so far, `/reset` zeroes it.
@@ -46,6 +47,11 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// The allocator groupcached's binary uses, so the ceiling differs from
+/// groupcached only by the cache work.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
