@@ -121,8 +121,12 @@ func main() {
 	if *listen == "" {
 		log.Fatal("-listen is required")
 	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		log.Fatal(err)
+	}
 	if *self == "" {
-		*self = "http://" + *listen
+		*self = "http://" + ln.Addr().String() // the real port, also for -listen HOST:0
 	}
 	if len(peers) == 0 {
 		peers = []string{*self}
@@ -183,10 +187,6 @@ func main() {
 		}
 	})
 
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		log.Fatal(err)
-	}
 	fmt.Printf("listening on %s\n", ln.Addr())
 	server := &http.Server{Handler: handler}
 	go func() {
