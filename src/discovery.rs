@@ -7,8 +7,9 @@
 //!
 //! One session: connect → grant a lease → register → list the prefix →
 //! watch it from the listing's revision + 1 (so no change is missed) while
-//! keeping the lease alive. Any failure (etcd down, lease lost, watch
-//! cancelled or compacted, our key deleted) ends the session; the loop keeps
+//! keeping the lease alive. Any failure (etcd down, lease lost, no
+//! keep-alive reply for a whole TTL, watch cancelled or compacted, our key
+//! deleted) ends the session; the loop keeps
 //! the last known peer list, backs off, and starts a fresh session, which
 //! registers again. On stop, the lease is revoked so others drop this node
 //! at once.
@@ -58,6 +59,8 @@ enum SessionError {
     LeaseLost(i64),
     #[error("keep-alive stream ended")]
     KeepAliveEnded,
+    #[error("no keep-alive reply for lease {0:x} within its TTL; etcd is unreachable")]
+    KeepAliveSilent(i64),
     #[error("watch ended")]
     WatchEnded,
     #[error("watch cancelled (compacted at {compacted}): {reason}")]
@@ -143,7 +146,12 @@ impl Discovery {
         // Register under a fresh lease, then drop the previous one (if etcd
         // kept it) so it cannot linger.
         let ttl = self.config.ttl.as_secs().max(1) as i64;
-        let lease = timed(client.lease_grant(ttl, None)).await?.id();
+        let granted = timed(client.lease_grant(ttl, None)).await?;
+        // etcd may grant more than asked (it has a minimum TTL).
+        let (lease, ttl) = (
+            granted.id(),
+            Duration::from_secs(granted.ttl().unsigned_abs()),
+        );
         let url = self.peers.self_url().to_string();
         let put = PutOptions::new().with_lease(lease);
         timed(client.put(self.key.clone(), url, Some(put))).await?;
@@ -182,13 +190,23 @@ impl Discovery {
         });
         tracing::info!(lease = format!("{lease:x}"), key = %self.key, "registered in etcd");
 
-        let mut tick = tokio::time::interval(self.config.ttl / 3);
+        // A hung etcd or a silent partition keeps the streams open but
+        // answers nothing: once a whole TTL passes without a keep-alive
+        // reply, the lease is gone for sure and the session is over.
+        let mut tick = tokio::time::interval(ttl / 3);
+        let mut lease_expires = tokio::time::Instant::now() + ttl;
         loop {
             tokio::select! {
                 _ = tick.tick() => timed(keeper.keep_alive()).await?,
+                () = tokio::time::sleep_until(lease_expires) => {
+                    return Err(SessionError::KeepAliveSilent(lease));
+                }
                 reply = keep_alives.message() => match reply? {
                     Some(reply) if reply.ttl() <= 0 => return Err(SessionError::LeaseLost(lease)),
-                    Some(_) => {}
+                    Some(reply) => {
+                        lease_expires = tokio::time::Instant::now()
+                            + Duration::from_secs(reply.ttl().unsigned_abs());
+                    }
                     None => return Err(SessionError::KeepAliveEnded),
                 },
                 reply = watch.message() => {

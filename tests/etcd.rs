@@ -303,6 +303,37 @@ async fn nodes_serve_through_an_etcd_outage_and_register_again_after_data_loss()
     assert_eq!(origin.repeated(), vec![], "keys loaded more than once");
 }
 
+/// A hung etcd (connections open, no answers) is noticed within the lease
+/// TTL: `/peers` stops claiming a live registration, GETs keep working, and
+/// once etcd answers again every node is registered and watching again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_etcd_is_noticed_within_the_ttl() {
+    let etcd = Etcd::start_new().await;
+    let origin = Origin::start().await;
+    let ports = free_ports(2);
+    let nodes = start_nodes(&ports, &etcd, &origin).await;
+    let all: Vec<&GcNode> = nodes.iter().collect();
+    let want = sorted_urls(&ports);
+    await_peers(&all, &want, true, PROMPTLY).await;
+
+    etcd.freeze();
+    let took = await_peers(&all, &want, false, TTL + PROMPTLY).await;
+    eprintln!("nodes noticed the frozen etcd after {took:?}");
+    for node in &nodes {
+        let peers = peers_of(node).await;
+        assert!(peers["etcd"]["last_error"].is_string(), "{peers}");
+        get_ok(node, "while-frozen").await;
+    }
+
+    etcd.thaw();
+    let took = await_peers(&all, &want, true, TTL + PROMPTLY).await;
+    eprintln!("nodes registered again {took:?} after the thaw");
+    let mut registered = etcd.keys(PREFIX).await;
+    registered.sort();
+    let expected: Vec<String> = want.iter().map(|url| format!("{PREFIX}{url}")).collect();
+    assert_eq!(registered, expected);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_go_node_registered_with_etcd_register_is_used() {
     let etcd = Etcd::start_new().await;

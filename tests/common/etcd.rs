@@ -126,6 +126,23 @@ impl Etcd {
         // Dropping `proc` kills and reaps it.
     }
 
+    /// SIGSTOP: etcd keeps its connections open but answers nothing, as a
+    /// hung server or a silent network partition would.
+    pub fn freeze(&self) {
+        self.proc
+            .as_ref()
+            .expect("etcd is not running")
+            .signal("STOP");
+    }
+
+    /// SIGCONT after [`Etcd::freeze`].
+    pub fn thaw(&self) {
+        self.proc
+            .as_ref()
+            .expect("etcd is not running")
+            .signal("CONT");
+    }
+
     /// Stops etcd and deletes its data: the next [`Etcd::start`] is a new,
     /// empty cluster on the same ports.
     pub async fn wipe(&mut self) {

@@ -102,16 +102,28 @@ impl GcNode {
         wait_healthy(&node.url).await;
         node
     }
+}
 
-    pub async fn get(&self, path: &str) -> Reply {
-        http_get(&format!("{}{}", self.url, path)).await
+/// The HTTP front end every test node has, groupcached or Go: the user and
+/// peer APIs and `/stats` (the same JSON shape on both).
+pub trait Frontend {
+    fn url(&self) -> &str;
+
+    async fn get(&self, path: &str) -> Reply {
+        http_get(&format!("{}{}", self.url(), path)).await
     }
 
     /// `/stats` as JSON.
-    pub async fn stats(&self) -> serde_json::Value {
+    async fn stats(&self) -> serde_json::Value {
         let reply = self.get("/stats").await;
         assert_eq!(reply.status, 200);
         serde_json::from_slice(&reply.body).expect("stats JSON")
+    }
+}
+
+impl Frontend for GcNode {
+    fn url(&self) -> &str {
+        &self.url
     }
 }
 
@@ -395,16 +407,11 @@ impl GoNode {
         wait_healthy(&node.url).await;
         node
     }
+}
 
-    pub async fn get(&self, path: &str) -> Reply {
-        http_get(&format!("{}{}", self.url, path)).await
-    }
-
-    /// `/stats` as JSON (the same shape as groupcached's).
-    pub async fn stats(&self) -> serde_json::Value {
-        let reply = self.get("/stats").await;
-        assert_eq!(reply.status, 200);
-        serde_json::from_slice(&reply.body).expect("stats JSON")
+impl Frontend for GoNode {
+    fn url(&self) -> &str {
+        &self.url
     }
 }
 
