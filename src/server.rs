@@ -16,7 +16,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::body::{Body, Frame, SizeHint};
 use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -80,8 +80,8 @@ pub async fn run(listener: TcpListener, node: Node, shutdown: impl Future<Output
     }
 }
 
-/// Routes one request.
-async fn handle(node: &Node, request: Request<Incoming>) -> Reply {
+/// Routes one request. No route reads a request body.
+async fn handle<B>(node: &Node, request: Request<B>) -> Reply {
     let path = request.uri().path();
     if let Some(parsed) = wire::split_path(path, node.base_path()) {
         return serve_peer(node, parsed).await;
@@ -311,5 +311,88 @@ fn peers(node: &Node) -> PeersReply {
         source,
         peers: node.peers().list(),
         etcd,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use http_body_util::BodyExt;
+
+    /// A node with one group, `g`, whose value for a key is the key, and
+    /// no other peers: every key is loaded here.
+    fn echo_node() -> Node {
+        let args =
+            crate::Args::try_parse_from(["groupcached", "--group", "g=echo"]).expect("valid flags");
+        let config = args.into_config().expect("valid config");
+        Node::new(&config, "http://127.0.0.1:1".into(), None).expect("node")
+    }
+
+    /// Status, `Content-Type` and body.
+    type Answer = (u16, String, Vec<u8>);
+
+    /// The answer to `GET path`.
+    async fn get(node: &Node, path: &str) -> Answer {
+        let request = Request::get(path).body(()).expect("request");
+        let reply = handle(node, request).await;
+        let content_type = reply.headers()[CONTENT_TYPE].to_str().unwrap().to_string();
+        let status = reply.status().as_u16();
+        // ReplyBody's error type is Infallible.
+        let body = reply.into_body().collect().await.unwrap().to_bytes();
+        (status, content_type, body.to_vec())
+    }
+
+    #[tokio::test]
+    async fn peer_path_table() {
+        let node = echo_node();
+        let found = |key: &[u8]| {
+            (
+                200,
+                wire::PROTOBUF_CONTENT_TYPE.to_string(),
+                wire::encode_response(key).to_vec(),
+            )
+        };
+        let text = |status: u16, body: &[u8]| {
+            (
+                status,
+                "text/plain; charset=utf-8".to_string(),
+                body.to_vec(),
+            )
+        };
+        let table: [(&str, Answer); 9] = [
+            ("/_groupcache/g/a+b", found(b"a+b")),
+            ("/_groupcache/g/a%20b", found(b"a b")),
+            ("/_groupcache/g/%E2%82", found(&[0xe2, 0x82])),
+            ("/_groupcache/g/", found(b"")),
+            ("/_groupcache/g/trail/", found(b"trail/")),
+            ("/_groupcache/g", text(400, b"bad request\n")),
+            ("/_groupcache/", text(400, b"bad request\n")),
+            (
+                "/_groupcache/nosuch/k",
+                text(404, b"no such group: nosuch\n"),
+            ),
+            ("/_groupcache/g/a%zz", text(400, b"400 Bad Request")),
+        ];
+        for (path, want) in table {
+            assert_eq!(get(&node, path).await, want, "GET {path}");
+        }
+    }
+
+    #[tokio::test]
+    async fn user_api_answers_raw_values_and_text_errors() {
+        let node = echo_node();
+        assert_eq!(
+            get(&node, "/cache/g/%FF%00k").await,
+            (
+                200,
+                "application/octet-stream".into(),
+                vec![0xff, 0x00, b'k']
+            )
+        );
+        assert_eq!(get(&node, "/cache/nosuch/k").await.0, 404);
+        assert_eq!(get(&node, "/cache/g").await.0, 400);
+        assert_eq!(get(&node, "/nowhere").await.0, 404);
+        assert_eq!(get(&node, "/healthz").await.0, 200);
     }
 }
