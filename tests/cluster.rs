@@ -248,21 +248,30 @@ fn bad_flags_exit_non_zero_with_a_message() {
     assert!(err.contains("--listen"), "{err}");
 }
 
+/// SIGTERM and SIGINT each: an in-flight request still gets its value, the
+/// process exits 0 and stops accepting connections.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_finishes_in_flight_requests_and_exits_zero() {
+async fn sigterm_and_sigint_finish_in_flight_requests_and_exit_zero() {
     let origin = Origin::start().await;
-    let mut nodes = start_cluster(&free_ports(1), &origin, &[]).await;
-    let url = format!("{}/cache/g/slow-drain", nodes[0].url);
-    let in_flight = tokio::spawn(async move { http_get(&url).await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    nodes[0].proc.signal("TERM");
-    let reply = in_flight.await.unwrap();
-    assert_eq!(
-        (reply.status, &reply.body[..]),
-        (200, &b"value-of-slow-drain"[..])
-    );
-    let code = tokio::task::block_in_place(|| nodes[0].proc.wait_exit(Duration::from_secs(10)));
-    assert_eq!(code, Some(0));
-    // And it no longer accepts connections.
-    assert!(try_get(&format!("{}/healthz", nodes[0].url)).await.is_err());
+    for signal in ["TERM", "INT"] {
+        let mut nodes = start_cluster(&free_ports(1), &origin, &[]).await;
+        let key = format!("slow-drain-{signal}");
+        let url = format!("{}/cache/g/{key}", nodes[0].url);
+        let in_flight = tokio::spawn(async move { http_get(&url).await });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        nodes[0].proc.signal(signal);
+        let reply = in_flight.await.unwrap();
+        assert_eq!(
+            (reply.status, &reply.body[..]),
+            (200, &value_of(key.as_bytes())[..]),
+            "SIG{signal}"
+        );
+        let code = tokio::task::block_in_place(|| nodes[0].proc.wait_exit(Duration::from_secs(10)));
+        assert_eq!(code, Some(0), "exit status after SIG{signal}");
+        // And it no longer accepts connections.
+        assert!(
+            try_get(&format!("{}/healthz", nodes[0].url)).await.is_err(),
+            "still accepting after SIG{signal}"
+        );
+    }
 }
