@@ -187,7 +187,15 @@ impl Group {
             }
             Err(e) => {
                 inner.stats.peer_errors.fetch_add(1, Relaxed);
-                tracing::warn!(group = %inner.name, error = %e, "peer fetch failed, loading locally");
+                if let Some(unlogged) = peer.failure_to_log() {
+                    tracing::warn!(
+                        group = %inner.name,
+                        peer = peer.base(),
+                        error = %e,
+                        unlogged,
+                        "peer fetch failed, loading locally"
+                    );
+                }
             }
         }
         self.load_locally(&key, false).await

@@ -5,6 +5,10 @@
 //! but a 200 whose body decodes as a `GetResponse` is a peer error, which
 //! the group answers by loading the key itself.
 
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use bytes::Bytes;
 use hyper::{StatusCode, Uri};
 
@@ -31,6 +35,7 @@ pub struct PeerClient {
     base: String,
     http: HttpClient,
     limit: HostLimit,
+    warnings: Arc<WarnGate>,
 }
 
 impl PeerClient {
@@ -39,7 +44,20 @@ impl PeerClient {
             base: format!("{peer}{base_path}"),
             http,
             limit: HttpClient::host_limit(max_conns),
+            warnings: Arc::new(WarnGate::new(WARN_INTERVAL)),
         }
+    }
+
+    /// `{peer}{base_path}`, for logs.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Whether a failed fetch from this peer should be logged: at most once
+    /// per [`WARN_INTERVAL`], so a dead owner under load does not flood the
+    /// log. `Some(n)`: log, and `n` failures went unlogged since the last.
+    pub fn failure_to_log(&self) -> Option<u64> {
+        self.warnings.admit()
     }
 
     /// Fetches `group`/`key` from this peer.
@@ -53,5 +71,65 @@ impl PeerClient {
             return Err(PeerError::Status(status));
         }
         Ok(wire::decode_response(body)?)
+    }
+}
+
+/// How often a failing peer may be logged.
+pub const WARN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Admits one event per interval and counts the rest.
+struct WarnGate {
+    start: Instant,
+    interval_ms: u64,
+    /// Milliseconds after `start` when the next event may be admitted.
+    next_ms: AtomicU64,
+    skipped: AtomicU64,
+}
+
+impl WarnGate {
+    fn new(interval: Duration) -> WarnGate {
+        WarnGate {
+            start: Instant::now(),
+            interval_ms: interval.as_millis().try_into().unwrap_or(u64::MAX),
+            next_ms: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+        }
+    }
+
+    fn admit(&self) -> Option<u64> {
+        let now = self
+            .start
+            .elapsed()
+            .as_millis()
+            .try_into()
+            .unwrap_or(u64::MAX);
+        let next = self.next_ms.load(Relaxed);
+        let due = now >= next
+            && self
+                .next_ms
+                .compare_exchange(next, now.saturating_add(self.interval_ms), Relaxed, Relaxed)
+                .is_ok();
+        if due {
+            Some(self.skipped.swap(0, Relaxed))
+        } else {
+            self.skipped.fetch_add(1, Relaxed);
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warn_gate_admits_one_event_per_interval_and_counts_the_rest() {
+        let gate = WarnGate::new(Duration::from_millis(200));
+        assert_eq!(gate.admit(), Some(0));
+        assert_eq!(gate.admit(), None);
+        assert_eq!(gate.admit(), None);
+        std::thread::sleep(Duration::from_millis(250));
+        assert_eq!(gate.admit(), Some(2));
+        assert_eq!(gate.admit(), None);
     }
 }
