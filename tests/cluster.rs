@@ -266,7 +266,7 @@ async fn sigterm_and_sigint_finish_in_flight_requests_and_exit_zero() {
             (200, &value_of(key.as_bytes())[..]),
             "SIG{signal}"
         );
-        let code = tokio::task::block_in_place(|| nodes[0].proc.wait_exit(Duration::from_secs(10)));
+        let code = nodes[0].proc.wait_exit(Duration::from_secs(10)).await;
         assert_eq!(code, Some(0), "exit status after SIG{signal}");
         // And it no longer accepts connections.
         assert!(

@@ -35,6 +35,18 @@ fn sorted_urls(ports: &[u16]) -> Vec<String> {
     urls
 }
 
+/// The etcd keys nodes with these URLs register: `{PREFIX}{url}`.
+fn keys_of(urls: &[String]) -> Vec<String> {
+    urls.iter().map(|url| format!("{PREFIX}{url}")).collect()
+}
+
+/// The keys under [`PREFIX`] in etcd, sorted.
+async fn registered(etcd: &Etcd) -> Vec<String> {
+    let mut keys = etcd.keys(PREFIX).await;
+    keys.sort();
+    keys
+}
+
 /// `--etcd ENDPOINT --etcd-ttl TTL --group g=ORIGIN`.
 fn etcd_args(etcd: &Etcd, origin: &Origin, ttl: Duration) -> Vec<String> {
     vec![
@@ -138,10 +150,7 @@ async fn three_nodes_find_each_other_and_load_each_key_once() {
         assert!(status["revision"].as_i64().unwrap() > 0, "{peers}");
         assert!(status["last_error"].is_null(), "{peers}");
     }
-    let mut registered = etcd.keys(PREFIX).await;
-    registered.sort();
-    let expected: Vec<String> = want.iter().map(|url| format!("{PREFIX}{url}")).collect();
-    assert_eq!(registered, expected, "keys in etcd");
+    assert_eq!(registered(&etcd).await, keys_of(&want), "keys in etcd");
 
     let keys: Vec<String> = (0..60).map(|i| format!("key-{i}")).collect();
     for key in &keys {
@@ -183,7 +192,7 @@ async fn a_join_is_seen_at_once_and_sigterm_deregisters_at_once() {
     joiner.proc.signal("TERM");
     let took = await_peers(&three, &sorted_urls(&ports[..3]), true, PROMPTLY).await;
     eprintln!("graceful leave seen by all three after {took:?} (lease TTL {long_ttl:?})");
-    let code = tokio::task::block_in_place(|| joiner.proc.wait_exit(Duration::from_secs(10)));
+    let code = joiner.proc.wait_exit(Duration::from_secs(10)).await;
     assert_eq!(code, Some(0), "exit status of the SIGTERMed node");
     assert_eq!(etcd.keys(PREFIX).await.len(), 3, "keys left in etcd");
 }
@@ -202,7 +211,7 @@ async fn a_killed_node_is_dropped_when_its_lease_expires() {
     let survivors: Vec<&GcNode> = nodes.iter().collect();
     let took = await_peers(&survivors, &sorted_urls(&ports[1..]), true, TTL + PROMPTLY).await;
     eprintln!("SIGKILLed node dropped after {took:?} (lease TTL {TTL:?})");
-    let _ = tokio::task::block_in_place(|| killed.proc.wait_exit(Duration::from_secs(5)));
+    let _ = killed.proc.wait_exit(Duration::from_secs(5)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -281,10 +290,9 @@ async fn nodes_serve_through_an_etcd_outage_and_register_again_after_data_loss()
     etcd.wipe().await;
     etcd.start().await;
     let restarted = Instant::now();
-    let expected: Vec<String> = want.iter().map(|url| format!("{PREFIX}{url}")).collect();
+    let expected = keys_of(&want);
     loop {
-        let mut registered = etcd.keys(PREFIX).await;
-        registered.sort();
+        let registered = registered(&etcd).await;
         if registered == expected {
             break;
         }
@@ -328,10 +336,7 @@ async fn a_frozen_etcd_is_noticed_within_the_ttl() {
     etcd.thaw();
     let took = await_peers(&all, &want, true, TTL + PROMPTLY).await;
     eprintln!("nodes registered again {took:?} after the thaw");
-    let mut registered = etcd.keys(PREFIX).await;
-    registered.sort();
-    let expected: Vec<String> = want.iter().map(|url| format!("{PREFIX}{url}")).collect();
-    assert_eq!(registered, expected);
+    assert_eq!(registered(&etcd).await, keys_of(&want), "keys in etcd");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

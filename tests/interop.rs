@@ -692,7 +692,7 @@ async fn groupcached_serves_through_a_go_owner_dying() {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     go.proc.signal("KILL");
-    let exit = tokio::task::block_in_place(|| go.proc.wait_exit(Duration::from_secs(5)));
+    let exit = go.proc.wait_exit(Duration::from_secs(5)).await;
     assert!(exit.is_some(), "the Go node did not die");
     let killed_at = done.load(SeqCst);
 

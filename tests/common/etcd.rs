@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{free_ports, try_get, Proc};
+use super::{free_ports, try_get, wait_for_exit, Proc};
 
 const ETCD: &str = "/usr/bin/etcd";
 const ETCDCTL: &str = "etcdctl";
@@ -116,14 +116,8 @@ impl Etcd {
             return;
         };
         proc.signal("TERM");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = proc.child.try_wait() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        // Dropping `proc` kills and reaps it.
+        proc.wait_exit(Duration::from_secs(10)).await;
+        // Dropping `proc` kills it if it is still running, and reaps it.
     }
 
     /// SIGSTOP: etcd keeps its connections open but answers nothing, as a
@@ -229,13 +223,7 @@ impl Registration {
     /// SIGTERM: the script revokes its lease and exits. Waits up to 10 s.
     pub async fn stop(&mut self) {
         self.signal_group("TERM");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_for_exit(&mut self.child, Duration::from_secs(10)).await;
     }
 }
 

@@ -56,16 +56,22 @@ impl Proc {
     }
 
     /// Waits up to `timeout` for the process to exit; its exit code.
-    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status.code().unwrap_or(-1));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        wait_for_exit(&mut self.child, timeout).await
     }
+}
+
+/// Waits up to `timeout` for `child` to exit; its exit code (-1 if a
+/// signal ended it), or `None` if it is still running.
+pub async fn wait_for_exit(child: &mut Child, timeout: Duration) -> Option<i32> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status.code().unwrap_or(-1));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
 }
 
 impl Drop for Proc {
