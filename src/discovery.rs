@@ -9,10 +9,9 @@
 //! watch it from the listing's revision + 1 (so no change is missed) while
 //! keeping the lease alive. Any failure (etcd down, lease lost, no
 //! keep-alive reply for a whole TTL, watch cancelled or compacted, our key
-//! deleted) ends the session; the loop keeps
-//! the last known peer list, backs off, and starts a fresh session, which
-//! registers again. On stop, the lease is revoked so others drop this node
-//! at once.
+//! deleted) ends the session; the loop keeps the last known peer list, backs
+//! off, and starts a fresh session, which registers again. On stop, the
+//! lease is revoked so others drop this node at once.
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -54,8 +54,7 @@ impl PeerClient {
     }
 
     /// Whether a failed fetch from this peer should be logged: at most once
-    /// per [`WARN_INTERVAL`], so a dead owner under load does not flood the
-    /// log. `Some(n)`: log, and `n` failures went unlogged since the last.
+    /// a second, so a dead owner under load does not flood the log. `Some(n)`: log, and `n` failures went unlogged since the last.
     pub fn failure_to_log(&self) -> Option<u64> {
         self.warnings.admit()
     }
@@ -75,7 +74,7 @@ impl PeerClient {
 }
 
 /// How often a failing peer may be logged.
-pub const WARN_INTERVAL: Duration = Duration::from_secs(1);
+const WARN_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Admits one event per interval and counts the rest.
 struct WarnGate {
