@@ -144,8 +144,8 @@ impl Discovery {
 
         // Register under a fresh lease, then drop the previous one (if etcd
         // kept it) so it cannot linger.
-        let ttl = self.config.ttl.as_secs().max(1) as i64;
-        let granted = timed(client.lease_grant(ttl, None)).await?;
+        let asked = self.config.ttl.as_secs().max(1) as i64;
+        let granted = timed(client.lease_grant(asked, None)).await?;
         // etcd may grant more than asked (it has a minimum TTL).
         let (lease, ttl) = (
             granted.id(),
