@@ -121,9 +121,9 @@ impl Group {
         let owned_key = key.to_vec();
         // Boxed: the singleflight moves the work into a task of its own,
         // and moving a pointer is cheaper than moving the whole future.
-        let loaded = inner
-            .loads
-            .run(key, || Box::pin(async move { this.load(owned_key).await }));
+        let loaded = inner.loads.run(key, move || {
+            Box::pin(async move { this.load(owned_key).await })
+        });
         loaded.await.unwrap_or(Err(GroupError::Panicked))
     }
 
@@ -208,7 +208,7 @@ impl Group {
         let this = self.clone();
         let owned_key = key.to_vec();
         // Boxed for the same reason as in `get`.
-        let loaded = self.inner.local_loads.run(key, || {
+        let loaded = self.inner.local_loads.run(key, move || {
             Box::pin(async move { this.load_from_getter(owned_key, count_dedup).await })
         });
         loaded.await.unwrap_or(Err(GroupError::Panicked))

@@ -5,7 +5,9 @@
 //! clone of the same result, value or error. Running the work on a task of
 //! its own means a leader whose HTTP client hangs up does not cancel the
 //! load for everyone else, and a panicking load cannot leave waiters
-//! blocked: they get `None`.
+//! blocked: they get `None`. The map's lock is held only to look a key up,
+//! insert it or remove it; the caller's work (even building its future)
+//! runs outside it, on the task.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -35,42 +37,57 @@ impl<T: Clone + Send + Sync + 'static> Flight<T> {
     /// the work panicked.
     pub async fn run<F, Fut>(&self, key: &[u8], work: F) -> Option<T>
     where
-        F: FnOnce() -> Fut,
+        F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = T> + Send + 'static,
     {
-        let mut result = {
-            let mut calls = lock(&self.calls);
-            match calls.get(key) {
-                Some(waiting) => waiting.clone(),
-                None => {
-                    let (sender, receiver) = watch::channel(None);
-                    calls.insert(key.into(), receiver.clone());
-                    let done = Finished {
-                        calls: self.calls.clone(),
-                        key: key.into(),
-                    };
-                    let work = work();
-                    tokio::spawn(async move {
-                        let value = work.await;
-                        // Forget the call before publishing, so a caller
-                        // arriving after this point starts afresh (and finds
-                        // the value in the cache) instead of reading a result
-                        // that is about to go stale.
-                        drop(done);
-                        sender.send_replace(Some(value));
-                    });
-                    receiver
-                }
+        let mut result = match self.join_or_lead(key) {
+            Role::Waiter(receiver) => receiver,
+            Role::Leader(sender, done) => {
+                let receiver = sender.subscribe();
+                tokio::spawn(async move {
+                    let value = work().await;
+                    // Forget the call before publishing, so a caller
+                    // arriving after this point starts afresh (and finds
+                    // the value in the cache) instead of reading a result
+                    // that is about to go stale. If `work` panics, `done`
+                    // and `sender` drop during the unwind: the call is
+                    // forgotten and the waiters see the sender gone.
+                    drop(done);
+                    sender.send_replace(Some(value));
+                });
+                receiver
             }
         };
         let value = result.wait_for(Option::is_some).await.ok()?;
         value.clone()
     }
 
+    /// Under the lock, and nothing else under it: joins the call in flight
+    /// for `key`, or registers a new one that this caller leads.
+    fn join_or_lead(&self, key: &[u8]) -> Role<T> {
+        let mut calls = lock(&self.calls);
+        if let Some(waiting) = calls.get(key) {
+            return Role::Waiter(waiting.clone());
+        }
+        let (sender, receiver) = watch::channel(None);
+        calls.insert(key.into(), receiver);
+        let done = Finished {
+            calls: self.calls.clone(),
+            key: key.into(),
+        };
+        Role::Leader(sender, done)
+    }
+
     /// How many keys have a call in flight.
     pub fn in_flight(&self) -> usize {
         lock(&self.calls).len()
     }
+}
+
+/// What [`Flight::join_or_lead`] made of a caller.
+enum Role<T> {
+    Waiter(watch::Receiver<Option<T>>),
+    Leader(watch::Sender<Option<T>>, Finished<T>),
 }
 
 /// Removes a call from the map when dropped: when the work finishes, and
@@ -156,6 +173,63 @@ mod tests {
         assert_eq!(flight.in_flight(), 0);
         // The key is usable again afterwards.
         assert_eq!(flight.run(b"k", || async { 7 }).await, Some(7));
+    }
+
+    #[tokio::test]
+    async fn a_loader_that_panics_before_its_future_exists_poisons_nothing() {
+        let flight: Flight<u32> = Flight::default();
+        let work = || -> std::future::Ready<u32> { panic!("getter bug while building the load") };
+        assert_eq!(flight.run(b"k", work).await, None);
+        assert_eq!(flight.in_flight(), 0);
+        assert_eq!(flight.run(b"k", || async { 7 }).await, Some(7));
+        assert_eq!(flight.run(b"other", || async { 8 }).await, Some(8));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn work_runs_without_the_map_lock_held() {
+        // The work looks at the flight itself, which takes the map's lock:
+        // had `run` kept holding it, this would deadlock.
+        let flight: Arc<Flight<usize>> = Arc::default();
+        let inner = flight.clone();
+        let seen = tokio::time::timeout(
+            Duration::from_secs(10),
+            flight.run(b"k", move || async move { inner.in_flight() }),
+        )
+        .await
+        .expect("work that takes the flight's lock must not deadlock");
+        assert_eq!(seen, Some(1));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cancelled_leader_does_not_cancel_the_load_for_the_others() {
+        let flight: Arc<Flight<u32>> = Arc::default();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (release, released) = watch::channel(false);
+        let work = {
+            let calls = calls.clone();
+            move || async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                let mut released = released;
+                let _ = released.wait_for(|&r| r).await;
+                42
+            }
+        };
+        let leader = tokio::spawn({
+            let flight = flight.clone();
+            async move { flight.run(b"k", work).await }
+        });
+        while flight.in_flight() == 0 {
+            tokio::task::yield_now().await;
+        }
+        let follower = tokio::spawn({
+            let flight = flight.clone();
+            async move { flight.run(b"k", || async { 0 }).await }
+        });
+        leader.abort();
+        assert!(leader.await.unwrap_err().is_cancelled());
+        release.send_replace(true);
+        assert_eq!(follower.await.unwrap(), Some(42), "the leader's load");
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]
