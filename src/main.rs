@@ -1,5 +1,5 @@
-//! The `groupcached` binary: parse flags, start logging, bind, and run the
-//! node until SIGINT or SIGTERM.
+//! The `groupcached` binary: parse flags, start logging, bind (or take the
+//! listener systemd passed), and run the node until SIGINT or SIGTERM.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -33,6 +33,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Before any thread starts: taking the socket clears LISTEN_FDS.
+    let inherited = match inherited_listener() {
+        Ok(inherited) => inherited,
+        Err(e) => {
+            eprintln!("groupcached: LISTEN_FDS: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -41,7 +49,11 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let listener = match TcpListener::bind(listen).await {
+        let bound = match inherited {
+            Some(listener) => TcpListener::from_std(listener),
+            None => TcpListener::bind(listen).await,
+        };
+        let listener = match bound {
             Ok(listener) => listener,
             Err(e) => {
                 eprintln!("groupcached: --listen {listen}: {e}");
@@ -56,6 +68,18 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// The listening socket passed by systemd socket activation (or a test
+/// harness) as fd 3 with `LISTEN_FDS=1`; then `--listen` is not bound. The
+/// socket is bound before this process starts, so whoever started it knows
+/// the port and no other process can take it in between.
+fn inherited_listener() -> std::io::Result<Option<std::net::TcpListener>> {
+    let Some(listener) = listenfd::ListenFd::from_env().take_tcp_listener(0)? else {
+        return Ok(None);
+    };
+    listener.set_nonblocking(true)?;
+    Ok(Some(listener))
 }
 
 /// Resolves on the first SIGINT or SIGTERM.

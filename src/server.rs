@@ -344,42 +344,6 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn peer_path_table() {
-        let node = echo_node();
-        let found = |key: &[u8]| {
-            (
-                200,
-                wire::PROTOBUF_CONTENT_TYPE.to_string(),
-                wire::encode_response(key).to_vec(),
-            )
-        };
-        let text = |status: u16, body: &[u8]| {
-            (
-                status,
-                "text/plain; charset=utf-8".to_string(),
-                body.to_vec(),
-            )
-        };
-        let table: [(&str, Answer); 9] = [
-            ("/_groupcache/g/a+b", found(b"a+b")),
-            ("/_groupcache/g/a%20b", found(b"a b")),
-            ("/_groupcache/g/%E2%82", found(&[0xe2, 0x82])),
-            ("/_groupcache/g/", found(b"")),
-            ("/_groupcache/g/trail/", found(b"trail/")),
-            ("/_groupcache/g", text(400, b"bad request\n")),
-            ("/_groupcache/", text(400, b"bad request\n")),
-            (
-                "/_groupcache/nosuch/k",
-                text(404, b"no such group: nosuch\n"),
-            ),
-            ("/_groupcache/g/a%zz", text(400, b"400 Bad Request")),
-        ];
-        for (path, want) in table {
-            assert_eq!(get(&node, path).await, want, "GET {path}");
-        }
-    }
-
-    #[tokio::test]
     async fn user_api_answers_raw_values_and_text_errors() {
         let node = echo_node();
         assert_eq!(

@@ -84,16 +84,11 @@ async fn concurrent_gets_of_one_cold_key_across_nodes_load_it_once() {
     assert_eq!(origin.hits(b"slow-shared"), 1);
 }
 
-/// `GetResponse{value}` for a value under 128 bytes: `0a <len> <value>`.
-fn get_response(value: &[u8]) -> Vec<u8> {
-    assert!(value.len() < 128);
-    let mut body = vec![0x0a, value.len() as u8];
-    body.extend_from_slice(value);
-    body
-}
-
+/// The peer API's statuses and bytes are checked against a real Go node in
+/// `tests/interop.rs` (one table for every path case); here: the reply a
+/// Go asker decodes, and golang's `ServerRequests` accounting.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn peer_api_answers_like_golang() {
+async fn peer_requests_are_answered_and_counted_like_golang() {
     let origin = Origin::start().await;
     let nodes = start_cluster(&free_ports(1), &origin, &[]).await;
     let node = &nodes[0];
@@ -102,44 +97,14 @@ async fn peer_api_answers_like_golang() {
     assert_eq!(ok.status, 200);
     assert_eq!(ok.header("content-type"), Some("application/x-protobuf"));
     assert_eq!(&ok.body[..], b"\x0a\x0evalue-of-hello");
-
-    // `+` is a literal plus; `%20` is a space; raw bytes pass through.
-    for (path, key) in [
-        ("/_groupcache/g/a+b", &b"a+b"[..]),
-        ("/_groupcache/g/a%20b", b"a b"),
-        ("/_groupcache/g/%E2%82", b"\xe2\x82"),
-        ("/_groupcache/g/", b""),
-        ("/_groupcache/g/trail/", b"trail/"),
+    for path in [
+        "/_groupcache/g/hello",
+        "/_groupcache/g/missing-1",
+        "/_groupcache/g/fail-1",
+        "/_groupcache/g",
+        "/_groupcache/nosuch/k",
     ] {
-        let reply = node.get(path).await;
-        assert_eq!(reply.status, 200, "{path}");
-        assert_eq!(reply.body, get_response(&value_of(key)), "{path}");
-    }
-
-    let cases: &[(&str, u16, &[u8])] = &[
-        ("/_groupcache/g", 400, b"bad request\n"),
-        ("/_groupcache/", 400, b"bad request\n"),
-        ("/_groupcache/nosuch/k", 404, b"no such group: nosuch\n"),
-        (
-            "/_groupcache/g/missing-1",
-            500,
-            b"origin returned 404 Not Found\n",
-        ),
-        (
-            "/_groupcache/g/fail-1",
-            500,
-            b"origin returned 500 Internal Server Error\n",
-        ),
-        ("/_groupcache/g/a%zz", 400, b"400 Bad Request"),
-    ];
-    for &(path, status, body) in cases {
-        let reply = node.get(path).await;
-        assert_eq!((reply.status, &reply.body[..]), (status, body), "{path}");
-        assert_eq!(
-            reply.header("content-type"),
-            Some("text/plain; charset=utf-8"),
-            "{path}"
-        );
+        node.get(path).await;
     }
     // Any method is a get, as in golang.
     let post = http_request("POST", &format!("{}/_groupcache/g/hello", node.url))
@@ -148,9 +113,12 @@ async fn peer_api_answers_like_golang() {
     assert_eq!(&post.body[..], b"\x0a\x0evalue-of-hello");
 
     let stats = node.stats().await;
-    // hello (twice), a+b, a b, E2 82, "", trail/, missing-1, fail-1 reached the group.
-    assert_eq!(stats["groups"]["g"]["ServerRequests"], 9);
-    assert_eq!(stats["groups"]["g"]["LocalLoadErrs"], 2);
+    let g = &stats["groups"]["g"];
+    // hello (three times), missing-1 and fail-1 reached the group; a path
+    // without a key or with an unknown group does not count.
+    assert_eq!(g["ServerRequests"], 5, "{g}");
+    assert_eq!(g["CacheHits"], 2, "{g}");
+    assert_eq!(g["LocalLoadErrs"], 2, "{g}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -189,7 +157,7 @@ async fn user_api_statuses() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_owner_means_local_loads_not_errors() {
     let origin = Origin::start().await;
-    let ports = free_ports(2);
+    let ports = [free_ports(1)[0], closed_port()];
     // Only the first node runs; the second peer in the list is a closed port.
     let peers = peer_list(&ports);
     let node = GcNode::start(
@@ -258,7 +226,9 @@ async fn sigterm_and_sigint_finish_in_flight_requests_and_exit_zero() {
         let key = format!("slow-drain-{signal}");
         let url = format!("{}/cache/g/{key}", nodes[0].url);
         let in_flight = tokio::spawn(async move { http_get(&url).await });
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Signal once the load has reached the origin (which answers `slow`
+        // keys after a second): the request is then surely in flight.
+        poll_until(Duration::from_secs(10), || origin.hits(key.as_bytes()) == 1).await;
         nodes[0].proc.signal(signal);
         let reply = in_flight.await.unwrap();
         assert_eq!(

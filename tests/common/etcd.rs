@@ -1,6 +1,7 @@
-//! A throwaway single-member etcd (Debian's `/usr/bin/etcd`) on two free
-//! loopback ports with its own temporary directory, and `scripts/etcd-register`
-//! runs. Both are stopped and cleaned up when their handles drop, also when
+//! A throwaway single-member etcd (Debian's `/usr/bin/etcd`) on loopback
+//! with its own temporary directory, and `scripts/etcd-register` runs. etcd
+//! binds port 0 and the harness reads the port it got from etcd's log; a
+//! restart binds that same client port again, as a restarted etcd would. Both are stopped and cleaned up when their handles drop, also when
 //! a test panics; a panicking test also prints the end of etcd's log.
 
 use std::os::unix::process::CommandExt;
@@ -8,18 +9,21 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{free_ports, try_get, wait_for_exit, Proc};
+use super::{try_get, wait_for_exit, Proc};
 
 const ETCD: &str = "/usr/bin/etcd";
 const ETCDCTL: &str = "etcdctl";
 /// What etcd's `/health` says once it has a leader.
 const HEALTHY: &str = r#""health":"true""#;
 
-/// A running (or stopped) etcd that keeps its ports and data directory
-/// across [`Etcd::stop`] and [`Etcd::start`].
+/// What etcd logs once it serves clients, followed by `127.0.0.1:PORT`.
+const SERVING: &str = "serving insecure client requests on ";
+
+/// A running (or stopped) etcd that keeps its client port and data
+/// directory across [`Etcd::stop`] and [`Etcd::start`].
 pub struct Etcd {
+    /// 0 until the first start has bound one.
     client_port: u16,
-    peer_port: u16,
     /// Holds `data/` (etcd's `--data-dir`) and `etcd.log`.
     dir: PathBuf,
     proc: Option<Proc>,
@@ -32,17 +36,16 @@ impl Etcd {
             std::path::Path::new(ETCD).is_file(),
             "{ETCD} is missing: run scripts/deps (scripts/test does)"
         );
-        let ports = free_ports(2);
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "groupcached-etcd-{}-{}",
             std::process::id(),
-            ports[0]
+            STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("creating etcd's temporary directory");
         let mut etcd = Etcd {
-            client_port: ports[0],
-            peer_port: ports[1],
+            client_port: 0,
             dir,
             proc: None,
         };
@@ -63,8 +66,8 @@ impl Etcd {
         self.dir.join("etcd.log")
     }
 
-    /// Starts etcd (again) on the same ports and data directory and waits
-    /// until `/health` says it has a leader.
+    /// Starts etcd (again, on the same client port) and waits until
+    /// `/health` says it has a leader.
     pub async fn start(&mut self) {
         assert!(self.proc.is_none(), "etcd is already running");
         let log = std::fs::OpenOptions::new()
@@ -72,7 +75,9 @@ impl Etcd {
             .append(true)
             .open(self.log_path())
             .expect("opening etcd.log");
-        let peer_url = format!("http://127.0.0.1:{}", self.peer_port);
+        let logged_before = log.metadata().map_or(0, |m| m.len() as usize);
+        // The peer URL is only advertised, never dialled: one member.
+        let advertised_peer = "http://127.0.0.1:2380";
         let mut command = Command::new(ETCD);
         command
             .arg("--data-dir")
@@ -81,18 +86,36 @@ impl Etcd {
             .arg(self.endpoint())
             .arg("--advertise-client-urls")
             .arg(self.endpoint())
-            .arg("--listen-peer-urls")
-            .arg(&peer_url)
-            .arg("--initial-advertise-peer-urls")
-            .arg(&peer_url)
+            .args(["--listen-peer-urls", "http://127.0.0.1:0"])
+            .args(["--initial-advertise-peer-urls", advertised_peer])
             .arg("--initial-cluster")
-            .arg(format!("default={peer_url}"))
+            .arg(format!("default={advertised_peer}"))
             // A single member elects itself; no need to wait a whole second.
             .args(["--heartbeat-interval", "50", "--election-timeout", "250"])
             .stdout(log.try_clone().unwrap())
             .stderr(log);
-        let mut proc = Proc::spawn(&format!("etcd:{}", self.client_port), &mut command);
+        let mut proc = Proc::spawn("etcd", &mut command);
         let deadline = Instant::now() + Duration::from_secs(15);
+        while self.client_port == 0 {
+            let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+            let port = log.get(logged_before..).and_then(|new| {
+                let at = new.find(SERVING)? + SERVING.len();
+                let addr = new[at..].split([',', ' ', '\n']).next()?;
+                addr.rsplit(':').next()?.parse().ok()
+            });
+            if let Some(port) = port {
+                self.client_port = port;
+            } else if let Ok(Some(status)) = proc.child.try_wait() {
+                panic!("etcd exited with {status}:\n{}", self.log_tail());
+            } else if Instant::now() > deadline {
+                panic!(
+                    "etcd did not serve clients within 15 s:\n{}",
+                    self.log_tail()
+                );
+            } else {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
         loop {
             if let Ok(reply) = try_get(&format!("{}/health", self.endpoint())).await {
                 if reply.status == 200 && String::from_utf8_lossy(&reply.body).contains(HEALTHY) {
@@ -138,7 +161,7 @@ impl Etcd {
     }
 
     /// Stops etcd and deletes its data: the next [`Etcd::start`] is a new,
-    /// empty cluster on the same ports.
+    /// empty cluster on the same client port.
     pub async fn wipe(&mut self) {
         self.stop().await;
         std::fs::remove_dir_all(self.data_dir()).expect("deleting etcd's data directory");

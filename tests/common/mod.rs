@@ -1,12 +1,19 @@
 //! Shared test support: start real `groupcached` processes on free loopback
 //! ports, a counting HTTP origin, and a small HTTP GET helper. Every process
 //! is killed when its handle drops, so a failing test leaves nothing behind.
+//!
+//! Ports are never bound, released and bound again (another test could take
+//! one in between): [`free_ports`] binds listeners on port 0 and keeps them,
+//! and starting a node hands its listener over to the child as fd 3 with
+//! `LISTEN_FDS=1` (systemd socket activation), so the node serves on the
+//! very socket the test bound.
 
 #![allow(dead_code)] // each test binary uses its own subset
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{SocketAddr, TcpListener as StdListener};
+use std::os::fd::OwnedFd;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,15 +25,51 @@ use hyper::{Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
-/// `n` distinct free loopback ports (held open together, so they differ).
+/// Listeners bound by [`free_ports`] and not yet handed to a node.
+static HELD: Mutex<Vec<StdListener>> = Mutex::new(Vec::new());
+
+/// `n` loopback ports, each bound (to port 0) and held until a node started
+/// on it takes the socket over.
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<StdListener> = (0..n)
-        .map(|_| StdListener::bind("127.0.0.1:0").expect("bind a free port"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
+    let mut held = HELD.lock().unwrap();
+    (0..n)
+        .map(|_| {
+            let listener = StdListener::bind("127.0.0.1:0").expect("bind a free port");
+            let port = listener.local_addr().unwrap().port();
+            held.push(listener);
+            port
+        })
         .collect()
+}
+
+/// A loopback port nothing listens on (connections are refused), for a
+/// peer that is down. It was bound and released, so another process could
+/// take it meanwhile; nothing here binds it again.
+pub fn closed_port() -> u16 {
+    let listener = StdListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().unwrap().port()
+}
+
+/// Makes `command` start with the listener [`free_ports`] bound for `port`
+/// as fd 3 and `LISTEN_FDS=1`. The test's own copy closes when `command`
+/// drops, so once the node exits its port refuses connections.
+pub fn hand_over_port(command: &mut Command, port: u16) {
+    use command_fds::{CommandFdExt, FdMapping};
+    let listener = {
+        let mut held = HELD.lock().unwrap();
+        let index = held
+            .iter()
+            .position(|l| l.local_addr().unwrap().port() == port)
+            .unwrap_or_else(|| panic!("port {port} is not held: use free_ports, once per node"));
+        held.swap_remove(index)
+    };
+    command
+        .fd_mappings(vec![FdMapping {
+            parent_fd: OwnedFd::from(listener),
+            child_fd: 3,
+        }])
+        .expect("fd 3 is free in the child");
+    command.env("LISTEN_FDS", "1").env_remove("LISTEN_PID");
 }
 
 /// A child process killed (and reaped) on drop.
@@ -47,12 +90,15 @@ impl Proc {
         }
     }
 
-    /// Sends `signal` (e.g. "TERM", "KILL") to the process.
+    /// Sends `signal` (e.g. "TERM", "KILL", "STOP") to the process with
+    /// kill(2); panics if it cannot be delivered.
     pub fn signal(&self, signal: &str) {
-        let _ = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.child.id().to_string())
-            .status();
+        use nix::sys::signal::{kill, Signal};
+        let signal: Signal = format!("SIG{signal}")
+            .parse()
+            .unwrap_or_else(|_| panic!("no signal SIG{signal}"));
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        kill(pid, signal).unwrap_or_else(|e| panic!("kill -{signal} {}: {e}", self.name));
     }
 
     /// Waits up to `timeout` for the process to exit; its exit code.
@@ -89,17 +135,19 @@ pub struct GcNode {
 }
 
 impl GcNode {
-    /// Starts the real binary listening on `port` with extra `args`, and
-    /// waits until it answers `/healthz`.
+    /// Starts the real binary on `port` (from [`free_ports`]) with extra
+    /// `args`, and waits until it answers `/healthz`.
     pub async fn start(port: u16, args: &[String]) -> GcNode {
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_groupcached"));
-        command.arg("--listen").arg(addr.to_string()).args(args);
+        command.args(args);
+        hand_over_port(&mut command, port);
         command.env(
             "RUST_LOG",
             std::env::var("RUST_LOG").unwrap_or_else(|_| "error".into()),
         );
         let proc = Proc::spawn(&format!("groupcached:{port}"), &mut command);
+        drop(command); // closes the test's copy of the listener
         let node = GcNode {
             proc,
             addr,
@@ -130,6 +178,18 @@ pub trait Frontend {
 impl Frontend for GcNode {
     fn url(&self) -> &str {
         &self.url
+    }
+}
+
+/// Polls `condition` every 10 ms until it holds; panics after `within`.
+pub async fn poll_until(within: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "condition still false after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -375,19 +435,17 @@ pub struct GoNode {
 }
 
 impl GoNode {
-    /// Starts `gopeer -listen 127.0.0.1:{port} ARGS...`, waits for its
+    /// Starts `gopeer ARGS...` on `port` (from [`free_ports`]), waits for its
     /// `listening on` line and then for `/healthz`. Unlike groupcached,
     /// gopeer does not add itself to `-peers`: pass the full list.
     pub async fn start(port: u16, args: &[String]) -> GoNode {
         use std::io::BufRead;
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let mut command = Command::new(gopeer_path());
-        command
-            .arg("-listen")
-            .arg(addr.to_string())
-            .args(args)
-            .stdout(Stdio::piped());
+        command.args(args).stdout(Stdio::piped());
+        hand_over_port(&mut command, port);
         let mut proc = Proc::spawn(&format!("gopeer:{port}"), &mut command);
+        drop(command); // closes the test's copy of the listener
         let stdout = proc.child.stdout.take().expect("gopeer stdout");
         let read_line = tokio::task::spawn_blocking(move || {
             let mut reader = std::io::BufReader::new(stdout);

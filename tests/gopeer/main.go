@@ -5,7 +5,7 @@
 // It mirrors groupcached's command line and user API so tests can drive both
 // kinds of node the same way:
 //
-//	gopeer -listen ADDR [-self URL] [-peers A,B,...] -group NAME=ORIGIN ...
+//	gopeer (-listen ADDR | with LISTEN_FDS=1 and a listener on fd 3) [-self URL] [-peers A,B,...] -group NAME=ORIGIN ...
 //	       [-cache-bytes N] [-replicas N] [-base-path P]
 //
 // The HTTPPool is served on its base path (without Go's ServeMux, so no path
@@ -82,6 +82,15 @@ func originGetter(group, template string) groupcache.GetterFunc {
 	}
 }
 
+// listener is the socket passed as fd 3 with LISTEN_FDS=1 (systemd socket
+// activation, as the tests start nodes), or else a new one on addr.
+func listener(addr string) (net.Listener, error) {
+	if os.Getenv("LISTEN_FDS") == "1" {
+		return net.FileListener(os.NewFile(3, "listener"))
+	}
+	return net.Listen("tcp", addr)
+}
+
 func ring(peers []string, replicas int) {
 	m := consistenthash.New(replicas, nil)
 	m.Add(peers...)
@@ -118,10 +127,10 @@ func main() {
 		ring(peers, *replicas)
 		return
 	}
-	if *listen == "" {
+	if *listen == "" && os.Getenv("LISTEN_FDS") == "" {
 		log.Fatal("-listen is required")
 	}
-	ln, err := net.Listen("tcp", *listen)
+	ln, err := listener(*listen)
 	if err != nil {
 		log.Fatal(err)
 	}
