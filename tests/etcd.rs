@@ -10,124 +10,9 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::etcd::{Etcd, Registration};
+use common::etcd::*;
 use common::*;
 use groupcached::consistenthash::{Ring, DEFAULT_REPLICAS};
-use serde_json::Value;
-
-/// The default `--etcd-prefix`.
-const PREFIX: &str = "/groupcache/peers/";
-/// The lease TTL most nodes here register with; short to keep tests fast.
-const TTL: Duration = Duration::from_secs(3);
-/// How soon every node must see a join or a graceful leave.
-const PROMPTLY: Duration = Duration::from_secs(2);
-/// How often `/peers` is polled.
-const POLL: Duration = Duration::from_millis(50);
-
-fn url_of(port: u16) -> String {
-    format!("http://127.0.0.1:{port}")
-}
-
-/// The peer list every node must show: the URLs sorted as strings.
-fn sorted_urls(ports: &[u16]) -> Vec<String> {
-    let mut urls: Vec<String> = ports.iter().map(|&p| url_of(p)).collect();
-    urls.sort();
-    urls
-}
-
-/// The etcd keys nodes with these URLs register: `{PREFIX}{url}`.
-fn keys_of(urls: &[String]) -> Vec<String> {
-    urls.iter().map(|url| format!("{PREFIX}{url}")).collect()
-}
-
-/// The keys under [`PREFIX`] in etcd, sorted.
-async fn registered(etcd: &Etcd) -> Vec<String> {
-    let mut keys = etcd.keys(PREFIX).await;
-    keys.sort();
-    keys
-}
-
-/// `--etcd ENDPOINT --etcd-ttl TTL --group g=ORIGIN`.
-fn etcd_args(etcd: &Etcd, origin: &Origin, ttl: Duration) -> Vec<String> {
-    vec![
-        "--etcd".into(),
-        etcd.endpoint(),
-        "--etcd-ttl".into(),
-        format!("{}s", ttl.as_secs()),
-        "--group".into(),
-        format!("g={}", origin.template()),
-    ]
-}
-
-async fn start_nodes(ports: &[u16], etcd: &Etcd, origin: &Origin) -> Vec<GcNode> {
-    let mut nodes = Vec::new();
-    for &port in ports {
-        nodes.push(GcNode::start(port, &etcd_args(etcd, origin, TTL)).await);
-    }
-    nodes
-}
-
-/// `GET /peers` as JSON.
-async fn peers_of(node: &GcNode) -> Value {
-    let reply = node.get("/peers").await;
-    assert_eq!(reply.status, 200, "{}/peers", node.url);
-    serde_json::from_slice(&reply.body).expect("/peers JSON")
-}
-
-fn peer_list_of(peers: &Value) -> Vec<String> {
-    peers["peers"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no peers list in {peers}"))
-        .iter()
-        .map(|p| p.as_str().unwrap().to_string())
-        .collect()
-}
-
-/// Polls every node's `/peers` until each one's `peers` is `want` and
-/// `etcd.connected` is `connected`; how long that took. Panics with every
-/// node's last `/peers` after `within`.
-async fn await_peers(
-    nodes: &[&GcNode],
-    want: &[String],
-    connected: bool,
-    within: Duration,
-) -> Duration {
-    let start = Instant::now();
-    loop {
-        let mut seen = Vec::new();
-        for node in nodes {
-            seen.push(peers_of(node).await);
-        }
-        let done = seen
-            .iter()
-            .all(|p| peer_list_of(p) == want && p["etcd"]["connected"] == connected);
-        if done {
-            return start.elapsed();
-        }
-        if start.elapsed() > within {
-            panic!(
-                "after {within:?} not every node shows peers {want:?} with connected={connected}; \
-                 their /peers:\n{}",
-                seen.iter()
-                    .map(|p| p.to_string())
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            );
-        }
-        tokio::time::sleep(POLL).await;
-    }
-}
-
-/// GETs `key` through `node`, asserting the origin's value.
-async fn get_ok(node: &GcNode, key: &str) {
-    let reply = node.get(&format!("/cache/g/{}", esc(key.as_bytes()))).await;
-    assert_eq!(
-        (reply.status, &reply.body[..]),
-        (200, &value_of(key.as_bytes())[..]),
-        "GET {key} through {}",
-        node.url
-    );
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_find_each_other_and_load_each_key_once() {
@@ -289,24 +174,8 @@ async fn nodes_serve_through_an_etcd_outage_and_register_again_after_data_loss()
     // etcd comes back empty: every node registers again.
     etcd.wipe().await;
     etcd.start().await;
-    let restarted = Instant::now();
-    let expected = keys_of(&want);
-    loop {
-        let registered = registered(&etcd).await;
-        if registered == expected {
-            break;
-        }
-        assert!(
-            restarted.elapsed() < TTL + PROMPTLY,
-            "registered in the wiped etcd after {:?}: {registered:?}",
-            TTL + PROMPTLY
-        );
-        tokio::time::sleep(POLL).await;
-    }
-    eprintln!(
-        "all registered again in the wiped etcd after {:?}",
-        restarted.elapsed()
-    );
+    let took = await_registered(&etcd, &keys_of(&want), TTL + PROMPTLY).await;
+    eprintln!("all registered again in the wiped etcd after {took:?}");
     await_peers(&all, &want, true, PROMPTLY).await;
     assert_eq!(origin.repeated(), vec![], "keys loaded more than once");
 }

@@ -2,14 +2,18 @@
 //! with its own temporary directory, and `scripts/etcd-register` runs. etcd
 //! binds port 0 and the harness reads the port it got from etcd's log; a
 //! restart binds that same client port again, as a restarted etcd would. Both are stopped and cleaned up when their handles drop, also when
-//! a test panics; a panicking test also prints the end of etcd's log.
+//! a test panics; a panicking test also prints the end of etcd's log. Also
+//! the helpers etcd tests share: starting groupcached nodes with `--etcd`,
+//! reading and awaiting any node's `/peers`, and the keys in etcd.
 
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{try_get, wait_for_exit, Proc};
+use serde_json::Value;
+
+use super::{esc, try_get, value_of, wait_for_exit, Frontend, GcNode, Origin, Proc};
 
 const ETCD: &str = "/usr/bin/etcd";
 const ETCDCTL: &str = "etcdctl";
@@ -255,4 +259,136 @@ impl Drop for Registration {
         self.signal_group("KILL");
         let _ = self.child.wait();
     }
+}
+
+/// The default `--etcd-prefix`.
+pub const PREFIX: &str = "/groupcache/peers/";
+/// The lease TTL most nodes here register with; short to keep tests fast.
+pub const TTL: Duration = Duration::from_secs(3);
+/// How soon every node must see a join or a graceful leave.
+pub const PROMPTLY: Duration = Duration::from_secs(2);
+/// How often `/peers` is polled.
+pub const POLL: Duration = Duration::from_millis(50);
+
+pub fn url_of(port: u16) -> String {
+    format!("http://127.0.0.1:{port}")
+}
+
+/// The peer list every node must show: the URLs sorted as strings.
+pub fn sorted_urls(ports: &[u16]) -> Vec<String> {
+    let mut urls: Vec<String> = ports.iter().map(|&p| url_of(p)).collect();
+    urls.sort();
+    urls
+}
+
+/// The etcd keys nodes with these URLs register: `{PREFIX}{url}`.
+pub fn keys_of(urls: &[String]) -> Vec<String> {
+    urls.iter().map(|url| format!("{PREFIX}{url}")).collect()
+}
+
+/// The keys under [`PREFIX`] in etcd, sorted.
+pub async fn registered(etcd: &Etcd) -> Vec<String> {
+    let mut keys = etcd.keys(PREFIX).await;
+    keys.sort();
+    keys
+}
+
+/// Polls etcd until the keys under [`PREFIX`] are `want` (sorted); how long
+/// that took. Panics with the keys last seen after `within`.
+pub async fn await_registered(etcd: &Etcd, want: &[String], within: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let registered = registered(etcd).await;
+        if registered == want {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < within,
+            "after {within:?} the keys in etcd are {registered:?}, not {want:?}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// `--etcd ENDPOINT --etcd-ttl TTL --group g=ORIGIN`. gopeer takes the same
+/// arguments (Go's flag package reads `--flag` as `-flag`).
+pub fn etcd_args(etcd: &Etcd, origin: &Origin, ttl: Duration) -> Vec<String> {
+    vec![
+        "--etcd".into(),
+        etcd.endpoint(),
+        "--etcd-ttl".into(),
+        format!("{}s", ttl.as_secs()),
+        "--group".into(),
+        format!("g={}", origin.template()),
+    ]
+}
+
+pub async fn start_nodes(ports: &[u16], etcd: &Etcd, origin: &Origin) -> Vec<GcNode> {
+    let mut nodes = Vec::new();
+    for &port in ports {
+        nodes.push(GcNode::start(port, &etcd_args(etcd, origin, TTL)).await);
+    }
+    nodes
+}
+
+/// `GET /peers` as JSON.
+pub async fn peers_of(node: &impl Frontend) -> Value {
+    let reply = node.get("/peers").await;
+    assert_eq!(reply.status, 200, "{}/peers", node.url());
+    serde_json::from_slice(&reply.body).expect("/peers JSON")
+}
+
+pub fn peer_list_of(peers: &Value) -> Vec<String> {
+    peers["peers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no peers list in {peers}"))
+        .iter()
+        .map(|p| p.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Polls every node's (groupcached's or gopeer's) `/peers` until each one's `peers` is `want` and
+/// `etcd.connected` is `connected`; how long that took. Panics with every
+/// node's last `/peers` after `within`.
+pub async fn await_peers<N: Frontend>(
+    nodes: &[&N],
+    want: &[String],
+    connected: bool,
+    within: Duration,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        let mut seen = Vec::new();
+        for node in nodes {
+            seen.push(peers_of(*node).await);
+        }
+        let done = seen
+            .iter()
+            .all(|p| peer_list_of(p) == want && p["etcd"]["connected"] == connected);
+        if done {
+            return start.elapsed();
+        }
+        if start.elapsed() > within {
+            panic!(
+                "after {within:?} not every node shows peers {want:?} with connected={connected}; \
+                 their /peers:\n{}",
+                seen.iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// GETs `key` through `node`, asserting the origin's value.
+pub async fn get_ok(node: &impl Frontend, key: &str) {
+    let reply = node.get(&format!("/cache/g/{}", esc(key.as_bytes()))).await;
+    assert_eq!(
+        (reply.status, &reply.body[..]),
+        (200, &value_of(key.as_bytes())[..]),
+        "GET {key} through {}",
+        node.url()
+    );
 }

@@ -7,10 +7,18 @@
 //
 //	gopeer (-listen ADDR | with LISTEN_FDS=1 and a listener on fd 3) [-self URL] [-peers A,B,...] -group NAME=ORIGIN ...
 //	       [-cache-bytes N] [-replicas N] [-base-path P]
+//	       [-etcd URL,... [-etcd-prefix P] [-etcd-ttl DUR] [-v]]
 //
 // The HTTPPool is served on its base path (without Go's ServeMux, so no path
 // cleaning redirects); GET /cache/{group}/{key} returns the raw value,
-// GET /stats the groups' Stats and CacheStats as JSON, GET /healthz "ok".
+// GET /stats the groups' Stats and CacheStats as JSON, GET /peers the list
+// last passed to the pool's Set as groupcached shows it (self, peers,
+// source, and with -etcd the etcd status), GET /healthz "ok".
+//
+// With -etcd the peer list comes from etcd through go/etcdpeers (the pool
+// starts as just self, as groupcached's does); SIGINT and SIGTERM revoke the
+// lease before the node stops. -v logs etcdpeers' sessions and peer lists to
+// stderr.
 //
 //	gopeer -ring -peers A,B,... [-replicas N]
 //
@@ -32,11 +40,13 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/golang/groupcache"
 	"github.com/golang/groupcache/consistenthash"
+	"groupcached/etcdpeers"
 )
 
 type groupFlags []string
@@ -91,6 +101,27 @@ func listener(addr string) (net.Listener, error) {
 	return net.Listen("tcp", addr)
 }
 
+// trackedPool passes Set on to the HTTPPool and remembers the list, for
+// GET /peers.
+type trackedPool struct {
+	pool  *groupcache.HTTPPool
+	mu    sync.Mutex
+	peers []string
+}
+
+func (t *trackedPool) Set(peers ...string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.peers = append([]string(nil), peers...)
+	t.pool.Set(peers...)
+}
+
+func (t *trackedPool) list() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]string(nil), t.peers...)
+}
+
 func ring(peers []string, replicas int) {
 	m := consistenthash.New(replicas, nil)
 	m.Add(peers...)
@@ -115,6 +146,10 @@ func main() {
 	replicas := flag.Int("replicas", 50, "ring replicas")
 	basePath := flag.String("base-path", "/_groupcache/", "peer protocol base path")
 	ringMode := flag.Bool("ring", false, "print owners of hex keys read from stdin")
+	etcdList := flag.String("etcd", "", "comma-separated etcd endpoints to discover peers through")
+	etcdPrefix := flag.String("etcd-prefix", etcdpeers.DefaultPrefix, "etcd key prefix")
+	etcdTTL := flag.Duration("etcd-ttl", etcdpeers.DefaultTTL, "lease TTL of this node's registration")
+	verbose := flag.Bool("v", false, "log etcd sessions and peer list changes")
 	var groups groupFlags
 	flag.Var(&groups, "group", "NAME=ORIGIN_TEMPLATE (repeatable)")
 	flag.Parse()
@@ -137,11 +172,30 @@ func main() {
 	if *self == "" {
 		*self = "http://" + ln.Addr().String() // the real port, also for -listen HOST:0
 	}
+	if *etcdList != "" && len(peers) > 0 {
+		log.Fatal("-etcd and -peers cannot be combined")
+	}
 	if len(peers) == 0 {
 		peers = []string{*self}
 	}
-	pool := groupcache.NewHTTPPoolOpts(*self, &groupcache.HTTPPoolOptions{BasePath: *basePath, Replicas: *replicas})
+	pool := &trackedPool{pool: groupcache.NewHTTPPoolOpts(*self, &groupcache.HTTPPoolOptions{BasePath: *basePath, Replicas: *replicas})}
 	pool.Set(peers...)
+	var registry *etcdpeers.Registry
+	if *etcdList != "" {
+		logf := func(string, ...interface{}) {}
+		if *verbose {
+			logf = log.Printf
+		}
+		registry, err = etcdpeers.Register(*self, pool, etcdpeers.Options{
+			Endpoints: strings.Split(*etcdList, ","),
+			Prefix:    *etcdPrefix,
+			TTL:       *etcdTTL,
+			Logf:      logf,
+		})
+		if err != nil {
+			log.Fatal(err)
+		}
+	}
 	byName := map[string]*groupcache.Group{}
 	for _, spec := range groups {
 		name, origin, ok := strings.Cut(spec, "=")
@@ -155,7 +209,15 @@ func main() {
 		path := r.URL.Path
 		switch {
 		case strings.HasPrefix(path, *basePath):
-			pool.ServeHTTP(w, r)
+			pool.pool.ServeHTTP(w, r)
+		case path == "/peers":
+			peers := map[string]interface{}{"self": *self, "peers": pool.list(), "source": "static"}
+			if registry != nil {
+				peers["source"] = "etcd"
+				peers["etcd"] = registry.Status()
+			}
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(peers)
 		case path == "/healthz":
 			io.WriteString(w, "ok\n")
 		case path == "/stats":
@@ -202,6 +264,9 @@ func main() {
 		signals := make(chan os.Signal, 1)
 		signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
 		<-signals
+		if registry != nil {
+			registry.Close()
+		}
 		server.Close()
 	}()
 	if err := server.Serve(ln); err != nil && err != http.ErrServerClosed {
