@@ -183,9 +183,10 @@ func (r *Registry) Status() Status {
 	return s
 }
 
-// Close stops following etcd and revokes the lease (waiting at most 2 s for
-// etcd), so the other nodes drop this one at once. The pool keeps its last
-// peer list. Calling it again does nothing.
+// Close stops following etcd and revokes the lease, so the other nodes drop
+// this one at once. It waits for etcd at most 2 s for a connection attempt
+// under way and 2 s for the revocation. The pool keeps its last peer list.
+// Calling it again does nothing.
 func (r *Registry) Close() {
 	r.closeOnce.Do(func() {
 		r.stop()
@@ -257,6 +258,9 @@ func (r *Registry) session(ctx context.Context) error {
 	}
 	// etcd may grant more than asked (it has a minimum TTL).
 	lease, ttl := granted.ID, time.Duration(granted.TTL)*time.Second
+	if ttl < time.Second {
+		ttl = r.opts.TTL // never granted; keeps the ticker below valid
+	}
 	c, done = call()
 	_, err = client.Put(c, r.key, r.self, clientv3.WithLease(lease))
 	done()
