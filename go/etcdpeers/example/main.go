@@ -14,6 +14,7 @@ import (
 	"context"
 	"flag"
 	"log"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -33,6 +34,11 @@ func main() {
 		*self = "http://" + *listen
 	}
 
+	// Listen before registering, so peers that learn of this node can connect.
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		log.Fatal(err)
+	}
 	pool := groupcache.NewHTTPPoolOpts(*self, nil)
 	registry, err := etcdpeers.Register(*self, pool, etcdpeers.Options{
 		Endpoints: strings.Split(*endpoints, ","),
@@ -56,7 +62,7 @@ func main() {
 		}
 		w.Write(value)
 	})
-	server := &http.Server{Addr: *listen, Handler: mux}
+	server := &http.Server{Handler: mux}
 
 	go func() {
 		signals := make(chan os.Signal, 1)
@@ -65,7 +71,7 @@ func main() {
 		registry.Close() // revoke first, so no peer sends us keys we no longer serve
 		server.Close()
 	}()
-	if err := server.ListenAndServe(); err != http.ErrServerClosed {
+	if err := server.Serve(ln); err != http.ErrServerClosed {
 		log.Fatal(err)
 	}
 }
