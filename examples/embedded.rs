@@ -1,12 +1,15 @@
 //! Embedding groupcached in a Rust program with a getter of your own.
 //!
 //! The group `squares` computes its values in-process instead of calling an
-//! HTTP origin. The program both uses the group directly and serves it to
-//! peers and users on 127.0.0.1:8081, like the `groupcached` binary does:
+//! HTTP origin; its values never expire. The group `clock` shows a getter
+//! whose values expire: a key's value is the time it was loaded, cached for
+//! five seconds. The program both uses the groups directly and serves them
+//! to peers and users on 127.0.0.1:8081, like the `groupcached` binary does:
 //!
 //! ```text
 //! cargo run --example embedded
 //! curl localhost:8081/cache/squares/12      # → 144
+//! curl -i localhost:8081/cache/clock/now    # Cache-Control: max-age=4 or 5
 //! ```
 
 use std::collections::HashMap;
@@ -20,6 +23,7 @@ use groupcached::http_client::HttpClient;
 use groupcached::node::{Node, PeerSource};
 use groupcached::origin::GetterError;
 use groupcached::peers::Peers;
+use groupcached::value::Value;
 use groupcached::wire::DEFAULT_BASE_PATH;
 
 /// The getter: the key must be a decimal number; the value is its square.
@@ -34,6 +38,15 @@ async fn square(key: Vec<u8>) -> Result<Bytes, GetterError> {
         .checked_mul(n)
         .ok_or_else(|| GetterError::Failed(format!("{n}² overflows")))?;
     Ok(Bytes::from(square.to_string()))
+}
+
+/// A getter whose values expire: the load time in Unix seconds, for 5 s.
+async fn clock(_key: Vec<u8>) -> Result<Value, GetterError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| GetterError::Failed(e.to_string()))?;
+    let text = now.as_secs().to_string();
+    Ok(Value::expiring_in(text, Duration::from_secs(5)))
 }
 
 #[tokio::main]
@@ -53,13 +66,16 @@ async fn main() -> std::io::Result<()> {
     peers.set(vec![self_url]);
 
     let squares = Group::new("squares", 64 << 20, Arc::new(square), peers.clone());
+    let clock = Group::new("clock", 1 << 20, Arc::new(clock), peers.clone());
 
-    // Use the group directly...
+    // Use the groups directly...
     let value = squares.get(b"12").await.expect("12 is a number");
-    println!("12² = {}", String::from_utf8_lossy(&value));
+    println!("12² = {}", String::from_utf8_lossy(&value.bytes));
+    let value = clock.get(b"now").await.expect("the clock works");
+    println!("loaded at {}", String::from_utf8_lossy(&value.bytes));
 
-    // ...and serve it over HTTP until Ctrl-C.
-    let groups = HashMap::from([(b"squares".to_vec(), squares)]);
+    // ...and serve them over HTTP until Ctrl-C.
+    let groups = HashMap::from([(b"squares".to_vec(), squares), (b"clock".to_vec(), clock)]);
     let node = Node::from_parts(groups, peers, DEFAULT_BASE_PATH.into(), PeerSource::Static);
     println!("serving on 127.0.0.1:8081; try: curl localhost:8081/cache/squares/12");
     groupcached::server::run(listener, node, async {

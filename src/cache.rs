@@ -7,12 +7,19 @@
 //! the oldest entry of `hot` if `hot > main / 8`, else of `main`. Unlike
 //! golang, replacing an existing key subtracts the old entry's bytes, so the
 //! count never drifts above what is really held.
+//!
+//! An entry may carry an expiry. An expired entry is a miss: it is removed
+//! when looked up and counted in `Evictions` (as mailgun's and
+//! groupcache-go's caches count it) and in `Expired`. Nothing sweeps in the
+//! background; an expired entry nobody asks for leaves by the LRU rule.
 
 use std::sync::Mutex;
 
 use bytes::Bytes;
 use lru::LruCache;
 use serde::Serialize;
+
+use crate::value::Value;
 
 /// Which of a group's two caches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +37,8 @@ pub struct CacheStats {
     pub gets: u64,
     pub hits: u64,
     pub evictions: u64,
+    /// Entries found expired on lookup (also counted in `evictions`).
+    pub expired: u64,
 }
 
 /// Main and hot caches behind one lock, so the victim rule sees both.
@@ -44,7 +53,7 @@ struct Pair {
 }
 
 struct Lru {
-    entries: LruCache<Box<[u8]>, Bytes>,
+    entries: LruCache<Box<[u8]>, Value>,
     stats: CacheStats,
 }
 
@@ -61,8 +70,9 @@ impl Caches {
     }
 
     /// Looks `key` up in main, then hot. Counts a get (and a hit) on each
-    /// cache it probes, as golang does.
-    pub fn get(&self, key: &[u8]) -> Option<Bytes> {
+    /// cache it probes, as golang does; an expired entry is removed and is
+    /// a miss.
+    pub fn get(&self, key: &[u8]) -> Option<Value> {
         if self.limit == 0 {
             return None;
         }
@@ -76,11 +86,12 @@ impl Caches {
     /// Stores a copy of `value` under `key` in one cache, evicts down to the
     /// limit, and returns the stored value. The copy is exactly sized, so a
     /// value sliced from a larger network buffer never pins that buffer.
-    pub fn add(&self, which: Which, key: &[u8], value: &[u8]) -> Bytes {
-        let value = Bytes::copy_from_slice(value);
-        if self.limit == 0 {
+    /// A value that has already expired is returned as it is, not stored.
+    pub fn add(&self, which: Which, key: &[u8], value: Value) -> Value {
+        if self.limit == 0 || value.expiry.is_expired() {
             return value;
         }
+        let value = Value::new(Bytes::copy_from_slice(&value.bytes), value.expiry);
         let mut pair = self.lock();
         let cache = match which {
             Which::Main => &mut pair.main,
@@ -124,17 +135,26 @@ impl Lru {
         }
     }
 
-    fn get(&mut self, key: &[u8]) -> Option<Bytes> {
+    fn get(&mut self, key: &[u8]) -> Option<Value> {
         self.stats.gets += 1;
-        let value = self.entries.get(key)?.clone();
-        self.stats.hits += 1;
-        Some(value)
+        let value = self.entries.get(key)?;
+        // `is_expired` reads the clock only for values that expire.
+        if !value.expiry.is_expired() {
+            let value = value.clone();
+            self.stats.hits += 1;
+            return Some(value);
+        }
+        if let Some((key, value)) = self.entries.pop_entry(key) {
+            self.forget(&key, &value);
+            self.stats.expired += 1;
+        }
+        None
     }
 
-    fn put(&mut self, key: &[u8], value: Bytes) {
-        let size = (key.len() + value.len()) as u64;
+    fn put(&mut self, key: &[u8], value: Value) {
+        let size = (key.len() + value.bytes.len()) as u64;
         if let Some(old) = self.entries.put(key.into(), value) {
-            self.stats.bytes -= (key.len() + old.len()) as u64;
+            self.stats.bytes -= (key.len() + old.bytes.len()) as u64;
             self.stats.items -= 1;
         }
         self.stats.bytes += size;
@@ -145,22 +165,34 @@ impl Lru {
         let Some((key, value)) = self.entries.pop_lru() else {
             return false;
         };
-        self.stats.bytes -= (key.len() + value.len()) as u64;
+        self.forget(&key, &value);
+        true
+    }
+
+    /// Accounts for an entry that has been taken out: an eviction.
+    fn forget(&mut self, key: &[u8], value: &Value) {
+        self.stats.bytes -= (key.len() + value.bytes.len()) as u64;
         self.stats.items -= 1;
         self.stats.evictions += 1;
-        true
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::value::Expiry;
+    use std::time::Duration;
+
+    /// A value that never expires.
+    fn v(bytes: &[u8]) -> Value {
+        Value::from(Bytes::copy_from_slice(bytes))
+    }
 
     #[test]
     fn counts_key_plus_value_bytes() {
         let caches = Caches::new(1000);
-        caches.add(Which::Main, b"abc", b"12345");
-        caches.add(Which::Hot, b"k", b"v");
+        caches.add(Which::Main, b"abc", v(b"12345"));
+        caches.add(Which::Hot, b"k", v(b"v"));
         let (main, hot) = caches.stats();
         assert_eq!((main.bytes, main.items), (8, 1));
         assert_eq!((hot.bytes, hot.items), (2, 1));
@@ -169,11 +201,14 @@ mod tests {
     #[test]
     fn replacing_a_key_does_not_double_count() {
         let caches = Caches::new(1000);
-        caches.add(Which::Main, b"k", b"0123456789");
-        caches.add(Which::Main, b"k", b"01");
+        caches.add(Which::Main, b"k", v(b"0123456789"));
+        caches.add(Which::Main, b"k", v(b"01"));
         let (main, _) = caches.stats();
         assert_eq!((main.bytes, main.items), (3, 1));
-        assert_eq!(caches.get(b"k").as_deref(), Some(&b"01"[..]));
+        assert_eq!(
+            caches.get(b"k").map(|v| v.bytes),
+            Some(Bytes::from_static(b"01"))
+        );
     }
 
     #[test]
@@ -181,10 +216,10 @@ mod tests {
         // Three 10-byte entries fit in 30 bytes; a fourth evicts the LRU one.
         let caches = Caches::new(30);
         for key in [b"k1", b"k2", b"k3"] {
-            caches.add(Which::Main, key, b"01234567");
+            caches.add(Which::Main, key, v(b"01234567"));
         }
         assert!(caches.get(b"k1").is_some()); // k1 is now most recent
-        caches.add(Which::Main, b"k4", b"01234567");
+        caches.add(Which::Main, b"k4", v(b"01234567"));
         assert!(caches.get(b"k2").is_none());
         for key in [b"k1", b"k3", b"k4"] {
             assert!(caches.get(key).is_some());
@@ -198,11 +233,11 @@ mod tests {
         // main: 80 bytes, hot: 20 bytes (> 80/8 = 10): hot gives way first.
         let caches = Caches::new(100);
         for i in 0..8 {
-            caches.add(Which::Main, format!("m{i}").as_bytes(), b"01234567");
+            caches.add(Which::Main, format!("m{i}").as_bytes(), v(b"01234567"));
         }
-        caches.add(Which::Hot, b"h0", b"01234567");
-        caches.add(Which::Hot, b"h1", b"01234567");
-        caches.add(Which::Main, b"m8", b"01234567");
+        caches.add(Which::Hot, b"h0", v(b"01234567"));
+        caches.add(Which::Hot, b"h1", v(b"01234567"));
+        caches.add(Which::Main, b"m8", v(b"01234567"));
         let (main, hot) = caches.stats();
         assert_eq!((main.items, main.evictions), (9, 0));
         assert_eq!((hot.items, hot.evictions), (1, 1));
@@ -215,14 +250,14 @@ mod tests {
         // main: 90 bytes, hot: 10 bytes (<= 90/8 = 11): main gives way.
         let caches = Caches::new(100);
         for i in 0..9 {
-            caches.add(Which::Main, format!("m{i}").as_bytes(), b"01234567");
+            caches.add(Which::Main, format!("m{i}").as_bytes(), v(b"01234567"));
         }
-        caches.add(Which::Hot, b"h0", b"01234567");
-        caches.add(Which::Hot, b"h1", b"01234567");
+        caches.add(Which::Hot, b"h0", v(b"01234567"));
+        caches.add(Which::Hot, b"h1", v(b"01234567"));
         // Total 110: hot 20 > main 90/8 = 11, so hot evicted h0.
         let (main, hot) = caches.stats();
         assert_eq!((main.items, hot.items), (9, 1));
-        caches.add(Which::Main, b"m9", b"01234567");
+        caches.add(Which::Main, b"m9", v(b"01234567"));
         // Total 110: hot 10 <= main 100/8 = 12, so main evicts m0.
         let (main, hot) = caches.stats();
         assert_eq!((main.items, main.evictions), (9, 1));
@@ -233,9 +268,9 @@ mod tests {
     #[test]
     fn an_item_bigger_than_the_limit_evicts_itself() {
         let caches = Caches::new(10);
-        caches.add(Which::Main, b"a", b"1");
-        let value = caches.add(Which::Main, b"big", &[7u8; 20]);
-        assert_eq!(value.len(), 20, "the caller still gets the value");
+        caches.add(Which::Main, b"a", v(b"1"));
+        let value = caches.add(Which::Main, b"big", v(&[7u8; 20]));
+        assert_eq!(value.bytes.len(), 20, "the caller still gets the value");
         let (main, _) = caches.stats();
         assert_eq!((main.bytes, main.items, main.evictions), (0, 0, 2));
     }
@@ -243,7 +278,7 @@ mod tests {
     #[test]
     fn size_zero_disables_the_caches() {
         let caches = Caches::new(0);
-        caches.add(Which::Main, b"k", b"v");
+        caches.add(Which::Main, b"k", v(b"v"));
         assert!(caches.get(b"k").is_none());
         assert_eq!(
             caches.stats(),
@@ -254,11 +289,55 @@ mod tests {
     #[test]
     fn gets_and_hits_count_every_probe() {
         let caches = Caches::new(100);
-        caches.add(Which::Hot, b"h", b"v");
+        caches.add(Which::Hot, b"h", v(b"v"));
         assert!(caches.get(b"h").is_some()); // main miss, hot hit
         assert!(caches.get(b"x").is_none()); // main miss, hot miss
         let (main, hot) = caches.stats();
         assert_eq!((main.gets, main.hits), (2, 0));
         assert_eq!((hot.gets, hot.hits), (2, 1));
+    }
+
+    #[test]
+    fn expired_entries_are_misses_in_both_caches() {
+        let caches = Caches::new(1000);
+        let soon = Expiry::after(Duration::from_millis(50));
+        caches.add(Which::Main, b"m", Value::new(&b"main"[..], soon));
+        caches.add(Which::Hot, b"h", Value::new(&b"hot"[..], soon));
+        caches.add(Which::Main, b"n", v(b"never"));
+        let far = Value::new(&b"far"[..], Expiry::after(Duration::from_secs(3600)));
+        caches.add(Which::Hot, b"f", far.clone());
+        assert_eq!(caches.get(b"m").unwrap().expiry, soon);
+        assert_eq!(caches.get(b"h").unwrap().bytes, "hot");
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(caches.get(b"m").is_none(), "expired in main");
+        assert!(caches.get(b"h").is_none(), "expired in hot");
+        assert_eq!(caches.get(b"n").unwrap().bytes, "never");
+        assert_eq!(caches.get(b"f"), Some(far));
+        let (main, hot) = caches.stats();
+        assert_eq!(
+            (main.bytes, main.items, main.evictions, main.expired),
+            (6, 1, 1, 1)
+        );
+        assert_eq!(
+            (hot.bytes, hot.items, hot.evictions, hot.expired),
+            (4, 1, 1, 1)
+        );
+        // A second lookup of an expired key is a plain miss.
+        assert!(caches.get(b"m").is_none());
+        assert_eq!(caches.stats().0.expired, 1);
+    }
+
+    #[test]
+    fn an_already_expired_value_is_returned_but_not_stored() {
+        let caches = Caches::new(1000);
+        let value = caches.add(
+            Which::Main,
+            b"k",
+            Value::new(&b"v"[..], Expiry::UNCACHEABLE),
+        );
+        assert_eq!(value.bytes, "v");
+        assert!(caches.get(b"k").is_none());
+        let (main, _) = caches.stats();
+        assert_eq!((main.items, main.bytes, main.evictions), (0, 0, 0));
     }
 }

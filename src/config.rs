@@ -8,6 +8,7 @@ use clap::Parser;
 
 use crate::consistenthash::DEFAULT_REPLICAS;
 use crate::discovery::EtcdConfig;
+use crate::freshness::TtlPolicy;
 use crate::wire::DEFAULT_BASE_PATH;
 
 /// groupcached: a groupcache node that joins golang/groupcache HTTPPool clusters.
@@ -31,6 +32,17 @@ pub struct Args {
     /// {key} are replaced, percent-encoded), or NAME=echo (value = key).
     #[arg(long = "group", value_name = "NAME=ORIGIN", required = true)]
     pub groups: Vec<String>,
+
+    /// Lifetime of values whose origin gives none (no max-age, s-maxage or
+    /// Expires): DUR for every group, NAME=DUR for one; repeatable
+    /// [default: never expire].
+    #[arg(long, value_name = "[NAME=]DUR")]
+    pub default_ttl: Vec<String>,
+
+    /// The longest any value lives, whatever its origin says: DUR for every
+    /// group, NAME=DUR for one; repeatable [default: no cap].
+    #[arg(long, value_name = "[NAME=]DUR")]
+    pub max_ttl: Vec<String>,
 
     /// Cache size of each group (main + hot), e.g. 64MiB, 1G, 1048576.
     #[arg(long, default_value = "64MiB", value_parser = parse_size)]
@@ -84,11 +96,12 @@ pub struct Config {
     pub etcd: Option<EtcdConfig>,
 }
 
-/// One `--group NAME=ORIGIN`.
+/// One `--group NAME=ORIGIN`, with its TTL policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupSpec {
     pub name: String,
     pub origin: String,
+    pub ttl: TtlPolicy,
 }
 
 /// A flag value that cannot work.
@@ -108,6 +121,12 @@ pub enum ConfigError {
     Replicas,
     #[error("--etcd-ttl must be at least 1s")]
     EtcdTtl,
+    #[error("{flag} {value:?}: {reason}")]
+    Ttl {
+        flag: &'static str,
+        value: String,
+        reason: &'static str,
+    },
 }
 
 impl Args {
@@ -128,8 +147,15 @@ impl Args {
             groups.push(GroupSpec {
                 name: name.to_string(),
                 origin: origin.to_string(),
+                ttl: TtlPolicy::default(),
             });
         }
+        apply_ttls("--default-ttl", &self.default_ttl, &mut groups, |ttl| {
+            &mut ttl.default_ttl
+        })?;
+        apply_ttls("--max-ttl", &self.max_ttl, &mut groups, |ttl| {
+            &mut ttl.max_ttl
+        })?;
         let bp = &self.base_path;
         if !bp.starts_with('/') || !bp.ends_with('/') || bp == "/" || bp == "/cache/" {
             return Err(ConfigError::BasePath(bp.clone()));
@@ -172,6 +198,48 @@ impl Args {
     }
 }
 
+/// Sets one TTL of the groups' policies from a repeatable `[NAME=]DUR`
+/// flag: a bare DUR sets every group's, NAME=DUR one group's, and a
+/// group's own value wins over the bare one whatever their order.
+fn apply_ttls(
+    flag: &'static str,
+    values: &[String],
+    groups: &mut [GroupSpec],
+    field: impl Fn(&mut TtlPolicy) -> &mut Option<Duration>,
+) -> Result<(), ConfigError> {
+    let error = |value: &String, reason| ConfigError::Ttl {
+        flag,
+        value: value.clone(),
+        reason,
+    };
+    let mut everywhere = None;
+    let mut named = Vec::new();
+    for value in values {
+        let (name, text) = match value.split_once('=') {
+            Some((name, text)) => (Some(name), text),
+            None => (None, value.as_str()),
+        };
+        let ttl = parse_duration(text)
+            .map_err(|_| error(value, "expected DUR or NAME=DUR, e.g. 30s, 5m or 1h"))?;
+        match name {
+            None if everywhere.is_some() => return Err(error(value, "given twice")),
+            None => everywhere = Some(ttl),
+            Some(name) if !groups.iter().any(|g| g.name == name) => {
+                return Err(error(value, "no --group of that name"))
+            }
+            Some(name) if named.iter().any(|(n, _)| *n == name) => {
+                return Err(error(value, "given twice for that group"))
+            }
+            Some(name) => named.push((name, ttl)),
+        }
+    }
+    for group in groups {
+        let own = named.iter().find(|(n, _)| *n == group.name);
+        *field(&mut group.ttl) = own.map(|&(_, ttl)| ttl).or(everywhere);
+    }
+    Ok(())
+}
+
 /// Peer and etcd URLs must be plain `http://authority`: the ring hashes the
 /// exact string, so `http://a:1/` and `http://a:1` would be two peers.
 fn check_url(flag: &'static str, url: &str) -> Result<(), ConfigError> {
@@ -205,17 +273,19 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{text:?} is too large"))
 }
 
-/// "500ms", "2s", "1m", "3" (seconds) → a duration.
+/// "500ms", "2s", "1m", "1h", "3" (seconds) → a duration.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let (number, unit) = split_number(text, "a duration like 2s")?;
     match unit {
         "ms" => Ok(Duration::from_millis(number)),
         "" | "s" => Ok(Duration::from_secs(number)),
-        "m" => number
-            .checked_mul(60)
+        "m" | "h" => number
+            .checked_mul(if unit == "m" { 60 } else { 3600 })
             .map(Duration::from_secs)
             .ok_or_else(|| format!("{text:?} is too large")),
-        _ => Err(format!("{text:?}: unknown unit {unit:?} (use ms, s or m)")),
+        _ => Err(format!(
+            "{text:?}: unknown unit {unit:?} (use ms, s, m or h)"
+        )),
     }
 }
 
@@ -252,7 +322,8 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
-        assert!(parse_duration("2h").is_err());
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert!(parse_duration("2d").is_err());
     }
 
     #[test]
@@ -289,5 +360,70 @@ mod tests {
             "http://e:2379"
         ])
         .contains("cannot be used"));
+    }
+
+    #[test]
+    fn ttl_flags_per_group_win_over_the_bare_value() {
+        let c = config(&[
+            "--group",
+            "a=echo",
+            "--group",
+            "b=echo",
+            "--group",
+            "c=echo",
+            "--max-ttl",
+            "b=10s",
+            "--max-ttl",
+            "1h",
+            "--default-ttl",
+            "c=30s",
+        ])
+        .unwrap();
+        let ttls: Vec<_> = c.groups.iter().map(|g| g.ttl).collect();
+        let secs = |n| Some(Duration::from_secs(n));
+        assert_eq!(
+            ttls,
+            [
+                TtlPolicy {
+                    default_ttl: None,
+                    max_ttl: secs(3600)
+                },
+                TtlPolicy {
+                    default_ttl: None,
+                    max_ttl: secs(10)
+                },
+                TtlPolicy {
+                    default_ttl: secs(30),
+                    max_ttl: secs(3600)
+                },
+            ]
+        );
+        let none = config(&["--group", "a=echo"]).unwrap();
+        assert_eq!(none.groups[0].ttl, TtlPolicy::default(), "never expire");
+    }
+
+    #[test]
+    fn bad_ttl_flags_name_the_flag() {
+        let err = |args: &[&str]| config(args).unwrap_err();
+        assert_eq!(
+            err(&["--group", "a=echo", "--default-ttl", "soon"]),
+            "--default-ttl \"soon\": expected DUR or NAME=DUR, e.g. 30s, 5m or 1h"
+        );
+        assert_eq!(
+            err(&["--group", "a=echo", "--max-ttl", "b=1s"]),
+            "--max-ttl \"b=1s\": no --group of that name"
+        );
+        assert!(
+            err(&["--group", "a=echo", "--max-ttl", "1s", "--max-ttl", "2s"]).contains("twice")
+        );
+        assert!(err(&[
+            "--group",
+            "a=echo",
+            "--max-ttl",
+            "a=1s",
+            "--max-ttl",
+            "a=2s"
+        ])
+        .contains("twice"));
     }
 }

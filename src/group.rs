@@ -4,6 +4,9 @@
 //! A user get runs: main/hot lookup → singleflight → owner by the ring →
 //! fetch from the owner (1 in 10 remote values mirrored into the hot cache)
 //! → if that fails, load locally → getter, value into the main cache.
+//! Every value carries its expiry: a copy in the hot cache keeps the owner's
+//! expiry, and a value that has already expired (one its origin marked
+//! uncacheable) answers the gets waiting for it but is cached nowhere.
 //!
 //! A get that arrives from a peer ([`Group::get_for_peer`]) is never sent to
 //! another peer: it is answered from the caches or this node's getter. So
@@ -14,13 +17,13 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-use bytes::Bytes;
 use serde::Serialize;
 
 use crate::cache::{CacheStats, Caches, Which};
 use crate::origin::{Getter, GetterError};
 use crate::peers::Peers;
 use crate::singleflight::Flight;
+use crate::value::Value;
 
 /// Why a get produced no value. The text is what peers and users see.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,7 +41,7 @@ impl GroupError {
     }
 }
 
-type Loaded = Result<Bytes, GroupError>;
+type Loaded = Result<Value, GroupError>;
 
 /// A cheap-to-clone handle on one group.
 #[derive(Clone)]
@@ -159,7 +162,7 @@ impl Group {
         }
     }
 
-    fn lookup(&self, key: &[u8]) -> Option<Bytes> {
+    fn lookup(&self, key: &[u8]) -> Option<Value> {
         let value = self.inner.caches.get(key)?;
         self.inner.stats.cache_hits.fetch_add(1, Relaxed);
         Some(value)
@@ -181,7 +184,7 @@ impl Group {
             Ok(value) => {
                 inner.stats.peer_loads.fetch_add(1, Relaxed);
                 if one_in_ten() {
-                    return Ok(inner.caches.add(Which::Hot, &key, &value));
+                    return Ok(inner.caches.add(Which::Hot, &key, value));
                 }
                 return Ok(value);
             }
@@ -226,7 +229,7 @@ impl Group {
         match inner.getter.get(&key).await {
             Ok(value) => {
                 inner.stats.local_loads.fetch_add(1, Relaxed);
-                Ok(inner.caches.add(Which::Main, &key, &value))
+                Ok(inner.caches.add(Which::Main, &key, value))
             }
             Err(e) => {
                 inner.stats.local_load_errs.fetch_add(1, Relaxed);
@@ -250,6 +253,8 @@ fn one_in_ten() -> bool {
 mod tests {
     use super::*;
     use crate::http_client::HttpClient;
+    use crate::value::Expiry;
+    use bytes::Bytes;
     use std::sync::atomic::AtomicUsize;
     use std::time::Duration;
 
@@ -308,7 +313,7 @@ mod tests {
             local_peers(),
         );
         for loaded in concurrent_gets(&group, b"slow", 100).await {
-            assert_eq!(loaded.unwrap(), "value-of-slow");
+            assert_eq!(loaded.unwrap().bytes, "value-of-slow");
         }
         assert_eq!(calls.load(Relaxed), 1);
         let stats = group.stats();
@@ -317,7 +322,7 @@ mod tests {
         assert_eq!(stats.loads_deduped, 1);
         assert_eq!(stats.main_cache.items, 1);
         // A later get is a cache hit.
-        assert_eq!(group.get(b"slow").await.unwrap(), "value-of-slow");
+        assert_eq!(group.get(b"slow").await.unwrap().bytes, "value-of-slow");
         assert_eq!(calls.load(Relaxed), 1);
     }
 
@@ -362,7 +367,7 @@ mod tests {
             peers,
         );
         assert_eq!(
-            group.get(key.as_bytes()).await.unwrap(),
+            group.get(key.as_bytes()).await.unwrap().bytes,
             format!("value-of-{key}")
         );
         let stats = group.stats();
@@ -384,8 +389,8 @@ mod tests {
             counting_getter(calls.clone(), Duration::ZERO),
             peers,
         );
-        assert_eq!(group.get_for_peer(b"k").await.unwrap(), "value-of-k");
-        assert_eq!(group.get_for_peer(b"k").await.unwrap(), "value-of-k");
+        assert_eq!(group.get_for_peer(b"k").await.unwrap().bytes, "value-of-k");
+        assert_eq!(group.get_for_peer(b"k").await.unwrap().bytes, "value-of-k");
         let stats = group.stats();
         assert_eq!(
             (stats.server_requests, stats.gets, stats.cache_hits),
@@ -408,9 +413,57 @@ mod tests {
             local_peers(),
         );
         let key = [0xff, 0xfe, b'/', 0x00];
-        let value = group.get(&key).await.unwrap();
+        let value = group.get(&key).await.unwrap().bytes;
         assert_eq!(&value[..9], b"value-of-");
         assert_eq!(&value[9..], key);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn uncacheable_values_answer_every_waiter_and_are_loaded_again() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counter = calls.clone();
+        let getter = Arc::new(move |_key: Vec<u8>| {
+            let calls = counter.clone();
+            async move {
+                calls.fetch_add(1, Relaxed);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Ok(Value::new(&b"fresh"[..], Expiry::UNCACHEABLE))
+            }
+        });
+        let group = Group::new("g", 1 << 20, getter, local_peers());
+        for loaded in concurrent_gets(&group, b"k", 20).await {
+            assert_eq!(loaded.unwrap().bytes, "fresh");
+        }
+        assert_eq!(calls.load(Relaxed), 1, "one load answers every waiter");
+        assert_eq!(group.get(b"k").await.unwrap().bytes, "fresh");
+        assert_eq!(calls.load(Relaxed), 2, "and is not cached");
+        assert_eq!(group.stats().main_cache.items, 0);
+    }
+
+    #[tokio::test]
+    async fn an_expired_value_is_loaded_again() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counter = calls.clone();
+        let getter = Arc::new(move |_key: Vec<u8>| {
+            let n = counter.fetch_add(1, Relaxed) + 1;
+            async move {
+                Ok(Value::expiring_in(
+                    format!("v{n}"),
+                    Duration::from_millis(50),
+                ))
+            }
+        });
+        let group = Group::new("g", 1 << 20, getter, local_peers());
+        assert_eq!(group.get(b"k").await.unwrap().bytes, "v1");
+        assert_eq!(group.get(b"k").await.unwrap().bytes, "v1");
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert_eq!(group.get(b"k").await.unwrap().bytes, "v2");
+        let stats = group.stats();
+        assert_eq!((stats.local_loads, stats.cache_hits), (2, 1));
+        assert_eq!(
+            (stats.main_cache.expired, stats.main_cache.evictions),
+            (1, 1)
+        );
     }
 
     #[test]

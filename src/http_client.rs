@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
-use hyper::{header, Request, StatusCode, Uri};
+use hyper::{header, HeaderMap, Request, StatusCode, Uri};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::Semaphore;
@@ -60,6 +60,16 @@ impl HttpClient {
 
     /// GETs `uri` and returns the status and the whole body.
     pub async fn get(&self, uri: Uri, limit: &Semaphore) -> Result<(StatusCode, Bytes), HttpError> {
+        let (status, _, body) = self.get_with_headers(uri, limit).await?;
+        Ok((status, body))
+    }
+
+    /// GETs `uri` and returns the status, the headers and the whole body.
+    pub async fn get_with_headers(
+        &self,
+        uri: Uri,
+        limit: &Semaphore,
+    ) -> Result<(StatusCode, HeaderMap, Bytes), HttpError> {
         tokio::time::timeout(self.timeout, self.get_untimed(uri, limit))
             .await
             .unwrap_or(Err(HttpError::Timeout(self.timeout)))
@@ -69,7 +79,7 @@ impl HttpClient {
         &self,
         uri: Uri,
         limit: &Semaphore,
-    ) -> Result<(StatusCode, Bytes), HttpError> {
+    ) -> Result<(StatusCode, HeaderMap, Bytes), HttpError> {
         // The semaphore is never closed, so acquiring only fails if it is.
         let _permit = limit
             .acquire()
@@ -87,13 +97,13 @@ impl HttpClient {
             .request(request)
             .await
             .map_err(|e| HttpError::Request(error_chain(&e)))?;
-        let status = response.status();
-        let body = Limited::new(response.into_body(), MAX_BODY_BYTES)
+        let (head, body) = response.into_parts();
+        let body = Limited::new(body, MAX_BODY_BYTES)
             .collect()
             .await
             .map_err(|e| HttpError::Body(e.to_string()))?
             .to_bytes();
-        Ok((status, body))
+        Ok((head.status, head.headers, body))
     }
 }
 

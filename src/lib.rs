@@ -13,6 +13,7 @@ pub mod cache;
 pub mod config;
 pub mod consistenthash;
 pub mod discovery;
+pub mod freshness;
 pub mod group;
 pub mod http_client;
 pub mod node;
@@ -21,6 +22,7 @@ pub mod peer_client;
 pub mod peers;
 pub mod server;
 pub mod singleflight;
+pub mod value;
 pub mod wire;
 
 use std::future::Future;

@@ -5,16 +5,18 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
+use std::time::SystemTime;
 
-use bytes::Bytes;
 use tokio::sync::watch;
 
 use crate::config::{Config, GroupSpec};
 use crate::discovery::EtcdStatus;
+use crate::freshness::Lifetime;
 use crate::group::Group;
 use crate::http_client::HttpClient;
 use crate::origin::{Getter, GetterError, HttpOrigin, TemplateError};
 use crate::peers::Peers;
+use crate::value::Value;
 
 /// A cheap-to-clone handle on the node's state.
 #[derive(Clone)]
@@ -130,16 +132,17 @@ fn origin_getter(
     max_conns: usize,
 ) -> Result<Arc<dyn Getter>, NodeError> {
     if spec.origin == "echo" {
-        return Ok(Arc::new(|key: Vec<u8>| async move {
-            Ok::<_, GetterError>(Bytes::from(key))
+        // The echo origin sends no caching headers: only the policy applies.
+        let ttl = spec.ttl;
+        return Ok(Arc::new(move |key: Vec<u8>| async move {
+            let expiry = ttl.expiry(Lifetime::Unspecified, SystemTime::now());
+            Ok::<_, GetterError>(Value::new(key, expiry))
         }));
     }
-    let origin =
-        HttpOrigin::new(&spec.name, &spec.origin, http.clone(), max_conns).map_err(|error| {
-            NodeError::Origin {
-                group: spec.name.clone(),
-                error,
-            }
+    let origin = HttpOrigin::new(&spec.name, &spec.origin, http.clone(), max_conns, spec.ttl)
+        .map_err(|error| NodeError::Origin {
+            group: spec.name.clone(),
+            error,
         })?;
     Ok(Arc::new(origin))
 }

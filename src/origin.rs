@@ -6,14 +6,17 @@
 //! `--group NAME=URL` flag: it GETs a URL template with `{group}` and `{key}`
 //! replaced by their percent-encoded values. Origin 200 is the value, 404 a
 //! not-found error, anything else an error carrying the origin's status.
+//! A 200's caching headers give the value its expiry (see [`crate::freshness`]).
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::SystemTime;
 
-use bytes::Bytes;
 use hyper::{StatusCode, Uri};
 
+use crate::freshness::{self, TtlPolicy};
 use crate::http_client::{status_text, HostLimit, HttpClient};
+use crate::value::Value;
 use crate::wire;
 
 /// A boxed future, so getters can be stored as trait objects.
@@ -30,19 +33,22 @@ pub enum GetterError {
     Failed(String),
 }
 
-/// Loads the value for a key that is in no cache.
+/// Loads the value for a key that is in no cache, with its expiry.
 pub trait Getter: Send + Sync + 'static {
-    fn get<'a>(&'a self, key: &'a [u8]) -> BoxFuture<'a, Result<Bytes, GetterError>>;
+    fn get<'a>(&'a self, key: &'a [u8]) -> BoxFuture<'a, Result<Value, GetterError>>;
 }
 
-/// Any `Fn(key) -> future` is a getter.
-impl<F, Fut> Getter for F
+/// Any `Fn(key) -> future` is a getter. The future may yield `Bytes` (a
+/// value that never expires) or a [`Value`] with an expiry.
+impl<F, Fut, V> Getter for F
 where
     F: Fn(Vec<u8>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Bytes, GetterError>> + Send + 'static,
+    Fut: Future<Output = Result<V, GetterError>> + Send + 'static,
+    V: Into<Value>,
 {
-    fn get<'a>(&'a self, key: &'a [u8]) -> BoxFuture<'a, Result<Bytes, GetterError>> {
-        Box::pin(self(key.to_vec()))
+    fn get<'a>(&'a self, key: &'a [u8]) -> BoxFuture<'a, Result<Value, GetterError>> {
+        let loading = self(key.to_vec());
+        Box::pin(async move { loading.await.map(Into::into) })
     }
 }
 
@@ -63,16 +69,18 @@ pub struct HttpOrigin {
     pieces: Vec<String>,
     http: HttpClient,
     limit: HostLimit,
+    ttl: TtlPolicy,
 }
 
 impl HttpOrigin {
     /// Parses `template` for `group`; at most `max_conns` requests to the
-    /// origin run at once.
+    /// origin run at once, and `ttl` turns its caching headers into expiries.
     pub fn new(
         group: &str,
         template: &str,
         http: HttpClient,
         max_conns: usize,
+        ttl: TtlPolicy,
     ) -> Result<HttpOrigin, TemplateError> {
         if !template.starts_with("http://") {
             return Err(TemplateError::NotHttp(template.to_string()));
@@ -85,6 +93,7 @@ impl HttpOrigin {
             pieces: filled.split("{key}").map(str::to_string).collect(),
             http,
             limit: HttpClient::host_limit(max_conns),
+            ttl,
         };
         origin
             .url(b"probe")
@@ -96,15 +105,20 @@ impl HttpOrigin {
         self.pieces.join(&wire::escape(key)).parse()
     }
 
-    async fn load(&self, key: &[u8]) -> Result<Bytes, GetterError> {
+    async fn load(&self, key: &[u8]) -> Result<Value, GetterError> {
         // `new` proved the template parses, and escaped keys add only
         // unreserved characters and `%XX`, so this cannot fail; map it anyway.
         let uri = self
             .url(key)
             .map_err(|e| GetterError::Failed(format!("origin request failed: {e}")))?;
-        match self.http.get(uri, &self.limit).await {
-            Ok((StatusCode::OK, body)) => Ok(body),
-            Ok((status, _)) => {
+        let request_time = SystemTime::now();
+        match self.http.get_with_headers(uri, &self.limit).await {
+            Ok((StatusCode::OK, headers, body)) => {
+                let response_time = SystemTime::now();
+                let lifetime = freshness::lifetime(&headers, request_time, response_time);
+                Ok(Value::new(body, self.ttl.expiry(lifetime, response_time)))
+            }
+            Ok((status, _, _)) => {
                 let text = format!("origin returned {}", status_text(status));
                 if status == StatusCode::NOT_FOUND {
                     Err(GetterError::NotFound(text))
@@ -118,7 +132,7 @@ impl HttpOrigin {
 }
 
 impl Getter for HttpOrigin {
-    fn get<'a>(&'a self, key: &'a [u8]) -> BoxFuture<'a, Result<Bytes, GetterError>> {
+    fn get<'a>(&'a self, key: &'a [u8]) -> BoxFuture<'a, Result<Value, GetterError>> {
         Box::pin(self.load(key))
     }
 }
@@ -134,6 +148,7 @@ mod tests {
             template,
             HttpClient::new(Duration::from_secs(1), 1),
             4,
+            TtlPolicy::default(),
         )
     }
 

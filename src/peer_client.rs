@@ -3,16 +3,17 @@
 //!
 //! Keys are escaped byte for byte (see [`crate::wire::escape`]); any reply
 //! but a 200 whose body decodes as a `GetResponse` is a peer error, which
-//! the group answers by loading the key itself.
+//! the group answers by loading the key itself. The value comes back with
+//! the owner's expiry, if it sent one.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use hyper::{StatusCode, Uri};
 
 use crate::http_client::{status_text, HostLimit, HttpClient, HttpError};
+use crate::value::Value;
 use crate::wire;
 
 /// Why a fetch from a peer failed; the texts follow golang's client.
@@ -60,7 +61,7 @@ impl PeerClient {
     }
 
     /// Fetches `group`/`key` from this peer.
-    pub async fn get(&self, group: &[u8], key: &[u8]) -> Result<Bytes, PeerError> {
+    pub async fn get(&self, group: &[u8], key: &[u8]) -> Result<Value, PeerError> {
         let url = format!("{}{}/{}", self.base, wire::escape(group), wire::escape(key));
         let uri: Uri = url
             .parse()

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use hyper::body::{Body, Frame, SizeHint};
-use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -28,7 +28,8 @@ use tokio::net::TcpListener;
 use crate::discovery::EtcdStatus;
 use crate::group::GroupStats;
 use crate::node::{Node, PeerSource};
-use crate::wire::{self, PathError, PathParts, ResponsePrefix};
+use crate::value::{Expiry, Value};
+use crate::wire::{self, PathError, PathParts, ResponsePart};
 
 /// How long shutdown waits for in-flight requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -133,11 +134,16 @@ async fn serve_user(node: &Node, parsed: Result<PathParts<'_>, PathError>) -> Re
     };
     match group.get(parts.key()).await {
         Ok(value) => {
-            let mut reply = Response::new(ReplyBody::from(value));
-            reply.headers_mut().insert(
+            let cache_control = cache_control(value.expiry);
+            let mut reply = Response::new(ReplyBody::from(value.bytes));
+            let headers = reply.headers_mut();
+            headers.insert(
                 CONTENT_TYPE,
                 HeaderValue::from_static("application/octet-stream"),
             );
+            if let Some(cache_control) = cache_control {
+                headers.insert(CACHE_CONTROL, cache_control);
+            }
             reply
         }
         Err(e) if e.is_not_found() => text(StatusCode::NOT_FOUND, e.to_string().into()),
@@ -145,20 +151,35 @@ async fn serve_user(node: &Node, parsed: Result<PathParts<'_>, PathError>) -> Re
     }
 }
 
+/// How long a user's browser or a downstream cache may keep a value: no
+/// longer than this node does. `None` for a value that never expires.
+fn cache_control(expiry: Expiry) -> Option<HeaderValue> {
+    let left = expiry.remaining()?;
+    if left.is_zero() {
+        return Some(HeaderValue::from_static("no-store"));
+    }
+    let max_age = format!("max-age={}", left.as_secs());
+    // Digits and ASCII letters are always a valid header value.
+    Some(HeaderValue::from_str(&max_age).expect("ASCII header value"))
+}
+
 /// A reply body: the bytes of a text or JSON reply, or a peer reply's
-/// `GetResponse{value}` as its two parts, the inline field header and the
-/// cached value itself, so answering a hit allocates and copies nothing
-/// (hyper writes both parts and the head with one vectored write).
+/// `GetResponse` as its parts, the inline field header, the cached value
+/// itself and the inline `expire` field, so answering a hit allocates and
+/// copies nothing (hyper writes the parts and the head with one vectored
+/// write).
 struct ReplyBody {
-    prefix: Option<ResponsePrefix>,
+    prefix: Option<ResponsePart>,
     bytes: Option<Bytes>,
+    suffix: Option<ResponsePart>,
 }
 
 impl ReplyBody {
-    fn get_response(value: Bytes) -> ReplyBody {
+    fn get_response(value: Value) -> ReplyBody {
         ReplyBody {
-            prefix: Some(ResponsePrefix::new(value.len())),
-            bytes: (!value.is_empty()).then_some(value),
+            prefix: Some(ResponsePart::value_header(value.bytes.len())),
+            suffix: ResponsePart::expire(value.expiry),
+            ..ReplyBody::from(value.bytes)
         }
     }
 }
@@ -168,6 +189,7 @@ impl From<Bytes> for ReplyBody {
         ReplyBody {
             prefix: None,
             bytes: (!bytes.is_empty()).then_some(bytes),
+            suffix: None,
         }
     }
 }
@@ -180,28 +202,34 @@ impl Body for ReplyBody {
         mut self: Pin<&mut Self>,
         _: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<ReplyChunk>, Infallible>>> {
-        let chunk = match self.prefix.take() {
-            Some(prefix) => Some(ReplyChunk::Prefix(prefix, 0)),
-            None => self.bytes.take().map(ReplyChunk::Bytes),
+        let chunk = if let Some(prefix) = self.prefix.take() {
+            Some(ReplyChunk::Inline(prefix, 0))
+        } else if let Some(bytes) = self.bytes.take() {
+            Some(ReplyChunk::Bytes(bytes))
+        } else {
+            self.suffix
+                .take()
+                .map(|suffix| ReplyChunk::Inline(suffix, 0))
         };
         Poll::Ready(chunk.map(|chunk| Ok(Frame::data(chunk))))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.prefix.is_none() && self.bytes.is_none()
+        self.prefix.is_none() && self.bytes.is_none() && self.suffix.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
-        let prefix = self.prefix.map_or(0, |p| p.as_bytes().len());
+        let inline = |part: Option<ResponsePart>| part.map_or(0, |p| p.as_bytes().len());
         let bytes = self.bytes.as_ref().map_or(0, Bytes::len);
-        SizeHint::with_exact((prefix + bytes) as u64)
+        SizeHint::with_exact((inline(self.prefix) + bytes + inline(self.suffix)) as u64)
     }
 }
 
 /// One chunk of a [`ReplyBody`].
 enum ReplyChunk {
-    /// The field header, and how much of it has been written.
-    Prefix(ResponsePrefix, usize),
+    /// A field header or the `expire` field, and how much of it has been
+    /// written.
+    Inline(ResponsePart, usize),
     Bytes(Bytes),
 }
 
@@ -212,16 +240,16 @@ impl Buf for ReplyChunk {
 
     fn chunk(&self) -> &[u8] {
         match self {
-            ReplyChunk::Prefix(prefix, written) => &prefix.as_bytes()[*written..],
+            ReplyChunk::Inline(part, written) => &part.as_bytes()[*written..],
             ReplyChunk::Bytes(bytes) => bytes,
         }
     }
 
     fn advance(&mut self, n: usize) {
         match self {
-            ReplyChunk::Prefix(prefix, written) => {
+            ReplyChunk::Inline(part, written) => {
                 assert!(
-                    *written + n <= prefix.as_bytes().len(),
+                    *written + n <= part.as_bytes().len(),
                     "advance past the end"
                 );
                 *written += n;
@@ -323,8 +351,13 @@ mod tests {
     /// A node with one group, `g`, whose value for a key is the key, and
     /// no other peers: every key is loaded here.
     fn echo_node() -> Node {
-        let args =
-            crate::Args::try_parse_from(["groupcached", "--group", "g=echo"]).expect("valid flags");
+        echo_node_with(&[])
+    }
+
+    /// [`echo_node`] with more flags.
+    fn echo_node_with(flags: &[&str]) -> Node {
+        let args = ["groupcached", "--group", "g=echo"].iter().chain(flags);
+        let args = crate::Args::try_parse_from(args).expect("valid flags");
         let config = args.into_config().expect("valid config");
         Node::new(&config, "http://127.0.0.1:1".into(), None).expect("node")
     }
@@ -358,5 +391,52 @@ mod tests {
         assert_eq!(get(&node, "/cache/g").await.0, 400);
         assert_eq!(get(&node, "/nowhere").await.0, 404);
         assert_eq!(get(&node, "/healthz").await.0, 200);
+    }
+
+    /// The `Cache-Control` header and body of `GET path`.
+    async fn cache_control_and_body(node: &Node, path: &str) -> (Option<String>, Vec<u8>) {
+        let request = Request::get(path).body(()).expect("request");
+        let reply = handle(node, request).await;
+        let cache_control = reply
+            .headers()
+            .get(CACHE_CONTROL)
+            .map(|v| v.to_str().unwrap().to_string());
+        // ReplyBody's error type is Infallible.
+        let body = reply.into_body().collect().await.unwrap().to_bytes();
+        (cache_control, body.to_vec())
+    }
+
+    #[tokio::test]
+    async fn expiring_values_carry_their_expiry_to_users_and_peers() {
+        let node = echo_node_with(&["--default-ttl", "60s"]);
+        let (cache_control, body) = cache_control_and_body(&node, "/cache/g/k").await;
+        assert!(
+            matches!(cache_control.as_deref(), Some("max-age=59" | "max-age=60")),
+            "{cache_control:?}"
+        );
+        assert_eq!(body, b"k");
+        let (cache_control, body) = cache_control_and_body(&node, "/_groupcache/g/k").await;
+        assert_eq!(cache_control, None);
+        let decoded = wire::decode_response(Bytes::from(body.clone())).unwrap();
+        let Expiry::At(at) = decoded.expiry else {
+            panic!("no expire field in {body:?}");
+        };
+        let left = at - crate::value::now_nanos();
+        assert!(left > 59_000_000_000 && left <= 60_000_000_000, "{left}");
+        assert_eq!(body, wire::encode_response(b"k", decoded.expiry));
+    }
+
+    #[tokio::test]
+    async fn uncacheable_values_say_no_store_and_never_expiring_ones_say_nothing() {
+        let node = echo_node_with(&["--default-ttl", "0"]);
+        let (cache_control, body) = cache_control_and_body(&node, "/cache/g/k").await;
+        assert_eq!(
+            (cache_control.as_deref(), &body[..]),
+            (Some("no-store"), &b"k"[..])
+        );
+        let (_, body) = cache_control_and_body(&node, "/_groupcache/g/k").await;
+        assert_eq!(body, b"\x0a\x01k\x18\x01", "expire = 1: already expired");
+        let (cache_control, _) = cache_control_and_body(&echo_node(), "/cache/g/k").await;
+        assert_eq!(cache_control, None);
     }
 }

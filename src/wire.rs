@@ -1,6 +1,7 @@
 //! Everything golang/groupcache puts on the wire, in one place: how keys
 //! are escaped in peer URLs, how a peer request path is decoded and split
-//! into group and key, and the protobuf `GetResponse` body.
+//! into group and key, and the protobuf `GetResponse` body (with the forks'
+//! `expire` field for values that expire).
 //!
 //! The rules are the HTTPPool ones (see `shared/groupcache-wire.md` §1–2):
 //! the server percent-decodes the path only (a `+` stays a `+`) and splits
@@ -10,6 +11,8 @@ use std::borrow::Cow;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use prost::Message;
+
+use crate::value::{Expiry, Value};
 
 /// The golang/groupcache protobuf messages, generated from `proto/groupcache.proto`.
 pub mod pb {
@@ -150,26 +153,39 @@ pub fn parse_path(raw_path: &str, prefix: &str) -> Option<Result<GroupKey, PathE
         .map(|parsed| parsed.map(|parts| (parts.group().to_vec(), parts.key().to_vec())))
 }
 
-/// Field 1's tag and the value's length: the bytes that come before the
-/// value in golang's `GetResponse{value}` body. At most 11 bytes, kept
-/// inline, so a reply can send them next to the cached value without
-/// allocating.
+/// A few bytes of a `GetResponse` that travel inline next to the cached
+/// value: field 1's tag and the value's length before it, or the whole
+/// `expire` field (3) after it. At most 11 bytes, so a reply can send them
+/// without allocating.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ResponsePrefix {
+pub struct ResponsePart {
     bytes: [u8; 11],
     len: u8,
 }
 
-impl ResponsePrefix {
-    pub fn new(value_len: usize) -> ResponsePrefix {
+impl ResponsePart {
+    /// The bytes before a value of `value_len` bytes.
+    pub fn value_header(value_len: usize) -> ResponsePart {
+        ResponsePart::tagged(0x0a, value_len as u64) // field 1, length-delimited
+    }
+
+    /// The `expire` field for an expiry, or nothing for a value that never
+    /// expires (golang's reply has no field 3).
+    pub fn expire(expiry: Expiry) -> Option<ResponsePart> {
+        // An int64 varint is the two's-complement bit pattern.
+        let nanos = expiry.to_wire()?;
+        Some(ResponsePart::tagged(0x18, nanos as u64)) // field 3, varint
+    }
+
+    fn tagged(tag: u8, varint: u64) -> ResponsePart {
         let mut bytes = [0u8; 11];
-        bytes[0] = 0x0a; // field 1, wire type 2 (length-delimited)
+        bytes[0] = tag;
         let unused = {
             let mut rest = &mut bytes[1..];
-            prost::encoding::encode_varint(value_len as u64, &mut rest);
+            prost::encoding::encode_varint(varint, &mut rest);
             rest.len()
         };
-        ResponsePrefix {
+        ResponsePart {
             bytes,
             len: (11 - unused) as u8,
         }
@@ -180,20 +196,27 @@ impl ResponsePrefix {
     }
 }
 
-/// The body golang sends for a value: `GetResponse{value}` (field 1 only,
-/// present even when empty, so an empty value is `0a 00`).
-pub fn encode_response(value: &[u8]) -> Bytes {
-    let mut out = BytesMut::with_capacity(value.len() + 11);
-    out.put_slice(ResponsePrefix::new(value.len()).as_bytes());
+/// The body sent for a value: `GetResponse{value}` (field 1 always, so an
+/// empty value is `0a 00`, as golang sends it), then `expire` if the value
+/// expires.
+pub fn encode_response(value: &[u8], expiry: Expiry) -> Bytes {
+    let mut out = BytesMut::with_capacity(value.len() + 22);
+    out.put_slice(ResponsePart::value_header(value.len()).as_bytes());
     out.put_slice(value);
+    if let Some(expire) = ResponsePart::expire(expiry) {
+        out.put_slice(expire.as_bytes());
+    }
     out.freeze()
 }
 
-/// Decodes a peer's `GetResponse` body into the value. Unknown fields (such
-/// as mailgun's `expire`) are skipped; a missing value is the empty value.
-pub fn decode_response(body: Bytes) -> Result<Bytes, prost::DecodeError> {
+/// Decodes a peer's `GetResponse` body. A missing value is the empty value;
+/// a missing or zero `expire` is "never"; other unknown fields are skipped.
+pub fn decode_response(body: Bytes) -> Result<Value, prost::DecodeError> {
     let response = pb::GetResponse::decode(body)?;
-    Ok(response.value.unwrap_or_default())
+    Ok(Value::new(
+        response.value.unwrap_or_default(),
+        Expiry::from_wire(response.expire),
+    ))
 }
 
 #[cfg(test)]
@@ -282,7 +305,7 @@ mod tests {
 
     #[test]
     fn response_prefix_is_tag_and_length() {
-        let prefix = |len| ResponsePrefix::new(len).as_bytes().to_vec();
+        let prefix = |len| ResponsePart::value_header(len).as_bytes().to_vec();
         assert_eq!(prefix(0), b"\x0a\x00");
         assert_eq!(prefix(5), b"\x0a\x05");
         assert_eq!(prefix(300), b"\x0a\xac\x02");
@@ -291,21 +314,44 @@ mod tests {
 
     #[test]
     fn response_bytes_match_golang() {
-        assert_eq!(&encode_response(b"hello")[..], b"\x0a\x05hello");
-        assert_eq!(&encode_response(b"")[..], b"\x0a\x00");
-        assert_eq!(&encode_response(b"v(hello)")[..], b"\x0a\x08v(hello)");
+        let never = |value: &[u8]| encode_response(value, Expiry::Never);
+        assert_eq!(&never(b"hello")[..], b"\x0a\x05hello");
+        assert_eq!(&never(b"")[..], b"\x0a\x00");
+        assert_eq!(&never(b"v(hello)")[..], b"\x0a\x08v(hello)");
         let big = vec![1u8; 300];
-        let encoded = encode_response(&big);
+        let encoded = never(&big);
         assert_eq!(&encoded[..3], &[0x0a, 0xac, 0x02]);
-        assert_eq!(decode_response(encoded).unwrap(), big);
+        assert_eq!(
+            decode_response(encoded).unwrap(),
+            Value::from(Bytes::from(big))
+        );
+    }
+
+    #[test]
+    fn expire_is_field_3_in_unix_nanoseconds_as_mailgun_sends_it() {
+        // The bytes a real mailgun v2.6.0 node sent for a value that expires.
+        let captured = b"\x0a\x0borigin:exp1\x18\x8a\xa6\xef\xe1\xc8\xad\xad\xf5\x18";
+        let expiry = Expiry::At(1_795_446_879_274_390_282);
+        assert_eq!(&encode_response(b"origin:exp1", expiry)[..], captured);
+        let decoded = decode_response(Bytes::from_static(captured)).unwrap();
+        assert_eq!(decoded, Value::new(&b"origin:exp1"[..], expiry));
+        // An uncacheable value: expire = 1, already past everywhere.
+        assert_eq!(
+            &encode_response(b"x", Expiry::UNCACHEABLE)[..],
+            b"\x0a\x01x\x18\x01"
+        );
+        assert_eq!(ResponsePart::expire(Expiry::Never), None);
     }
 
     #[test]
     fn decode_skips_unknown_fields_and_defaults_missing_value() {
         // mailgun's reply: value "hello" plus expire (field 3) = 0.
         let mailgun = Bytes::from_static(b"\x0a\x05hello\x18\x00");
-        assert_eq!(decode_response(mailgun).unwrap(), "hello");
-        assert_eq!(decode_response(Bytes::new()).unwrap(), "");
+        let never = |value: &'static [u8]| Value::from(Bytes::from_static(value));
+        assert_eq!(decode_response(mailgun).unwrap(), never(b"hello"));
+        let with_qps = Bytes::from_static(b"\x0a\x01v\x11\x00\x00\x00\x00\x00\x00\xf0\x3f");
+        assert_eq!(decode_response(with_qps).unwrap(), never(b"v"));
+        assert_eq!(decode_response(Bytes::new()).unwrap(), never(b""));
         assert!(decode_response(Bytes::from_static(b"\x0a\x09short")).is_err());
     }
 }

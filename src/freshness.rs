@@ -1,0 +1,479 @@
+//! How long a value from an HTTP origin may be cached: the freshness
+//! lifetime a shared cache computes from the origin's headers (RFC 9111
+//! §4.2), and the per-group TTL policy (`--default-ttl`, `--max-ttl`)
+//! that turns it into the value's [`Expiry`].
+//!
+//! The lifetime is `s-maxage`, else `max-age`, else `Expires` − `Date`,
+//! minus the response's age when it arrived (the larger of the `Age` header
+//! plus the request's round trip, and the apparent age `now` − `Date`).
+//! `no-store`, `private`, `no-cache`, a lifetime used up on arrival, and
+//! invalid or conflicting freshness information make the value
+//! uncacheable: it answers the requests waiting for it and is stored by no
+//! node. There is no heuristic freshness: a response that says nothing gets
+//! the group's default TTL.
+
+use std::time::{Duration, SystemTime};
+
+use hyper::header::{HeaderMap, AGE, CACHE_CONTROL, DATE, EXPIRES};
+
+use crate::value::{unix_nanos, Expiry};
+
+/// What an origin's headers say about caching a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifetime {
+    /// Nothing: no `Cache-Control` lifetime, no `Expires`.
+    Unspecified,
+    /// Fresh for this long after it was received.
+    Fresh(Duration),
+    /// Must not be stored, or already stale on arrival.
+    Uncacheable,
+}
+
+/// The largest delta-seconds value a cache must handle (RFC 9111 §1.2.2);
+/// larger values are taken as this.
+const MAX_DELTA_SECONDS: u64 = 1 << 31;
+
+/// The freshness of a 200 response with `headers`, requested at
+/// `request_time` and received at `response_time`.
+pub fn lifetime(
+    headers: &HeaderMap,
+    request_time: SystemTime,
+    response_time: SystemTime,
+) -> Lifetime {
+    let cc = CacheControl::parse(headers);
+    if cc.no_store || cc.private || cc.no_cache || cc.invalid {
+        return Lifetime::Uncacheable;
+    }
+    let date = single_date(headers, &DATE);
+    let total = if let Some(seconds) = cc.s_maxage.or(cc.max_age) {
+        Duration::from_secs(seconds)
+    } else if headers.contains_key(EXPIRES) {
+        // An invalid Expires (such as "0") means already expired.
+        let Some(Ok(expires)) = single_date(headers, &EXPIRES) else {
+            return Lifetime::Uncacheable;
+        };
+        let date = date.and_then(Result::ok).unwrap_or(response_time);
+        expires.duration_since(date).unwrap_or_default()
+    } else {
+        return Lifetime::Unspecified;
+    };
+    let age = initial_age(
+        headers,
+        date.and_then(Result::ok),
+        request_time,
+        response_time,
+    );
+    match total.checked_sub(age) {
+        Some(left) if !left.is_zero() => Lifetime::Fresh(left),
+        _ => Lifetime::Uncacheable,
+    }
+}
+
+/// RFC 9111 §4.2.3's corrected initial age. `Date` has one-second
+/// resolution, so the apparent age counts from the end of the `Date`
+/// second: an origin's own second never ages its response.
+fn initial_age(
+    headers: &HeaderMap,
+    date: Option<SystemTime>,
+    request_time: SystemTime,
+    response_time: SystemTime,
+) -> Duration {
+    let apparent = date.map_or(Duration::ZERO, |date| {
+        response_time
+            .duration_since(date + Duration::from_secs(1))
+            .unwrap_or_default()
+    });
+    // An invalid Age is ignored.
+    let age_value = headers
+        .get(AGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(delta_seconds)
+        .map_or(Duration::ZERO, Duration::from_secs);
+    let delay = response_time
+        .duration_since(request_time)
+        .unwrap_or_default();
+    apparent.max(age_value + delay)
+}
+
+/// The one date in header `name`: `None` when absent, `Some(Err)` when
+/// unparsable or given twice with different values.
+fn single_date(
+    headers: &HeaderMap,
+    name: &hyper::header::HeaderName,
+) -> Option<Result<SystemTime, ()>> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next()?;
+    if values.any(|other| other != first) {
+        return Some(Err(()));
+    }
+    Some(
+        first
+            .to_str()
+            .ok()
+            .and_then(|text| httpdate::parse_http_date(text.trim()).ok())
+            .ok_or(()),
+    )
+}
+
+/// `1*DIGIT`, capped at 2^31; anything else is invalid.
+fn delta_seconds(text: &str) -> Option<u64> {
+    let text = text.trim();
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // All digits, so the only parse error is overflow.
+    Some(text.parse().unwrap_or(u64::MAX).min(MAX_DELTA_SECONDS))
+}
+
+/// The response directives that matter to a shared cache that cannot
+/// revalidate.
+#[derive(Debug, Default)]
+struct CacheControl {
+    no_store: bool,
+    no_cache: bool,
+    private: bool,
+    s_maxage: Option<u64>,
+    max_age: Option<u64>,
+    /// A lifetime directive without a valid value, or given twice with
+    /// different values: the response is treated as stale.
+    invalid: bool,
+}
+
+impl CacheControl {
+    /// Every `Cache-Control` field line, split at commas outside quotes;
+    /// directive names are case-insensitive. Lines that are not text are
+    /// skipped.
+    fn parse(headers: &HeaderMap) -> CacheControl {
+        let mut cc = CacheControl::default();
+        for line in headers.get_all(CACHE_CONTROL) {
+            let Ok(line) = line.to_str() else { continue };
+            for directive in split_outside_quotes(line) {
+                let (name, argument) = match directive.split_once('=') {
+                    Some((name, argument)) => (name.trim(), Some(unquote(argument.trim()))),
+                    None => (directive.trim(), None),
+                };
+                match name.to_ascii_lowercase().as_str() {
+                    "no-store" => cc.no_store = true,
+                    // Qualified forms (`no-cache="Set-Cookie"`) too: a cache
+                    // that cannot revalidate may not reuse them either.
+                    "no-cache" => cc.no_cache = true,
+                    "private" => cc.private = true,
+                    "s-maxage" => cc.invalid |= set_once(&mut cc.s_maxage, argument),
+                    "max-age" => cc.invalid |= set_once(&mut cc.max_age, argument),
+                    _ => {}
+                }
+            }
+        }
+        cc
+    }
+}
+
+/// Records a lifetime directive; true when its value is invalid or
+/// differs from an earlier one.
+fn set_once(slot: &mut Option<u64>, argument: Option<&str>) -> bool {
+    let Some(seconds) = argument.and_then(delta_seconds) else {
+        return true;
+    };
+    match slot {
+        Some(earlier) => *earlier != seconds,
+        None => {
+            *slot = Some(seconds);
+            false
+        }
+    }
+}
+
+fn split_outside_quotes(line: &str) -> impl Iterator<Item = &str> {
+    let mut quoted = false;
+    line.split(move |c| {
+        if c == '"' {
+            quoted = !quoted;
+        }
+        c == ',' && !quoted
+    })
+    .filter(|part| !part.trim().is_empty())
+}
+
+fn unquote(text: &str) -> &str {
+    text.strip_prefix('"')
+        .and_then(|rest| rest.strip_suffix('"'))
+        .unwrap_or(text)
+}
+
+/// A group's TTL policy. The origin's lifetime wins over `default_ttl`,
+/// which applies only when the origin says nothing; `max_ttl` caps both
+/// (and a value that would never expire). An uncacheable response stays
+/// uncacheable.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TtlPolicy {
+    /// Lifetime of values whose origin gives none; `None`: never expire.
+    pub default_ttl: Option<Duration>,
+    /// The longest any value lives; `None`: no cap.
+    pub max_ttl: Option<Duration>,
+}
+
+impl TtlPolicy {
+    /// The expiry of a value received at `now` whose origin said `lifetime`.
+    pub fn expiry(&self, lifetime: Lifetime, now: SystemTime) -> Expiry {
+        let ttl = match lifetime {
+            Lifetime::Uncacheable => return Expiry::UNCACHEABLE,
+            Lifetime::Fresh(ttl) => Some(ttl),
+            Lifetime::Unspecified => self.default_ttl,
+        };
+        let ttl = match (ttl, self.max_ttl) {
+            (Some(ttl), Some(max)) => Some(ttl.min(max)),
+            (ttl, max) => ttl.or(max),
+        };
+        match ttl {
+            None => Expiry::Never,
+            Some(ttl) => Expiry::after_at(ttl, unix_nanos(now)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_cache_semantics::{CacheOptions, CachePolicy};
+    use std::time::UNIX_EPOCH;
+    use Lifetime::{Fresh, Uncacheable, Unspecified};
+
+    /// The instant every row's response arrives (a whole second).
+    fn t() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+    }
+
+    fn date(offset: i64) -> String {
+        let at = if offset < 0 {
+            t() - Duration::from_secs(offset.unsigned_abs())
+        } else {
+            t() + Duration::from_secs(offset as u64)
+        };
+        httpdate::fmt_http_date(at)
+    }
+
+    fn secs(n: u64) -> Lifetime {
+        Fresh(Duration::from_secs(n))
+    }
+
+    /// How one row relates to http-cache-semantics.
+    enum Reference {
+        /// Its `time_to_live` is our lifetime (0 for no lifetime).
+        Agrees,
+        /// The two policies differ here, for this reason.
+        Differs(&'static str),
+    }
+    use Reference::{Agrees, Differs};
+
+    struct Row {
+        headers: Vec<(&'static str, String)>,
+        /// Seconds between sending the request and receiving the response.
+        round_trip: u64,
+        want: Lifetime,
+        reference: Reference,
+    }
+
+    fn row(headers: &[(&'static str, &str)], want: Lifetime, reference: Reference) -> Row {
+        Row {
+            headers: headers.iter().map(|(n, v)| (*n, v.to_string())).collect(),
+            round_trip: 0,
+            want,
+            reference,
+        }
+    }
+
+    fn table() -> Vec<Row> {
+        let date_now = date(0);
+        let (d_minus_30, d_plus_30) = (date(-30), date(30));
+        let (exp_120, exp_3600, exp_minus_10) = (date(120), date(3600), date(-10));
+        let mut rows = vec![
+            row(&[], Unspecified, Agrees),
+            row(&[("cache-control", "max-age=60")], secs(60), Agrees),
+            row(&[("cache-control", "public, max-age=60")], secs(60), Agrees),
+            row(&[("cache-control", "s-maxage=30, max-age=60")], secs(30), Agrees),
+            row(&[("cache-control", "max-age=60, s-maxage=0")], Uncacheable, Agrees),
+            row(&[("cache-control", "max-age=60"), ("expires", &exp_3600), ("date", &date_now)], secs(60), Agrees),
+            row(&[("expires", &exp_120), ("date", &date_now)], secs(120), Agrees),
+            row(&[("expires", &exp_120)], secs(120), Agrees),
+            row(&[("expires", "0")], Uncacheable, Agrees),
+            row(&[("expires", "next tuesday"), ("date", &date_now)], Uncacheable, Agrees),
+            row(&[("expires", &exp_minus_10), ("date", &date_now)], Uncacheable, Agrees),
+            row(&[("cache-control", "no-store, max-age=60")], Uncacheable, Agrees),
+            row(&[("cache-control", "private, max-age=60")], Uncacheable, Agrees),
+            row(&[("cache-control", "private=\"Set-Cookie\", max-age=60")], Uncacheable, Agrees),
+            row(&[("cache-control", "no-cache, max-age=60")], Uncacheable, Agrees),
+            row(&[("cache-control", "no-cache=\"Set-Cookie, X-A\", max-age=60")], Uncacheable, Agrees),
+            row(&[("cache-control", "max-age=0")], Uncacheable, Agrees),
+            row(&[("cache-control", "max-age=abc")], Uncacheable, Agrees),
+            row(&[("cache-control", "max-age=-1")], Uncacheable, Agrees),
+            row(&[("cache-control", "max-age")], Uncacheable, Agrees),
+            row(&[("cache-control", "max-age=\"60\"")], secs(60), Agrees),
+            row(&[("cache-control", "max-age=60"), ("cache-control", "max-age=60")], secs(60), Agrees),
+            row(&[("cache-control", "max-age=60"), ("age", "20")], secs(40), Agrees),
+            row(&[("cache-control", "max-age=60"), ("age", "60")], Uncacheable, Agrees),
+            row(&[("cache-control", "max-age=60"), ("age", "100")], Uncacheable, Agrees),
+            row(&[("cache-control", "max-age=60"), ("age", "x")], secs(60), Agrees),
+            // Pragma has no meaning in a response (RFC 9111 §5.4), so the
+            // default TTL applies; the crate reads it as no-cache, which
+            // also gives a TTL of 0 here.
+            row(&[("pragma", "no-cache")], Unspecified, Agrees),
+            // The origin's clock is ahead: no apparent age.
+            row(&[("cache-control", "max-age=60"), ("date", &d_plus_30)], secs(60), Agrees),
+            // Differences, each with its reason.
+            row(
+                &[("cache-control", "max-age=60"), ("date", &d_minus_30)],
+                secs(31),
+                Differs("RFC 9111 §4.2.3 apparent age (Date 30 s old, less its 1 s resolution); the crate counts only Age"),
+            ),
+            row(
+                &[("expires", &exp_120), ("date", &d_minus_30)],
+                secs(121),
+                Differs("Expires − Date is 150 s, minus the 29 s apparent age; the crate ignores apparent age"),
+            ),
+            row(
+                &[("cache-control", "max-age=60, max-age=120")],
+                Uncacheable,
+                Differs("conflicting max-age is invalid freshness (RFC 9111 §4.2.1: treat as stale); the crate uses the first"),
+            ),
+            row(
+                &[("expires", &exp_120), ("expires", &exp_3600)],
+                Uncacheable,
+                Differs("two different Expires are invalid; the crate reads the first"),
+            ),
+            row(
+                &[("cache-control", "MAX-AGE=60")],
+                secs(60),
+                Differs("directive names are case-insensitive (RFC 9111 §5.2); the crate matches them exactly"),
+            ),
+            row(
+                &[("cache-control", "max-age=99999999999")],
+                secs(MAX_DELTA_SECONDS),
+                Differs("delta-seconds above 2^31 are taken as 2^31 (RFC 9111 §1.2.2)"),
+            ),
+            row(
+                &[("cache-control", "max-age=60"), ("set-cookie", "a=b")],
+                secs(60),
+                Differs("groupcached stores only the body, never Set-Cookie; the crate refuses to share cookies"),
+            ),
+        ];
+        rows.push(Row {
+            headers: vec![("cache-control", "max-age=60".into())],
+            round_trip: 5,
+            want: secs(55),
+            reference: Differs("the request's round trip counts as age (§4.2.3); the crate only counts Age and time since the response"),
+        });
+        rows
+    }
+
+    fn headers(row: &Row) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in &row.headers {
+            map.append(*name, value.parse().expect("a valid header value"));
+        }
+        map
+    }
+
+    fn ours(row: &Row) -> Lifetime {
+        lifetime(
+            &headers(row),
+            t() - Duration::from_secs(row.round_trip),
+            t(),
+        )
+    }
+
+    /// http-cache-semantics as a shared cache without heuristics: its
+    /// time to live when the response arrives.
+    fn reference(row: &Row) -> Duration {
+        let request = hyper::Request::get("http://127.0.0.1/k").body(()).unwrap();
+        let mut response = hyper::Response::new(());
+        *response.headers_mut() = headers(row);
+        let options = CacheOptions {
+            shared: true,
+            cache_heuristic: 0.0,
+            ..CacheOptions::default()
+        };
+        let policy = CachePolicy::new_options(&request, &response, t(), options);
+        if !policy.is_storable() {
+            return Duration::ZERO;
+        }
+        policy.time_to_live(t())
+    }
+
+    #[test]
+    fn freshness_table() {
+        let rows = table();
+        assert!(rows.len() >= 20);
+        for row in &rows {
+            assert_eq!(ours(row), row.want, "headers {:?}", row.headers);
+            let ttl = match row.want {
+                Fresh(ttl) => ttl,
+                Unspecified | Uncacheable => Duration::ZERO,
+            };
+            match row.reference {
+                Agrees => assert_eq!(
+                    reference(row),
+                    ttl,
+                    "crate vs us, headers {:?}",
+                    row.headers
+                ),
+                Differs(why) => assert_ne!(
+                    reference(row),
+                    ttl,
+                    "listed as a difference ({why}) but agrees: {:?}",
+                    row.headers
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn policy_precedence() {
+        let now = t();
+        let at = |s: u64| Expiry::At(unix_nanos(now + Duration::from_secs(s)));
+        let none = TtlPolicy::default();
+        let default = TtlPolicy {
+            default_ttl: Some(Duration::from_secs(30)),
+            max_ttl: None,
+        };
+        let max = TtlPolicy {
+            default_ttl: None,
+            max_ttl: Some(Duration::from_secs(10)),
+        };
+        let both = TtlPolicy {
+            default_ttl: Some(Duration::from_secs(30)),
+            max_ttl: Some(Duration::from_secs(10)),
+        };
+        assert_eq!(
+            none.expiry(Unspecified, now),
+            Expiry::Never,
+            "golang's semantics"
+        );
+        assert_eq!(none.expiry(secs(60), now), at(60));
+        assert_eq!(default.expiry(Unspecified, now), at(30));
+        assert_eq!(
+            default.expiry(secs(60), now),
+            at(60),
+            "the origin wins over the default"
+        );
+        assert_eq!(max.expiry(secs(60), now), at(10));
+        assert_eq!(max.expiry(secs(5), now), at(5));
+        assert_eq!(
+            max.expiry(Unspecified, now),
+            at(10),
+            "the cap applies to never"
+        );
+        assert_eq!(
+            both.expiry(Unspecified, now),
+            at(10),
+            "the cap applies to the default"
+        );
+        for policy in [none, default, max, both] {
+            assert_eq!(policy.expiry(Uncacheable, now), Expiry::UNCACHEABLE);
+        }
+        let zero = TtlPolicy {
+            default_ttl: Some(Duration::ZERO),
+            max_ttl: None,
+        };
+        assert_eq!(zero.expiry(Unspecified, now), Expiry::UNCACHEABLE);
+    }
+}

@@ -1,0 +1,160 @@
+//! A cached value and when it stops being served.
+//!
+//! Every value a getter returns, a cache holds or a peer sends carries an
+//! [`Expiry`]: never (golang's semantics), or an absolute wall-clock instant
+//! in Unix nanoseconds, as mailgun v2 and groupcache-go v3 put it on the wire
+//! (`GetResponse.expire`). An expiry that has already passed means "answer
+//! the requests waiting for this value, store it nowhere": that is how a
+//! value its origin marks uncacheable travels.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+
+/// When a value expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Expiry {
+    /// Never: the value lives until it is evicted.
+    Never,
+    /// At this instant, in Unix nanoseconds; a miss from then on.
+    At(i64),
+}
+
+impl Expiry {
+    /// Already expired: for values that must not be stored anywhere. On the
+    /// wire it is `expire = 1` (1 ns after the epoch), never the 0 that
+    /// means "never" to the forks.
+    pub const UNCACHEABLE: Expiry = Expiry::At(1);
+
+    /// `lifetime` from now; a zero lifetime is [`Expiry::UNCACHEABLE`].
+    pub fn after(lifetime: Duration) -> Expiry {
+        Expiry::after_at(lifetime, now_nanos())
+    }
+
+    /// `lifetime` after the instant `now` (Unix nanoseconds).
+    pub fn after_at(lifetime: Duration, now: i64) -> Expiry {
+        if lifetime.is_zero() {
+            return Expiry::UNCACHEABLE;
+        }
+        let nanos = i64::try_from(lifetime.as_nanos()).unwrap_or(i64::MAX);
+        Expiry::At(now.saturating_add(nanos))
+    }
+
+    /// The `expire` field of a `GetResponse`: absent or 0 is never.
+    pub fn from_wire(expire: Option<i64>) -> Expiry {
+        match expire {
+            None | Some(0) => Expiry::Never,
+            Some(nanos) => Expiry::At(nanos),
+        }
+    }
+
+    /// The `expire` field to send: none for a value that never expires, so
+    /// golang peers get byte-identical replies.
+    pub fn to_wire(self) -> Option<i64> {
+        match self {
+            Expiry::Never => None,
+            Expiry::At(nanos) => Some(nanos),
+        }
+    }
+
+    /// True when the value is a miss at `now` (Unix nanoseconds).
+    pub fn is_expired_at(self, now: i64) -> bool {
+        matches!(self, Expiry::At(at) if at <= now)
+    }
+
+    /// True when the value is a miss now.
+    pub fn is_expired(self) -> bool {
+        match self {
+            Expiry::Never => false,
+            Expiry::At(_) => self.is_expired_at(now_nanos()),
+        }
+    }
+
+    /// How long the value stays fresh from now: `None` when it never
+    /// expires, zero when it already has.
+    pub fn remaining(self) -> Option<Duration> {
+        match self {
+            Expiry::Never => None,
+            Expiry::At(at) => {
+                let left = at.saturating_sub(now_nanos()).max(0);
+                Some(Duration::from_nanos(left.unsigned_abs()))
+            }
+        }
+    }
+}
+
+/// The wall clock in Unix nanoseconds.
+pub fn now_nanos() -> i64 {
+    unix_nanos(SystemTime::now())
+}
+
+/// `time` in Unix nanoseconds (0 before 1970, saturating in 2262).
+pub fn unix_nanos(time: SystemTime) -> i64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |since| {
+        i64::try_from(since.as_nanos()).unwrap_or(i64::MAX)
+    })
+}
+
+/// A value and its expiry. A getter whose values never expire can return
+/// plain `Bytes`, which converts into a `Value` that never expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Value {
+    pub bytes: Bytes,
+    pub expiry: Expiry,
+}
+
+impl Value {
+    /// `bytes` expiring at `expiry`.
+    pub fn new(bytes: impl Into<Bytes>, expiry: Expiry) -> Value {
+        Value {
+            bytes: bytes.into(),
+            expiry,
+        }
+    }
+
+    /// `bytes` expiring `lifetime` from now.
+    pub fn expiring_in(bytes: impl Into<Bytes>, lifetime: Duration) -> Value {
+        Value::new(bytes, Expiry::after(lifetime))
+    }
+}
+
+impl From<Bytes> for Value {
+    fn from(bytes: Bytes) -> Value {
+        Value::new(bytes, Expiry::Never)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_zero_and_absent_mean_never() {
+        assert_eq!(Expiry::from_wire(None), Expiry::Never);
+        assert_eq!(Expiry::from_wire(Some(0)), Expiry::Never);
+        assert_eq!(Expiry::from_wire(Some(7)), Expiry::At(7));
+        assert_eq!(Expiry::Never.to_wire(), None);
+        assert_eq!(Expiry::UNCACHEABLE.to_wire(), Some(1));
+    }
+
+    #[test]
+    fn expiry_is_a_point_in_time() {
+        let now = 1_000_000_000;
+        let expiry = Expiry::after_at(Duration::from_millis(1), now);
+        assert_eq!(expiry, Expiry::At(now + 1_000_000));
+        assert!(!expiry.is_expired_at(now + 999_999));
+        assert!(expiry.is_expired_at(now + 1_000_000));
+        assert_eq!(Expiry::after_at(Duration::ZERO, now), Expiry::UNCACHEABLE);
+        assert_eq!(
+            Expiry::after_at(Duration::MAX, now),
+            Expiry::At(i64::MAX),
+            "saturates"
+        );
+        assert!(!Expiry::Never.is_expired());
+        assert!(Expiry::UNCACHEABLE.is_expired());
+        assert_eq!(Expiry::UNCACHEABLE.remaining(), Some(Duration::ZERO));
+        assert_eq!(Expiry::Never.remaining(), None);
+        let left = Expiry::after(Duration::from_secs(60)).remaining().unwrap();
+        assert!(left > Duration::from_secs(59) && left <= Duration::from_secs(60));
+    }
+}
