@@ -375,8 +375,21 @@ fn serve_origin(
     let Ok(key) = groupcached::wire::unescape(raw.as_bytes()) else {
         return reply(StatusCode::BAD_REQUEST, b"bad escape".to_vec());
     };
-    *hits.lock().unwrap().entry(key.clone()).or_default() += 1;
-    if key.starts_with(b"missing") {
+    let loads = {
+        let mut hits = hits.lock().unwrap();
+        let count = hits.entry(key.clone()).or_default();
+        *count += 1;
+        *count
+    };
+    if let Some(rest) = key.strip_prefix(b"ver/") {
+        let mut response = reply(StatusCode::OK, format!("version {loads}").into_bytes());
+        let cache_control = rest.split(|&b| b == b'/').next().unwrap_or_default();
+        if !cache_control.is_empty() {
+            let value = hyper::header::HeaderValue::from_bytes(cache_control).unwrap();
+            response.headers_mut().insert("cache-control", value);
+        }
+        response
+    } else if key.starts_with(b"missing") {
         reply(StatusCode::NOT_FOUND, b"no such key".to_vec())
     } else if key.starts_with(b"fail") {
         reply(StatusCode::INTERNAL_SERVER_ERROR, b"origin broke".to_vec())
