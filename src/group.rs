@@ -426,7 +426,7 @@ mod tests {
             let calls = counter.clone();
             async move {
                 calls.fetch_add(1, Relaxed);
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
                 Ok(Value::new(&b"fresh"[..], Expiry::UNCACHEABLE))
             }
         });
