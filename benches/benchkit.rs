@@ -106,7 +106,8 @@ where
     println!("listening on {}", listener.local_addr()?);
     let mut http = http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30));
+        .header_read_timeout(Duration::from_secs(10))
+        .half_close(true);
     loop {
         let (stream, _) = listener.accept().await?;
         let _ = stream.set_nodelay(true);

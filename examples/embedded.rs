@@ -23,6 +23,7 @@ use groupcached::http_client::HttpClient;
 use groupcached::node::{Node, PeerSource};
 use groupcached::origin::GetterError;
 use groupcached::peers::Peers;
+use groupcached::server::Limits;
 use groupcached::value::Value;
 use groupcached::wire::DEFAULT_BASE_PATH;
 
@@ -78,7 +79,7 @@ async fn main() -> std::io::Result<()> {
     let groups = HashMap::from([(b"squares".to_vec(), squares), (b"clock".to_vec(), clock)]);
     let node = Node::from_parts(groups, peers, DEFAULT_BASE_PATH.into(), PeerSource::Static);
     println!("serving on 127.0.0.1:8081; try: curl localhost:8081/cache/squares/12");
-    groupcached::server::run(listener, node, async {
+    groupcached::server::run(listener, node, Limits::default(), async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await;

@@ -4,18 +4,41 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use clap::builder::RangedU64ValueParser;
 use clap::Parser;
 
 use crate::consistenthash::DEFAULT_REPLICAS;
 use crate::discovery::EtcdConfig;
 use crate::freshness::TtlPolicy;
-use crate::wire::DEFAULT_BASE_PATH;
+use crate::http_client::HttpClient;
+use crate::origin::{HttpOrigin, TemplateError};
+use crate::wire::{self, BadPeerUrl, DEFAULT_BASE_PATH};
+
+/// The ranges every number and duration flag is checked against. Beyond
+/// them a value cannot work (a zero timeout fails every load), turns a
+/// deadline off in effect, or costs memory and start-up time out of
+/// proportion (the ring holds `replicas` points per peer).
+pub mod limits {
+    use std::time::Duration;
+
+    pub const REPLICAS: (u64, u64) = (1, 10_000);
+    pub const MAX_CONNS_PER_PEER: (u64, u64) = (1, 100_000);
+    pub const MAX_CONNECTIONS: (u64, u64) = (1, 10_000_000);
+    pub const CACHE_BYTES: (u64, u64) = (0, 1 << 40);
+    pub const PEER_TIMEOUT: (Duration, Duration) =
+        (Duration::from_millis(1), Duration::from_secs(3600));
+    pub const HEADER_READ_TIMEOUT: (Duration, Duration) =
+        (Duration::from_millis(100), Duration::from_secs(600));
+    pub const ETCD_TTL: (Duration, Duration) =
+        (Duration::from_secs(1), Duration::from_secs(86_400));
+}
 
 /// groupcached: a groupcache node that joins golang/groupcache HTTPPool clusters.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 pub struct Args {
-    /// Address to listen on for users and peers.
+    /// Address to listen on for users and peers (an unspecified address
+    /// such as 0.0.0.0 needs --self).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
@@ -45,7 +68,7 @@ pub struct Args {
     pub max_ttl: Vec<String>,
 
     /// Cache size of each group (main + hot), e.g. 64MiB, 1G, 1048576.
-    #[arg(long, default_value = "64MiB", value_parser = parse_size)]
+    #[arg(long, default_value = "64MiB", value_parser = size_in(limits::CACHE_BYTES))]
     pub cache_bytes: u64,
 
     /// URL path under which peers are served and fetched.
@@ -53,16 +76,25 @@ pub struct Args {
     pub base_path: String,
 
     /// Ring points per peer (golang's default is 50).
-    #[arg(long, default_value_t = DEFAULT_REPLICAS)]
+    #[arg(long, default_value_t = DEFAULT_REPLICAS, value_parser = count_in(limits::REPLICAS))]
     pub replicas: usize,
 
     /// Deadline for one fetch from a peer or an origin, e.g. 2s, 500ms.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = duration_in(limits::PEER_TIMEOUT))]
     pub peer_timeout: Duration,
 
     /// Most concurrent requests to one peer (or one origin).
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = count_in(limits::MAX_CONNS_PER_PEER))]
     pub max_conns_per_peer: usize,
+
+    /// Most client connections open at once; more wait to be accepted
+    /// [default: half the open-file limit].
+    #[arg(long, value_parser = count_in(limits::MAX_CONNECTIONS))]
+    pub max_connections: Option<usize>,
+
+    /// How long a client may take to send a request's headers.
+    #[arg(long, default_value = "10s", value_parser = duration_in(limits::HEADER_READ_TIMEOUT))]
+    pub header_read_timeout: Duration,
 
     /// etcd endpoints for peer discovery (instead of --peers), comma-separated.
     #[arg(
@@ -78,7 +110,7 @@ pub struct Args {
     pub etcd_prefix: String,
 
     /// Lease TTL of this node's etcd registration, e.g. 10s.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = duration_in(limits::ETCD_TTL))]
     pub etcd_ttl: Duration,
 }
 
@@ -93,6 +125,9 @@ pub struct Config {
     pub replicas: usize,
     pub peer_timeout: Duration,
     pub max_conns_per_peer: usize,
+    /// `None`: half the open-file limit (see `server`).
+    pub max_connections: Option<usize>,
+    pub header_read_timeout: Duration,
     pub etcd: Option<EtcdConfig>,
 }
 
@@ -113,14 +148,20 @@ pub enum ConfigError {
     GroupSlash(String),
     #[error("--group {0:?}: a group of that name was already given")]
     DuplicateGroup(String),
-    #[error("--base-path {0:?}: must start and end with '/' and not be \"/\" or \"/cache/\"")]
+    #[error("--group {group}: {error}")]
+    Origin { group: String, error: TemplateError },
+    #[error("--base-path {0:?}: must be /SEGMENT/.../ of A-Z a-z 0-9 - . _ ~ and not start with /cache/")]
     BasePath(String),
-    #[error("{flag} {url:?}: expected http://host:port with no trailing '/'")]
-    Url { flag: &'static str, url: String },
-    #[error("--replicas must be at least 1")]
-    Replicas,
-    #[error("--etcd-ttl must be at least 1s")]
-    EtcdTtl,
+    #[error("{flag} {url:?}: {error}")]
+    Url {
+        flag: &'static str,
+        url: String,
+        error: BadPeerUrl,
+    },
+    #[error(
+        "--listen {0}: an unspecified address needs --self (the URL peers reach this node at)"
+    )]
+    ListenNeedsSelf(SocketAddr),
     #[error("{flag} {value:?}: {reason}")]
     Ttl {
         flag: &'static str,
@@ -144,6 +185,7 @@ impl Args {
             if groups.iter().any(|g| g.name == name) {
                 return Err(ConfigError::DuplicateGroup(name.to_string()));
             }
+            check_origin(name, origin)?;
             groups.push(GroupSpec {
                 name: name.to_string(),
                 origin: origin.to_string(),
@@ -156,12 +198,13 @@ impl Args {
         apply_ttls("--max-ttl", &self.max_ttl, &mut groups, |ttl| {
             &mut ttl.max_ttl
         })?;
-        let bp = &self.base_path;
-        if !bp.starts_with('/') || !bp.ends_with('/') || bp == "/" || bp == "/cache/" {
-            return Err(ConfigError::BasePath(bp.clone()));
+        if !base_path_is_valid(&self.base_path) {
+            return Err(ConfigError::BasePath(self.base_path));
         }
         if let Some(url) = &self.self_url {
             check_url("--self", url)?;
+        } else if self.listen.ip().is_unspecified() {
+            return Err(ConfigError::ListenNeedsSelf(self.listen));
         }
         for url in &self.peers {
             check_url("--peers", url)?;
@@ -169,15 +212,9 @@ impl Args {
         for url in &self.etcd {
             check_url("--etcd", url)?;
         }
-        if self.replicas == 0 {
-            return Err(ConfigError::Replicas);
-        }
         let etcd = if self.etcd.is_empty() {
             None
         } else {
-            if self.etcd_ttl < Duration::from_secs(1) {
-                return Err(ConfigError::EtcdTtl);
-            }
             Some(EtcdConfig {
                 endpoints: self.etcd,
                 prefix: self.etcd_prefix,
@@ -192,7 +229,9 @@ impl Args {
             base_path: self.base_path,
             replicas: self.replicas,
             peer_timeout: self.peer_timeout,
-            max_conns_per_peer: self.max_conns_per_peer.max(1),
+            max_conns_per_peer: self.max_conns_per_peer,
+            max_connections: self.max_connections,
+            header_read_timeout: self.header_read_timeout,
             etcd,
         })
     }
@@ -240,21 +279,81 @@ fn apply_ttls(
     Ok(())
 }
 
-/// Peer and etcd URLs must be plain `http://authority`: the ring hashes the
-/// exact string, so `http://a:1/` and `http://a:1` would be two peers.
+/// Peer and etcd URLs must be plain `http://host[:port]` (see
+/// [`wire::check_peer_url`], which discovery applies to etcd values too).
 fn check_url(flag: &'static str, url: &str) -> Result<(), ConfigError> {
-    let bad = || ConfigError::Url {
+    wire::check_peer_url(url).map_err(|error| ConfigError::Url {
         flag,
         url: url.to_string(),
-    };
-    let authority = url.strip_prefix("http://").ok_or_else(bad)?;
-    if authority.is_empty()
-        || authority.contains('/')
-        || authority.parse::<hyper::http::uri::Authority>().is_err()
-    {
-        return Err(bad());
+        error,
+    })
+}
+
+/// Parses an origin template as the node will, so a bad one is a flag
+/// error before anything is bound. `echo` is the built-in origin.
+fn check_origin(group: &str, origin: &str) -> Result<(), ConfigError> {
+    if origin == "echo" {
+        return Ok(());
     }
-    Ok(())
+    // The client is never used: building one only sets up a connector.
+    let http = HttpClient::new(Duration::from_secs(1), 1);
+    match HttpOrigin::new(group, origin, http, 1, TtlPolicy::default()) {
+        Ok(_) => Ok(()),
+        Err(error) => Err(ConfigError::Origin {
+            group: group.to_string(),
+            error,
+        }),
+    }
+}
+
+/// A base path is `/` + one or more `SEGMENT/` of unreserved characters
+/// (peers put it into URLs unescaped and match it after decoding, so
+/// anything else could never match), and may not shadow the user API,
+/// whose other routes (`/stats`, `/peers`, `/healthz`) have no `/` after
+/// their name and so cannot be reached by a prefix ending in `/`.
+fn base_path_is_valid(base: &str) -> bool {
+    let Some(inner) = base
+        .strip_prefix('/')
+        .and_then(|rest| rest.strip_suffix('/'))
+    else {
+        return false;
+    };
+    let unreserved = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~');
+    !base.starts_with("/cache/")
+        && inner
+            .split('/')
+            .all(|segment| !segment.is_empty() && segment.bytes().all(unreserved))
+}
+
+/// A clap parser for a count flag in `min..=max`.
+fn count_in((min, max): (u64, u64)) -> RangedU64ValueParser<usize> {
+    RangedU64ValueParser::new().range(min..=max)
+}
+
+/// A clap parser for a size flag (see [`parse_size`]) in `min..=max`.
+fn size_in((min, max): (u64, u64)) -> impl Fn(&str) -> Result<u64, String> + Clone + Send + Sync {
+    move |text| {
+        let size = parse_size(text)?;
+        if (min..=max).contains(&size) {
+            Ok(size)
+        } else {
+            Err(format!("{size} bytes is not in {min}..={max}"))
+        }
+    }
+}
+
+/// A clap parser for a duration flag (see [`parse_duration`]) in `min..=max`.
+fn duration_in(
+    (min, max): (Duration, Duration),
+) -> impl Fn(&str) -> Result<Duration, String> + Clone + Send + Sync {
+    move |text| {
+        let duration = parse_duration(text)?;
+        if (min..=max).contains(&duration) {
+            Ok(duration)
+        } else {
+            Err(format!("{duration:?} is not between {min:?} and {max:?}"))
+        }
+    }
 }
 
 /// "64MiB", "64M", "512k", "1G", "1048576" → bytes (binary multiples).
@@ -350,6 +449,8 @@ mod tests {
         assert!(err(&["--group", "a=echo", "--peers", "a:1"]).contains("http://host:port"));
         assert!(err(&["--group", "a=echo", "--base-path", "x"]).contains("--base-path"));
         assert!(err(&["--group", "a=echo", "--replicas", "0"]).contains("--replicas"));
+        assert!(err(&["--group", "a=ftp://x/{key}"]).contains("--group a: origin URL"));
+        assert!(err(&["--group", "a=http://x/fixed"]).contains("{key}"));
         assert!(err(&["--group", "a=echo", "--cache-bytes", "lots"]).contains("size"));
         assert!(err(&[
             "--group",
@@ -425,5 +526,80 @@ mod tests {
             "a=2s"
         ])
         .contains("twice"));
+    }
+
+    /// Each flag's bounds, and one value past each end.
+    #[test]
+    fn numbers_and_durations_are_range_checked() {
+        let ok = |flag: &str, value: &str| config(&["--group", "a=echo", flag, value]).is_ok();
+        let cases = [
+            ("--replicas", "1", "10000", "0", "10001"),
+            (
+                "--max-conns-per-peer",
+                "1",
+                "100000",
+                "0",
+                "2305843009213693952",
+            ),
+            (
+                "--max-connections",
+                "1",
+                "10000000",
+                "0",
+                "18446744073709551615",
+            ),
+            ("--cache-bytes", "0", "1TiB", "1025GiB", "99999999999T"),
+            ("--peer-timeout", "1ms", "60m", "0", "61m"),
+            ("--header-read-timeout", "100ms", "10m", "99ms", "11m"),
+            ("--etcd-ttl", "1s", "86400s", "999ms", "86401"),
+        ];
+        for (flag, min, max, below, above) in cases {
+            assert!(ok(flag, min) && ok(flag, max), "{flag} {min} / {max}");
+            assert!(
+                !ok(flag, below) && !ok(flag, above),
+                "{flag} {below} / {above}"
+            );
+        }
+        let c = config(&["--group", "a=echo"]).unwrap();
+        assert_eq!(c.max_connections, None);
+        assert_eq!(c.header_read_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn base_path_may_not_shadow_the_user_api() {
+        let ok = |base: &str| config(&["--group", "a=echo", "--base-path", base]).is_ok();
+        for good in [
+            "/_groupcache/",
+            "/a/",
+            "/a/b-c.d~e_f/",
+            "/cachex/",
+            "/stats/",
+        ] {
+            assert!(ok(good), "{good}");
+        }
+        for bad in [
+            "/",
+            "/cache/",
+            "/cache/g/",
+            "//",
+            "/a//",
+            "a/",
+            "/a",
+            "/a b/",
+            "/%41/",
+        ] {
+            assert!(!ok(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_unspecified_listen_address_needs_self() {
+        let listen = |extra: &[&str]| {
+            let mut args = vec!["--group", "a=echo", "--listen", "0.0.0.0:8001"];
+            args.extend_from_slice(extra);
+            config(&args)
+        };
+        assert!(listen(&[]).unwrap_err().contains("--self"));
+        assert!(listen(&["--self", "http://127.0.0.1:8001"]).is_ok());
     }
 }

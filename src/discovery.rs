@@ -23,6 +23,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::peers::Peers;
+use crate::wire;
 
 /// Where and how this node registers in etcd.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,12 +170,7 @@ impl Discovery {
         let mut members: BTreeMap<Vec<u8>, String> = listing
             .kvs()
             .iter()
-            .map(|kv| {
-                (
-                    kv.key().to_vec(),
-                    String::from_utf8_lossy(kv.value()).into_owned(),
-                )
-            })
+            .filter_map(|kv| Some((kv.key().to_vec(), peer_url(kv)?)))
             .collect();
         let watch_options = WatchOptions::new()
             .with_prefix()
@@ -221,9 +217,14 @@ impl Discovery {
                         let Some(kv) = event.kv() else { continue };
                         revision = Some(kv.mod_revision());
                         match event.event_type() {
-                            EventType::Put => {
-                                members.insert(kv.key().to_vec(), String::from_utf8_lossy(kv.value()).into_owned());
-                            }
+                            EventType::Put => match peer_url(kv) {
+                                Some(url) => {
+                                    members.insert(kv.key().to_vec(), url);
+                                }
+                                None => {
+                                    members.remove(kv.key());
+                                }
+                            },
                             EventType::Delete => {
                                 members.remove(kv.key());
                             }
@@ -242,11 +243,7 @@ impl Discovery {
 
     /// Feeds the sorted, de-duplicated values to the pool if they changed.
     fn publish(&self, members: &BTreeMap<Vec<u8>, String>, revision: i64) {
-        let mut list: Vec<String> = members
-            .values()
-            .filter(|v| !v.is_empty())
-            .cloned()
-            .collect();
+        let mut list: Vec<String> = members.values().cloned().collect();
         list.sort();
         list.dedup();
         self.status.send_modify(|s| s.revision = revision);
@@ -270,6 +267,31 @@ impl Discovery {
             s.connected = false;
             s.lease_id = None;
         });
+    }
+}
+
+/// The peer URL an etcd key-value holds, or `None` (with a warning) when
+/// its value is not one: anyone who can write under the prefix could
+/// otherwise put any string into every node's ring.
+fn peer_url(kv: &etcd_client::KeyValue) -> Option<String> {
+    let value = String::from_utf8_lossy(kv.value());
+    match wire::check_peer_url(&value) {
+        Ok(()) => Some(value.into_owned()),
+        Err(error) => {
+            let shown = |bytes: &[u8]| {
+                String::from_utf8_lossy(bytes)
+                    .chars()
+                    .take(80)
+                    .collect::<String>()
+            };
+            tracing::warn!(
+                key = %shown(kv.key()),
+                value = %shown(kv.value()),
+                %error,
+                "ignoring an etcd value that is not a peer URL"
+            );
+            None
+        }
     }
 }
 

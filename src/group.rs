@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use crate::cache::{CacheStats, Caches, Which};
 use crate::origin::{Getter, GetterError};
+use crate::peer_client::WarnGate;
 use crate::peers::Peers;
 use crate::singleflight::Flight;
 use crate::value::Value;
@@ -59,6 +60,8 @@ struct Inner {
     loads: Flight<Loaded>,
     /// Local loads only, shared by user gets and peer gets.
     local_loads: Flight<Loaded>,
+    /// Rate limit on logging failed loads from the getter.
+    getter_warnings: WarnGate,
 }
 
 /// The group's counters, with golang's names and meanings.
@@ -104,6 +107,7 @@ impl Group {
                 stats: Stats::default(),
                 loads: Flight::default(),
                 local_loads: Flight::default(),
+                getter_warnings: WarnGate::default(),
             }),
         }
     }
@@ -233,6 +237,12 @@ impl Group {
             }
             Err(e) => {
                 inner.stats.local_load_errs.fetch_add(1, Relaxed);
+                // A key the origin does not have is an answer, not a failure.
+                if matches!(e, GetterError::Failed(_)) {
+                    if let Some(unlogged) = inner.getter_warnings.admit() {
+                        tracing::warn!(group = %inner.name, error = %e, unlogged, "origin load failed");
+                    }
+                }
                 Err(GroupError::Getter(e))
             }
         }

@@ -82,6 +82,10 @@ pub async fn run(
             let _ = task.await;
         }
     };
-    server::run(listener, node, shutdown).await;
+    let limits = server::Limits {
+        max_connections: config.max_connections,
+        header_read_timeout: config.header_read_timeout,
+    };
+    server::run(listener, node, limits, shutdown).await;
     Ok(())
 }

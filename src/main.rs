@@ -17,7 +17,18 @@ use tokio::signal::unix::{signal, SignalKind};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        // --help and --version.
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("groupcached: {}", one_line(&e));
+            return ExitCode::from(2);
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -25,6 +36,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+    raise_open_file_limit();
     let listen = args.listen;
     let config = match args.into_config() {
         Ok(config) => config,
@@ -80,6 +92,33 @@ fn inherited_listener() -> std::io::Result<Option<std::net::TcpListener>> {
     };
     listener.set_nonblocking(true)?;
     Ok(Some(listener))
+}
+
+/// clap's error without its usage and help hints, on one line: what is
+/// wrong and which flag.
+fn one_line(error: &clap::Error) -> String {
+    let rendered = error.render().to_string();
+    let message: Vec<&str> = rendered
+        .lines()
+        .take_while(|line| !line.starts_with("Usage:") && !line.starts_with("For more information"))
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect();
+    let message = message.join(" ");
+    message
+        .strip_prefix("error: ")
+        .unwrap_or(&message)
+        .to_string()
+}
+
+/// Raises the soft open-file limit to the hard one: each client, peer and
+/// origin connection is a file descriptor, and the default soft limit
+/// (often 1024) is far below what a busy node holds.
+fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
 }
 
 /// Resolves on the first SIGINT or SIGTERM.

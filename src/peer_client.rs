@@ -77,8 +77,9 @@ impl PeerClient {
 /// How often a failing peer may be logged.
 const WARN_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Admits one event per interval and counts the rest.
-struct WarnGate {
+/// Admits one event per interval and counts the rest: the rate limit on
+/// warnings about failing peers, origins and accepts.
+pub(crate) struct WarnGate {
     start: Instant,
     interval_ms: u64,
     /// Milliseconds after `start` when the next event may be admitted.
@@ -96,7 +97,8 @@ impl WarnGate {
         }
     }
 
-    fn admit(&self) -> Option<u64> {
+    /// `Some(n)`: log, and `n` events went unlogged since the last.
+    pub(crate) fn admit(&self) -> Option<u64> {
         let now = self
             .start
             .elapsed()
@@ -115,6 +117,13 @@ impl WarnGate {
             self.skipped.fetch_add(1, Relaxed);
             None
         }
+    }
+}
+
+/// One warning a second.
+impl Default for WarnGate {
+    fn default() -> WarnGate {
+        WarnGate::new(WARN_INTERVAL)
     }
 }
 

@@ -5,29 +5,40 @@
 //! - `GET /cache/{group}/{key}`: the raw value, for users.
 //! - `GET /stats`, `GET /peers`, `GET /healthz`.
 //!
-//! [`run`] accepts until `shutdown` resolves, then stops accepting, lets
-//! in-flight requests finish and returns.
+//! [`run`] accepts at most `--max-connections` connections at once (more
+//! wait in the kernel's backlog) until `shutdown` resolves, then stops
+//! accepting, lets in-flight requests finish and returns without waiting
+//! for connections that have not sent a whole request.
+//!
+//! Like Go's server, it answers an HTTP/1.1 request without `Host` with
+//! 400, a wrong method on the user API with 405 and `Allow`, and a client
+//! that shuts down its write side after its request still gets the reply.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use hyper::body::{Body, Frame, SizeHint};
-use hyper::header::{HeaderValue, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
+use hyper::header::{
+    HeaderValue, ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, HOST, X_CONTENT_TYPE_OPTIONS,
+};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Method, Request, Response, StatusCode, Version};
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::{mpsc, Semaphore};
 
 use crate::discovery::EtcdStatus;
 use crate::group::GroupStats;
 use crate::node::{Node, PeerSource};
+use crate::peer_client::WarnGate;
 use crate::value::{Expiry, Value};
 use crate::wire::{self, PathError, PathParts, ResponsePart};
 
@@ -39,56 +50,130 @@ const CACHE_PREFIX: &str = "/cache/";
 
 type Reply = Response<ReplyBody>;
 
+/// The longest pause after a failed accept; pauses double from 10 ms.
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// How the listener serves connections.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Most connections open at once; `None`: half the open-file limit.
+    pub max_connections: Option<usize>,
+    /// How long a client may take to send a request's headers.
+    pub header_read_timeout: Duration,
+}
+
+/// `--max-connections` and `--header-read-timeout`'s defaults.
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_connections: None,
+            header_read_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
 /// Serves `node` on `listener` until `shutdown` resolves.
-pub async fn run(listener: TcpListener, node: Node, shutdown: impl Future<Output = ()>) {
+pub async fn run(
+    listener: TcpListener,
+    node: Node,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) {
     let graceful = GracefulShutdown::new();
     let mut http = http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30));
+        .header_read_timeout(limits.header_read_timeout)
+        .half_close(true);
+    let max_connections = limits
+        .max_connections
+        .unwrap_or_else(default_max_connections);
+    let connections = Arc::new(Semaphore::new(max_connections));
+    // Every request holds a sender until its reply is written: when all
+    // are dropped, nothing is in flight (tokio's graceful-shutdown idiom).
+    let (in_flight, mut all_done) = mpsc::channel::<()>(1);
+    let accept_warnings = WarnGate::default();
+    let mut backoff = Duration::ZERO;
     tokio::pin!(shutdown);
     loop {
+        // The semaphore is never closed, so acquiring cannot fail.
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => permit.expect("semaphore never closed"),
+            () = &mut shutdown => break,
+        };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
                 Err(e) => {
                     // Usually out of file descriptors: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    backoff = (backoff * 2).clamp(Duration::from_millis(10), MAX_ACCEPT_BACKOFF);
+                    if let Some(unlogged) = accept_warnings.admit() {
+                        tracing::warn!(error = %e, unlogged, "accept failed; backing off");
+                    }
+                    tokio::time::sleep(backoff).await;
                     continue;
                 }
             },
             () = &mut shutdown => break,
         };
+        backoff = Duration::ZERO;
         let _ = stream.set_nodelay(true);
         let node = node.clone();
+        let in_flight = in_flight.clone();
         let service = service_fn(move |request| {
             let node = node.clone();
-            async move { Ok::<_, Infallible>(handle(&node, request).await) }
+            let in_flight = in_flight.clone();
+            async move {
+                let mut reply = handle(&node, request).await;
+                reply.body_mut().in_flight = Some(in_flight);
+                Ok::<_, Infallible>(reply)
+            }
         });
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
+            drop(permit);
         });
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    drop(in_flight);
+    // Idle keep-alive connections close at once; a connection stuck in its
+    // request's headers would hold `graceful` until its header timeout, so
+    // the drain ends as soon as no request is in flight.
+    let drained = async {
+        tokio::select! {
+            () = graceful.shutdown() => {}
+            _ = all_done.recv() => {}
+        }
+    };
+    if tokio::time::timeout(DRAIN_TIMEOUT, drained).await.is_err() {
         tracing::warn!("requests still running after {DRAIN_TIMEOUT:?}; exiting anyway");
     }
 }
 
+/// Half the soft open-file limit (which `main` raises to the hard limit),
+/// leaving the other half for peer and origin connections.
+fn default_max_connections() -> usize {
+    let (soft, _) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap_or((1024, 1024));
+    usize::try_from(soft / 2).unwrap_or(usize::MAX).max(1)
+}
+
 /// Routes one request. No route reads a request body.
 async fn handle<B>(node: &Node, request: Request<B>) -> Reply {
+    if request.version() == Version::HTTP_11 && !request.headers().contains_key(HOST) {
+        return go_bad_request("400 Bad Request: missing required Host header");
+    }
     let path = request.uri().path();
     if let Some(parsed) = wire::split_path(path, node.base_path()) {
         return serve_peer(node, parsed).await;
     }
     if request.method() != Method::GET && request.method() != Method::HEAD {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed".into());
+        let mut reply = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed".into());
+        reply
+            .headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return reply;
     }
     match path {
         "/healthz" => text(StatusCode::OK, "ok".into()),
@@ -105,7 +190,7 @@ async fn handle<B>(node: &Node, request: Request<B>) -> Reply {
 async fn serve_peer(node: &Node, parsed: Result<PathParts<'_>, PathError>) -> Reply {
     let parts = match parsed {
         Ok(parts) => parts,
-        Err(PathError::BadEscape) => return go_bad_escape(),
+        Err(PathError::BadEscape) => return go_bad_request("400 Bad Request"),
         Err(PathError::NoKey) => return text(StatusCode::BAD_REQUEST, "bad request".into()),
     };
     let Some(group) = node.group(parts.group()) else {
@@ -168,10 +253,14 @@ fn cache_control(expiry: Expiry) -> Option<HeaderValue> {
 /// itself and the inline `expire` field, so answering a hit allocates and
 /// copies nothing (hyper writes the parts and the head with one vectored
 /// write).
+///
+/// It also carries the request's in-flight token (see [`run`]), dropped
+/// with the body once it is written.
 struct ReplyBody {
     prefix: Option<ResponsePart>,
     bytes: Option<Bytes>,
     suffix: Option<ResponsePart>,
+    in_flight: Option<mpsc::Sender<()>>,
 }
 
 impl ReplyBody {
@@ -190,6 +279,7 @@ impl From<Bytes> for ReplyBody {
             prefix: None,
             bytes: (!bytes.is_empty()).then_some(bytes),
             suffix: None,
+            in_flight: None,
         }
     }
 }
@@ -280,10 +370,11 @@ fn text(status: StatusCode, mut message: Vec<u8>) -> Reply {
     reply
 }
 
-/// What Go's HTTP server answers to a path with a malformed `%` escape,
-/// before any handler runs.
-fn go_bad_escape() -> Reply {
-    let mut reply = Response::new(ReplyBody::from(Bytes::from_static(b"400 Bad Request")));
+/// What Go's HTTP server answers, before any handler runs, to a request it
+/// cannot route: `400 Bad Request` for a path with a malformed `%` escape,
+/// with the reason after it for a missing `Host`.
+fn go_bad_request(body: &'static str) -> Reply {
+    let mut reply = Response::new(ReplyBody::from(Bytes::from_static(body.as_bytes())));
     *reply.status_mut() = StatusCode::BAD_REQUEST;
     let headers = reply.headers_mut();
     headers.insert(
@@ -367,8 +458,14 @@ mod tests {
 
     /// The answer to `GET path`.
     async fn get(node: &Node, path: &str) -> Answer {
-        let request = Request::get(path).body(()).expect("request");
-        let reply = handle(node, request).await;
+        let request = Request::get(path)
+            .header(HOST, "127.0.0.1")
+            .body(())
+            .expect("request");
+        answer(handle(node, request).await).await
+    }
+
+    async fn answer(reply: Reply) -> Answer {
         let content_type = reply.headers()[CONTENT_TYPE].to_str().unwrap().to_string();
         let status = reply.status().as_u16();
         // ReplyBody's error type is Infallible.
@@ -395,7 +492,10 @@ mod tests {
 
     /// The `Cache-Control` header and body of `GET path`.
     async fn cache_control_and_body(node: &Node, path: &str) -> (Option<String>, Vec<u8>) {
-        let request = Request::get(path).body(()).expect("request");
+        let request = Request::get(path)
+            .header(HOST, "127.0.0.1")
+            .body(())
+            .expect("request");
         let reply = handle(node, request).await;
         let cache_control = reply
             .headers()
@@ -438,5 +538,45 @@ mod tests {
         assert_eq!(body, b"\x0a\x01k\x18\x01", "expire = 1: already expired");
         let (cache_control, _) = cache_control_and_body(&echo_node(), "/cache/g/k").await;
         assert_eq!(cache_control, None);
+    }
+
+    #[tokio::test]
+    async fn wrong_methods_get_405_with_allow() {
+        let node = echo_node();
+        for (method, path) in [("POST", "/cache/g/k"), ("DELETE", "/stats"), ("PUT", "/x")] {
+            let request = Request::builder()
+                .method(method)
+                .uri(path)
+                .header(HOST, "h")
+                .body(())
+                .expect("request");
+            let reply = handle(&node, request).await;
+            assert_eq!(
+                reply.status(),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path}"
+            );
+            assert_eq!(reply.headers()[ALLOW], "GET, HEAD", "{method} {path}");
+        }
+    }
+
+    /// As Go's server: HTTP/1.1 requires `Host`, HTTP/1.0 does not.
+    #[tokio::test]
+    async fn http_1_1_without_host_is_a_bad_request() {
+        let node = echo_node();
+        for path in ["/cache/g/k", "/_groupcache/g/k", "/healthz"] {
+            let request = Request::get(path).body(()).expect("request");
+            let (status, _, body) = answer(handle(&node, request).await).await;
+            assert_eq!(
+                (status, &body[..]),
+                (400, &b"400 Bad Request: missing required Host header"[..]),
+                "{path}"
+            );
+        }
+        let request = Request::get("/cache/g/k")
+            .version(Version::HTTP_10)
+            .body(())
+            .expect("request");
+        assert_eq!(answer(handle(&node, request).await).await.2, b"k");
     }
 }

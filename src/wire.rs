@@ -34,6 +34,40 @@ pub enum PathError {
     NoKey,
 }
 
+/// The longest peer URL accepted: `http://`, a host name of at most 253
+/// bytes (DNS's limit), `:` and a port.
+pub const MAX_PEER_URL_BYTES: usize = 7 + 253 + 6;
+
+/// Why a string is not a peer URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BadPeerUrl {
+    #[error("expected http://host:port with no trailing '/'")]
+    Syntax,
+    #[error("longer than {MAX_PEER_URL_BYTES} bytes")]
+    TooLong,
+}
+
+/// Checks that `url` is a peer URL as golang's `HTTPPool.Set` lists them:
+/// `http://host[:port]`, with no user info, path or trailing `/`. The ring
+/// hashes the exact string, so `http://a:1/` would be a peer no Go node
+/// knows. `--peers`, `--self` and every etcd value pass through here.
+pub fn check_peer_url(url: &str) -> Result<(), BadPeerUrl> {
+    if url.len() > MAX_PEER_URL_BYTES {
+        return Err(BadPeerUrl::TooLong);
+    }
+    let authority = url.strip_prefix("http://").ok_or(BadPeerUrl::Syntax)?;
+    let port_ok = match authority.rsplit_once(':') {
+        Some((_, port)) if !port.contains(']') => port.parse::<u16>().is_ok(),
+        _ => true, // no port, or the last `:` is inside an IPv6 address
+    };
+    let valid = port_ok
+        && !authority.contains(['/', '@'])
+        && authority
+            .parse::<hyper::http::uri::Authority>()
+            .is_ok_and(|a| !a.host().is_empty());
+    valid.then_some(()).ok_or(BadPeerUrl::Syntax)
+}
+
 /// Percent-encodes every byte outside `A-Z a-z 0-9 - _ . ~` as `%XX`.
 ///
 /// golang's client uses `url.QueryEscape`, which writes a space as `+`; the
@@ -222,6 +256,37 @@ pub fn decode_response(body: Bytes) -> Result<Value, prost::DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peer_urls_are_plain_http_authorities() {
+        for good in [
+            "http://127.0.0.1:8001",
+            "http://h:1",
+            "http://node-1.example",
+            "http://[::1]:8080",
+        ] {
+            assert_eq!(check_peer_url(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "not a url at all",
+            "http://h:1/",
+            "http://h:p",
+            "http://h:",
+            "http://",
+            "http://u@h:1",
+            "https://h:1",
+            "http://h:1/path",
+            "http://h h:1",
+            "http://:1",
+            "",
+        ] {
+            assert_eq!(check_peer_url(bad), Err(BadPeerUrl::Syntax), "{bad}");
+        }
+        let long = format!("http://{}:1", "h".repeat(5000));
+        assert_eq!(check_peer_url(&long), Err(BadPeerUrl::TooLong));
+        let longest = format!("http://{}:65535", "h".repeat(253));
+        assert_eq!(check_peer_url(&longest), Ok(()));
+    }
 
     #[test]
     fn escape_leaves_only_unreserved_bytes() {
