@@ -68,7 +68,7 @@ pub struct Args {
     pub max_ttl: Vec<String>,
 
     /// Cache size of each group (main + hot), e.g. 64MiB, 1G, 1048576.
-    #[arg(long, default_value = "64MiB", value_parser = size_in(limits::CACHE_BYTES))]
+    #[arg(long, default_value = "64MiB", value_parser = in_range(parse_size, limits::CACHE_BYTES))]
     pub cache_bytes: u64,
 
     /// URL path under which peers are served and fetched.
@@ -80,7 +80,7 @@ pub struct Args {
     pub replicas: usize,
 
     /// Deadline for one fetch from a peer or an origin, e.g. 2s, 500ms.
-    #[arg(long, default_value = "5s", value_parser = duration_in(limits::PEER_TIMEOUT))]
+    #[arg(long, default_value = "5s", value_parser = in_range(parse_duration, limits::PEER_TIMEOUT))]
     pub peer_timeout: Duration,
 
     /// Most concurrent requests to one peer (or one origin).
@@ -93,7 +93,7 @@ pub struct Args {
     pub max_connections: Option<usize>,
 
     /// How long a client may take to send a request's headers.
-    #[arg(long, default_value = "10s", value_parser = duration_in(limits::HEADER_READ_TIMEOUT))]
+    #[arg(long, default_value = "10s", value_parser = in_range(parse_duration, limits::HEADER_READ_TIMEOUT))]
     pub header_read_timeout: Duration,
 
     /// etcd endpoints for peer discovery (instead of --peers), comma-separated.
@@ -110,7 +110,7 @@ pub struct Args {
     pub etcd_prefix: String,
 
     /// Lease TTL of this node's etcd registration, e.g. 10s.
-    #[arg(long, default_value = "10s", value_parser = duration_in(limits::ETCD_TTL))]
+    #[arg(long, default_value = "10s", value_parser = in_range(parse_duration, limits::ETCD_TTL))]
     pub etcd_ttl: Duration,
 }
 
@@ -330,28 +330,21 @@ fn count_in((min, max): (u64, u64)) -> RangedU64ValueParser<usize> {
     RangedU64ValueParser::new().range(min..=max)
 }
 
-/// A clap parser for a size flag (see [`parse_size`]) in `min..=max`.
-fn size_in((min, max): (u64, u64)) -> impl Fn(&str) -> Result<u64, String> + Clone + Send + Sync {
+/// A clap parser for a flag read by `parse` (such as [`parse_size`] or
+/// [`parse_duration`]) whose value must lie in `min..=max`.
+fn in_range<T>(
+    parse: fn(&str) -> Result<T, String>,
+    (min, max): (T, T),
+) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync
+where
+    T: PartialOrd + std::fmt::Debug + Copy + Send + Sync,
+{
     move |text| {
-        let size = parse_size(text)?;
-        if (min..=max).contains(&size) {
-            Ok(size)
+        let value = parse(text)?;
+        if min <= value && value <= max {
+            Ok(value)
         } else {
-            Err(format!("{size} bytes is not in {min}..={max}"))
-        }
-    }
-}
-
-/// A clap parser for a duration flag (see [`parse_duration`]) in `min..=max`.
-fn duration_in(
-    (min, max): (Duration, Duration),
-) -> impl Fn(&str) -> Result<Duration, String> + Clone + Send + Sync {
-    move |text| {
-        let duration = parse_duration(text)?;
-        if (min..=max).contains(&duration) {
-            Ok(duration)
-        } else {
-            Err(format!("{duration:?} is not between {min:?} and {max:?}"))
+            Err(format!("{value:?} is not between {min:?} and {max:?}"))
         }
     }
 }
