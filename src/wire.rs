@@ -420,3 +420,99 @@ mod tests {
         assert!(decode_response(Bytes::from_static(b"\x0a\x09short")).is_err());
     }
 }
+
+/// Properties over arbitrary input. CI runs proptest's default 256 cases
+/// each; `scripts/fuzz` runs them with `PROPTEST_CASES` in the millions.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn unreserved(b: u8) -> bool {
+        b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~')
+    }
+
+    proptest! {
+        #[test]
+        fn escape_round_trips(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+            let escaped = escape(&bytes);
+            let kept = bytes.iter().filter(|&&b| unreserved(b)).count();
+            prop_assert_eq!(escaped.len(), kept + 3 * (bytes.len() - kept));
+            prop_assert_eq!(unescape(escaped.as_bytes()), Ok(bytes));
+        }
+
+        #[test]
+        fn unescape_never_panics_and_reescapes(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+            if let Ok(decoded) = unescape(&bytes) {
+                prop_assert!(decoded.len() <= bytes.len());
+                prop_assert_eq!(unescape(escape(&decoded).as_bytes()), Ok(decoded));
+            } else {
+                prop_assert!(bytes.contains(&b'%'));
+            }
+        }
+
+        /// Any path: no panic, and a split puts back together into the
+        /// decoded path with the group free of `/`.
+        #[test]
+        fn split_path_of_any_path(path in "(/|_|g|c|a|%|[0-9A-Fa-f]|/_groupcache/|\\PC)*") {
+            if let Some(Ok(parts)) = split_path(&path, DEFAULT_BASE_PATH) {
+                prop_assert!(!parts.group().contains(&b'/'));
+                let mut joined = DEFAULT_BASE_PATH.as_bytes().to_vec();
+                joined.extend_from_slice(parts.group());
+                joined.push(b'/');
+                joined.extend_from_slice(parts.key());
+                prop_assert_eq!(joined, unescape(path.as_bytes()).unwrap());
+            }
+        }
+
+        /// What a client builds from a group without `/` and any key, the
+        /// server splits back into exactly that group and key.
+        #[test]
+        fn peer_paths_round_trip(
+            group in prop::collection::vec(
+                prop::sample::select((0..=255u8).filter(|&b| b != b'/').collect::<Vec<_>>()),
+                0..16,
+            ),
+            key in prop::collection::vec(any::<u8>(), 0..48),
+        ) {
+            let path = format!("{DEFAULT_BASE_PATH}{}/{}", escape(&group), escape(&key));
+            prop_assert_eq!(parse_path(&path, DEFAULT_BASE_PATH), Some(Ok((group, key))));
+        }
+
+        /// Arbitrary bytes as a peer's reply: an error or a value, never a
+        /// panic, and never a value longer than the body.
+        #[test]
+        fn decode_response_of_any_bytes(body in prop::collection::vec(any::<u8>(), 0..96)) {
+            let len = body.len();
+            if let Ok(value) = decode_response(Bytes::from(body)) {
+                prop_assert!(value.bytes.len() <= len);
+            }
+        }
+
+        /// A value and any expiry, framed as this node frames them, are
+        /// prost's own encoding of `GetResponse`, and decode to themselves
+        /// even with an unknown field (golang's `minute_qps`) after them.
+        #[test]
+        fn responses_round_trip(
+            value in prop::collection::vec(any::<u8>(), 0..300),
+            expire in prop::option::of(any::<i64>()),
+            minute_qps in any::<f64>(),
+        ) {
+            let expiry = Expiry::from_wire(expire);
+            let encoded = encode_response(&value, expiry);
+            let message = pb::GetResponse {
+                value: Some(Bytes::from(value.clone())),
+                expire: expiry.to_wire(),
+                ..Default::default()
+            };
+            prop_assert_eq!(&encoded[..], &message.encode_to_vec()[..]);
+            let mut with_unknown = encoded.to_vec();
+            with_unknown.push(0x11); // field 2, 64-bit
+            with_unknown.extend_from_slice(&minute_qps.to_le_bytes());
+            prop_assert_eq!(
+                decode_response(Bytes::from(with_unknown)),
+                Ok(Value::new(value, expiry))
+            );
+        }
+    }
+}
