@@ -118,13 +118,14 @@ pub async fn run(
         backoff = Duration::ZERO;
         let _ = stream.set_nodelay(true);
         let node = node.clone();
-        let in_flight = in_flight.clone();
+        // Weak: an idle connection holds no token, only its requests do.
+        let in_flight = in_flight.downgrade();
         let service = service_fn(move |request| {
             let node = node.clone();
-            let in_flight = in_flight.clone();
+            let token = in_flight.upgrade();
             async move {
                 let mut reply = handle(&node, request).await;
-                reply.body_mut().in_flight = Some(in_flight);
+                reply.body_mut().in_flight = token;
                 Ok::<_, Infallible>(reply)
             }
         });
