@@ -17,14 +17,14 @@ use groupcached::consistenthash::{Ring, DEFAULT_REPLICAS};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// Asserts that `node` still answers a fresh key of group `g` correctly.
-async fn still_serves(node: &GcNode, key: &str) {
-    let reply = node.get(&format!("/cache/g/{key}")).await;
+/// Asserts that the node at `url` still answers a fresh key of group `g`
+/// correctly.
+async fn still_serves(url: &str, key: &str) {
+    let reply = http_get(&format!("{url}/cache/g/{key}")).await;
     assert_eq!(
         (reply.status, &reply.body[..]),
         (200, &value_of(key.as_bytes())[..]),
-        "{} no longer serves {key}",
-        node.url
+        "{url} no longer serves {key}"
     );
 }
 
@@ -126,7 +126,7 @@ async fn user_api_refuses_bad_requests_with_exact_statuses() {
         assert_eq!(reply.status, 405, "{method} {path}");
         assert_eq!(reply.header("allow"), Some("GET, HEAD"), "{method} {path}");
     }
-    still_serves(&node, "after-user-api").await;
+    still_serves(&node.url, "after-user-api").await;
     assert_eq!(origin.hits(b"after-user-api"), 1);
 }
 
@@ -198,7 +198,7 @@ async fn raw_http_that_breaks_the_rules() {
     request.extend_from_slice(b"\r\n\r\n");
     assert_eq!(status_of(&exchange(addr, &request, false).await), 431);
 
-    still_serves(&node, "after-raw").await;
+    still_serves(&node.url, "after-raw").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -229,7 +229,7 @@ async fn peer_api_refuses_bad_requests_like_golang() {
     assert_answers(&node, cases).await;
     let reply = node.get("/_groupcache/g/after-peer-api").await;
     assert_eq!(&reply.body[..], b"\x0a\x17value-of-after-peer-api");
-    still_serves(&node, "after-peer-api").await;
+    still_serves(&node.url, "after-peer-api").await;
     assert_eq!(origin.hits(b"after-peer-api"), 1);
 }
 
@@ -340,7 +340,7 @@ async fn hostile_origins_are_load_errors_not_wrong_values() {
     // Nothing hostile was cached: a bad reply is never a value.
     let stats = node.stats().await;
     assert_eq!(stats["groups"]["h"]["MainCache"]["Items"], 1, "{stats}");
-    still_serves(&node, "after-hostile-origins").await;
+    still_serves(&node.url, "after-hostile-origins").await;
 }
 
 fn hostile_peer(path: &str) -> Act {
@@ -403,7 +403,7 @@ async fn hostile_peers_make_local_loads_not_wrong_values() {
     ];
     for (i, behaviour) in behaviours.iter().enumerate() {
         let key = key_owned_by(&ring, &hostile, behaviour);
-        still_serves(&node, &key).await;
+        still_serves(&node.url, &key).await;
         let stats = node.stats().await;
         assert_eq!(
             stats["groups"]["g"]["PeerErrors"],
@@ -413,7 +413,7 @@ async fn hostile_peers_make_local_loads_not_wrong_values() {
         assert_eq!(stats["groups"]["g"]["PeerLoads"], 0, "{behaviour}: {stats}");
     }
     let mine = key_owned_by(&ring, &self_url, "mine");
-    still_serves(&node, &mine).await;
+    still_serves(&node.url, &mine).await;
 }
 
 /// Runs the binary with `args`; its exit code and stderr.
@@ -554,7 +554,7 @@ async fn connections_are_capped_and_idle_ones_time_out() {
     );
     // ...drops each idle one after the header timeout, and serves a real
     // client queued behind all 40.
-    still_serves(&node, "after-idle-flood").await;
+    still_serves(&node.url, "after-idle-flood").await;
     assert!(
         fds() <= baseline + 8,
         "{} fds over the cap of 8",
@@ -568,31 +568,109 @@ async fn connections_are_capped_and_idle_ones_time_out() {
     }
 }
 
+/// A node whose warnings go to a log file: started as `wrapper...
+/// groupcached --group g=ORIGIN args...` on a held port.
+struct LoggingNode {
+    _proc: Proc,
+    url: String,
+    log: std::path::PathBuf,
+}
+
+impl LoggingNode {
+    async fn start(wrapper: &[&str], origin: &Origin, args: &[&str]) -> LoggingNode {
+        let port = free_ports(1)[0];
+        let log = std::env::temp_dir().join(format!("groupcached-bad-input-{port}.log"));
+        let binary = env!("CARGO_BIN_EXE_groupcached");
+        let (program, wrapper_args) = match wrapper.split_first() {
+            Some((program, rest)) => (*program, [rest, &[binary]].concat()),
+            None => (binary, vec![]),
+        };
+        let mut command = Command::new(program);
+        command
+            .args(wrapper_args)
+            .args(["--group", &format!("g={}", origin.template())])
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stderr(std::fs::File::create(&log).unwrap());
+        hand_over_port(&mut command, port);
+        let proc = Proc::spawn("groupcached (logging)", &mut command);
+        drop(command); // closes the test's copy of the listener
+        let url = format!("http://127.0.0.1:{port}");
+        wait_healthy(&url).await;
+        LoggingNode {
+            _proc: proc,
+            url,
+            log,
+        }
+    }
+
+    /// The log lines that contain `text`.
+    fn lines(&self, text: &str) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| line.contains(text))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for LoggingNode {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// Out of file descriptors: accept fails, and the node backs off and logs
+/// it once a second instead of spinning and flooding the log, then serves
+/// again once connections close. `prlimit` (util-linux) caps the node's
+/// hard open-file limit at 64, below `--max-connections`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accept_failures_back_off_and_are_logged_rate_limited() {
+    let origin = Origin::start().await;
+    let node = LoggingNode::start(
+        &["prlimit", "--nofile=64:64", "--"],
+        &origin,
+        &["--max-connections", "1000", "--header-read-timeout", "1s"],
+    )
+    .await;
+    let lines = || node.lines("accept failed");
+    let start = Instant::now();
+    let addr: SocketAddr = node.url["http://".len()..].parse().unwrap();
+    let mut idle = Vec::new();
+    for _ in 0..100 {
+        idle.push(TcpStream::connect(addr).await.unwrap());
+    }
+    poll_until(Duration::from_secs(10), || !lines().is_empty()).await;
+    // Keep the node out of descriptors until the header timeout drops the
+    // first connection (a second), so a node that retried without backing
+    // off would have logged many lines by then.
+    let mut first = idle.remove(0);
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), first.read_to_end(&mut rest));
+    assert!(
+        closed.await.is_ok(),
+        "the header timeout never closed an idle connection"
+    );
+    drop(idle);
+    still_serves(&node.url, "after-emfile").await;
+    let lines = lines();
+    let seconds = start.elapsed().as_secs() as usize;
+    assert!(
+        lines.len() <= seconds + 2,
+        "{} lines in {seconds} s: {lines:?}",
+        lines.len()
+    );
+}
+
 /// Finding 9: origin failures are logged, at most once a second, with the
 /// number of failures not logged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn origin_failures_are_logged_rate_limited() {
     let origin = Origin::start().await;
-    let port = free_ports(1)[0];
-    let log = std::env::temp_dir().join(format!("groupcached-bad-input-{port}.log"));
-    let mut command = Command::new(env!("CARGO_BIN_EXE_groupcached"));
-    command
-        .args(["--group", &format!("g={}", origin.template())])
-        .env("RUST_LOG", "warn")
-        .stderr(std::fs::File::create(&log).unwrap());
-    hand_over_port(&mut command, port);
-    let _node = Proc::spawn("groupcached (logging)", &mut command);
-    drop(command); // closes the test's copy of the listener
-    let url = format!("http://127.0.0.1:{port}");
-    wait_healthy(&url).await;
-    let lines = || -> Vec<String> {
-        std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .lines()
-            .filter(|line| line.contains("origin load failed"))
-            .map(str::to_string)
-            .collect()
-    };
+    let node = LoggingNode::start(&[], &origin, &[]).await;
+    let url = &node.url;
+    let lines = || node.lines("origin load failed");
     // Fail until a second line appears (a second or so later).
     let mut failures = 0;
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -612,7 +690,6 @@ async fn origin_failures_are_logged_rate_limited() {
         404
     );
     let lines = lines();
-    let _ = std::fs::remove_file(&log);
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert!(failures > 2, "only {failures} failures in a second");
     assert!(lines[0].contains("unlogged=0"), "{lines:?}");
@@ -620,15 +697,7 @@ async fn origin_failures_are_logged_rate_limited() {
         lines[1].contains(&format!("unlogged={}", failures - 2)),
         "{failures} failures: {lines:?}"
     );
-    still_serves_url(&url, "after-logging").await;
-}
-
-async fn still_serves_url(url: &str, key: &str) {
-    let reply = http_get(&format!("{url}/cache/g/{key}")).await;
-    assert_eq!(
-        (reply.status, &reply.body[..]),
-        (200, &value_of(key.as_bytes())[..])
-    );
+    still_serves(url, "after-logging").await;
 }
 
 /// `etcdctl put KEY VALUE`.
@@ -707,7 +776,7 @@ async fn etcd_values_that_are_not_peer_urls_are_ignored() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    still_serves(&first, "after-etcd-junk").await;
-    still_serves(&second, "after-etcd-junk").await;
+    still_serves(&first.url, "after-etcd-junk").await;
+    still_serves(&second.url, "after-etcd-junk").await;
     assert_eq!(origin.hits(b"after-etcd-junk"), 1);
 }
