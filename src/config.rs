@@ -2,6 +2,7 @@
 //! [`Config`]. Every bad value is a one-line error naming the flag.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::builder::RangedU64ValueParser;
@@ -12,6 +13,7 @@ use crate::discovery::EtcdConfig;
 use crate::freshness::TtlPolicy;
 use crate::http_client::HttpClient;
 use crate::origin::{HttpOrigin, TemplateError};
+use crate::tls::{ClientAuth, FlagPath, Identity, ServerTls, TlsError};
 use crate::wire::{self, BadPeerUrl, DEFAULT_BASE_PATH};
 
 /// The ranges every number and duration flag is checked against. Beyond
@@ -112,6 +114,52 @@ pub struct Args {
     /// Lease TTL of this node's etcd registration, e.g. 10s.
     #[arg(long, default_value = "10s", value_parser = in_range(parse_duration, limits::ETCD_TTL))]
     pub etcd_ttl: Duration,
+
+    /// Serve HTTPS with this PEM certificate chain (re-read when it changes).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Trust only these PEM CA certificates for https origins [default: system roots].
+    #[arg(long, value_name = "FILE")]
+    pub origin_ca: Option<PathBuf>,
+
+    /// Trust only these PEM CA certificates for https peers [default: system roots].
+    #[arg(long, value_name = "FILE")]
+    pub peer_ca: Option<PathBuf>,
+
+    /// Client certificate presented to https peers (mutual TLS).
+    #[arg(long, value_name = "FILE", requires = "peer_client_key")]
+    pub peer_client_cert: Option<PathBuf>,
+
+    /// The PEM private key of --peer-client-cert.
+    #[arg(long, value_name = "FILE", requires = "peer_client_cert")]
+    pub peer_client_key: Option<PathBuf>,
+
+    /// Require peers to present a client certificate signed by these PEM CAs.
+    #[arg(long, value_name = "FILE")]
+    pub peer_client_ca: Option<PathBuf>,
+
+    /// Serve the peer API on its own listener at this address; the main
+    /// listener then answers it with 404.
+    #[arg(long, value_name = "ADDR")]
+    pub peer_listen: Option<SocketAddr>,
+
+    /// The peer listener's own certificate [default: --tls-cert].
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "peer_tls_key",
+        requires = "peer_listen"
+    )]
+    pub peer_tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --peer-tls-cert.
+    #[arg(long, value_name = "FILE", requires = "peer_tls_cert")]
+    pub peer_tls_key: Option<PathBuf>,
 }
 
 /// What the node runs with, validated.
@@ -129,6 +177,22 @@ pub struct Config {
     pub max_connections: Option<usize>,
     pub header_read_timeout: Duration,
     pub etcd: Option<EtcdConfig>,
+    pub tls: TlsSettings,
+    /// `--peer-listen`: serve the peer API there and not on `--listen`.
+    pub peer_listen: Option<SocketAddr>,
+}
+
+/// The TLS flags, loaded: every file was read and parsed at start.
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    /// For https origins.
+    pub origin_client: std::sync::Arc<rustls::ClientConfig>,
+    /// For https peers, with the client certificate if one was given.
+    pub peer_client: std::sync::Arc<rustls::ClientConfig>,
+    /// The main listener's TLS, if it serves HTTPS.
+    pub main: Option<ServerTls>,
+    /// The peer listener's TLS, if there is one and it serves HTTPS.
+    pub peer: Option<ServerTls>,
 }
 
 /// One `--group NAME=ORIGIN`, with its TTL policy.
@@ -158,16 +222,20 @@ pub enum ConfigError {
         url: String,
         error: BadPeerUrl,
     },
-    #[error(
-        "--listen {0}: an unspecified address needs --self (the URL peers reach this node at)"
-    )]
-    ListenNeedsSelf(SocketAddr),
+    #[error("{0} {1}: an unspecified address needs --self (the URL peers reach this node at)")]
+    ListenNeedsSelf(&'static str, SocketAddr),
     #[error("{flag} {value:?}: {reason}")]
     Ttl {
         flag: &'static str,
         value: String,
         reason: &'static str,
     },
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error(
+        "--peer-client-ca needs a TLS peer API: --tls-cert, or --peer-tls-cert with --peer-listen"
+    )]
+    ClientCaWithoutTls,
 }
 
 impl Args {
@@ -203,8 +271,15 @@ impl Args {
         }
         if let Some(url) = &self.self_url {
             check_url("--self", url)?;
-        } else if self.listen.ip().is_unspecified() {
-            return Err(ConfigError::ListenNeedsSelf(self.listen));
+        } else {
+            // The default --self is the address of the listener peers use.
+            let (flag, addr) = match self.peer_listen {
+                Some(addr) => ("--peer-listen", addr),
+                None => ("--listen", self.listen),
+            };
+            if addr.ip().is_unspecified() {
+                return Err(ConfigError::ListenNeedsSelf(flag, addr));
+            }
         }
         for url in &self.peers {
             check_url("--peers", url)?;
@@ -212,6 +287,7 @@ impl Args {
         for url in &self.etcd {
             check_url("--etcd", url)?;
         }
+        let tls = self.tls_settings()?;
         let etcd = if self.etcd.is_empty() {
             None
         } else {
@@ -222,6 +298,8 @@ impl Args {
             })
         };
         Ok(Config {
+            peer_listen: self.peer_listen,
+            tls,
             self_url: self.self_url,
             peers: self.peers,
             groups,
@@ -279,7 +357,69 @@ fn apply_ttls(
     Ok(())
 }
 
-/// Peer and etcd URLs must be plain `http://host[:port]` (see
+impl Args {
+    /// Loads every TLS file the flags name, so a bad one is a flag error.
+    fn tls_settings(&self) -> Result<TlsSettings, ConfigError> {
+        let path = |flag, path: &Option<PathBuf>| path.clone().map(|p| FlagPath::new(flag, p));
+        let identity = |cert: Option<FlagPath>, key: Option<FlagPath>| {
+            Some(Identity {
+                cert: cert?,
+                key: key?,
+            })
+        };
+        let main_identity = identity(
+            path("--tls-cert", &self.tls_cert),
+            path("--tls-key", &self.tls_key),
+        );
+        let peer_identity = identity(
+            path("--peer-tls-cert", &self.peer_tls_cert),
+            path("--peer-tls-key", &self.peer_tls_key),
+        )
+        .or_else(|| main_identity.clone());
+        let client_identity = identity(
+            path("--peer-client-cert", &self.peer_client_cert),
+            path("--peer-client-key", &self.peer_client_key),
+        );
+        let client_ca = path("--peer-client-ca", &self.peer_client_ca);
+        // With one listener, users need no certificate: the handshake
+        // accepts clients without one and the peer API refuses them.
+        let (main_auth, peer_auth) = match (&client_ca, self.peer_listen) {
+            (None, _) => (ClientAuth::Off, ClientAuth::Off),
+            (Some(_), None) => (ClientAuth::Optional, ClientAuth::Off),
+            (Some(_), Some(_)) => (ClientAuth::Off, ClientAuth::Required),
+        };
+        let peer_api_tls = if self.peer_listen.is_some() {
+            peer_identity.is_some()
+        } else {
+            main_identity.is_some()
+        };
+        if client_ca.is_some() && !peer_api_tls {
+            return Err(ConfigError::ClientCaWithoutTls);
+        }
+        let server = |identity: Option<Identity>, auth| {
+            identity
+                .map(|identity| ServerTls::new(&identity, client_ca.as_ref(), auth))
+                .transpose()
+        };
+        Ok(TlsSettings {
+            origin_client: crate::tls::client_config(
+                path("--origin-ca", &self.origin_ca).as_ref(),
+                None,
+            )?,
+            peer_client: crate::tls::client_config(
+                path("--peer-ca", &self.peer_ca).as_ref(),
+                client_identity.as_ref(),
+            )?,
+            main: server(main_identity, main_auth)?,
+            peer: match self.peer_listen {
+                Some(_) => server(peer_identity, peer_auth)?,
+                None => None,
+            },
+        })
+    }
+}
+
+/// Peer and etcd URLs must be plain `http://host[:port]` or `https://host[:port]` (see
 /// [`wire::check_peer_url`], which discovery applies to etcd values too).
 fn check_url(flag: &'static str, url: &str) -> Result<(), ConfigError> {
     wire::check_peer_url(url).map_err(|error| ConfigError::Url {
@@ -594,5 +734,35 @@ mod tests {
         };
         assert!(listen(&[]).unwrap_err().contains("--self"));
         assert!(listen(&["--self", "http://127.0.0.1:8001"]).is_ok());
+    }
+
+    #[test]
+    fn tls_flags() {
+        let err = |args: &[&str]| config(args).unwrap_err();
+        let c = config(&["--group", "a=echo", "--peers", "https://a:1,https://b:2"]).unwrap();
+        assert_eq!(c.peers, ["https://a:1", "https://b:2"]);
+        assert!(c.tls.main.is_none() && c.tls.peer.is_none());
+        let missing = ["--group", "a=echo", "--tls-cert", "/nonexistent/c.pem"];
+        assert!(err(&missing).contains("--tls-key"));
+        let missing = [&missing[..], &["--tls-key", "/nonexistent/k.pem"]].concat();
+        assert!(err(&missing).starts_with("--tls-cert /nonexistent/c.pem: "));
+        let ca = ["--group", "a=echo", "--origin-ca", "/nonexistent/ca.pem"];
+        assert!(err(&ca).starts_with("--origin-ca "));
+        let client_ca = [
+            "--group",
+            "a=echo",
+            "--peer-client-ca",
+            "/nonexistent/ca.pem",
+        ];
+        assert!(err(&client_ca).contains("needs a TLS peer API"));
+        assert!(err(&[
+            "--group",
+            "a=echo",
+            "--peer-tls-cert",
+            "c",
+            "--peer-tls-key",
+            "k"
+        ])
+        .contains("--peer-listen"));
     }
 }

@@ -3,6 +3,7 @@
 //! One hyper client keeps idle keep-alive connections per host; each caller
 //! passes the semaphore that bounds its own host's concurrent requests, and
 //! every request (queueing, connecting, headers and body) has one deadline.
+//! `https://` URLs go over rustls with the caller's client configuration.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::{header, HeaderMap, Request, StatusCode, Uri};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::Semaphore;
@@ -32,7 +34,7 @@ pub enum HttpError {
 /// A cheap-to-clone pooled client with a per-request deadline.
 #[derive(Clone)]
 pub struct HttpClient {
-    client: Client<HttpConnector, Empty<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
     timeout: Duration,
 }
 
@@ -41,11 +43,29 @@ pub type HostLimit = Arc<Semaphore>;
 
 impl HttpClient {
     /// A client whose requests each finish within `timeout`, keeping up to
-    /// `max_idle_per_host` idle connections per host.
+    /// `max_idle_per_host` idle connections per host; `https://` URLs are
+    /// verified against the system's roots.
     pub fn new(timeout: Duration, max_idle_per_host: usize) -> HttpClient {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(timeout));
+        // Without a CA file nothing is read that could fail.
+        let tls = crate::tls::client_config(None, None).expect("system roots");
+        HttpClient::with_tls(timeout, max_idle_per_host, tls)
+    }
+
+    /// [`HttpClient::new`], with `tls` for `https://` URLs.
+    pub fn with_tls(
+        timeout: Duration,
+        max_idle_per_host: usize,
+        tls: Arc<rustls::ClientConfig>,
+    ) -> HttpClient {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(timeout));
+        http.enforce_http(false);
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config(Arc::unwrap_or_clone(tls))
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(max_idle_per_host)

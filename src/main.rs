@@ -38,6 +38,7 @@ fn main() -> ExitCode {
         .init();
     raise_open_file_limit();
     let listen = args.listen;
+    let peer_listen = args.peer_listen;
     let config = match args.into_config() {
         Ok(config) => config,
         Err(e) => {
@@ -46,7 +47,7 @@ fn main() -> ExitCode {
         }
     };
     // Before any thread starts: taking the socket clears LISTEN_FDS.
-    let inherited = match inherited_listener() {
+    let inherited = match inherited_listeners(peer_listen.is_some()) {
         Ok(inherited) => inherited,
         Err(e) => {
             eprintln!("groupcached: LISTEN_FDS: {e}");
@@ -61,18 +62,19 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let bound = match inherited {
-            Some(listener) => TcpListener::from_std(listener),
-            None => TcpListener::bind(listen).await,
-        };
-        let listener = match bound {
+        let (inherited, inherited_peer) = inherited;
+        let listener = match bind_or_take("--listen", listen, inherited).await {
             Ok(listener) => listener,
-            Err(e) => {
-                eprintln!("groupcached: --listen {listen}: {e}");
-                return ExitCode::FAILURE;
-            }
+            Err(code) => return code,
         };
-        match groupcached::run(config, listener, shutdown_signal()).await {
+        let peer_listener = match peer_listen {
+            None => None,
+            Some(addr) => match bind_or_take("--peer-listen", addr, inherited_peer).await {
+                Ok(listener) => Some(listener),
+                Err(code) => return code,
+            },
+        };
+        match groupcached::run(config, listener, peer_listener, shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("groupcached: {e}");
@@ -85,13 +87,39 @@ fn main() -> ExitCode {
 /// The listening socket passed by systemd socket activation (or a test
 /// harness) as fd 3 with `LISTEN_FDS=1`; then `--listen` is not bound. The
 /// socket is bound before this process starts, so whoever started it knows
-/// the port and no other process can take it in between.
-fn inherited_listener() -> std::io::Result<Option<std::net::TcpListener>> {
-    let Some(listener) = listenfd::ListenFd::from_env().take_tcp_listener(0)? else {
-        return Ok(None);
+/// the port and no other process can take it in between. With
+/// `--peer-listen` (`peer`), a second socket (fd 4, `LISTEN_FDS=2`) is the
+/// peer listener.
+type Inherited = Option<std::net::TcpListener>;
+fn inherited_listeners(peer: bool) -> std::io::Result<(Inherited, Inherited)> {
+    let mut fds = listenfd::ListenFd::from_env();
+    let mut take = |index| -> std::io::Result<Inherited> {
+        let Some(listener) = fds.take_tcp_listener(index)? else {
+            return Ok(None);
+        };
+        listener.set_nonblocking(true)?;
+        Ok(Some(listener))
     };
-    listener.set_nonblocking(true)?;
-    Ok(Some(listener))
+    let main = take(0)?;
+    let peer = if peer { take(1)? } else { None };
+    Ok((main, peer))
+}
+
+/// The inherited socket, or `addr` bound; on failure, the exit code after
+/// a one-line message naming `flag`.
+async fn bind_or_take(
+    flag: &str,
+    addr: std::net::SocketAddr,
+    inherited: Inherited,
+) -> Result<TcpListener, ExitCode> {
+    let bound = match inherited {
+        Some(listener) => TcpListener::from_std(listener),
+        None => TcpListener::bind(addr).await,
+    };
+    bound.map_err(|e| {
+        eprintln!("groupcached: {flag} {addr}: {e}");
+        ExitCode::FAILURE
+    })
 }
 
 /// clap's error without its usage and help hints, on one line: what is

@@ -55,7 +55,16 @@ impl Node {
         self_url: String,
         etcd_status: Option<watch::Receiver<EtcdStatus>>,
     ) -> Result<Node, NodeError> {
-        let http = HttpClient::new(config.peer_timeout, config.max_conns_per_peer);
+        let http = HttpClient::with_tls(
+            config.peer_timeout,
+            config.max_conns_per_peer,
+            config.tls.peer_client.clone(),
+        );
+        let origin_http = HttpClient::with_tls(
+            config.peer_timeout,
+            config.max_conns_per_peer,
+            config.tls.origin_client.clone(),
+        );
         let peers = Arc::new(Peers::new(
             self_url.clone(),
             config.base_path.clone(),
@@ -75,7 +84,7 @@ impl Node {
         };
         let mut groups = HashMap::new();
         for spec in &config.groups {
-            let getter = origin_getter(spec, &http, config.max_conns_per_peer)?;
+            let getter = origin_getter(spec, &origin_http, config.max_conns_per_peer)?;
             let group = Group::new(&spec.name, config.cache_bytes, getter, peers.clone());
             groups.insert(spec.name.as_bytes().to_vec(), group);
         }

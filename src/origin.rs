@@ -55,7 +55,7 @@ where
 /// A bad `--group` origin template.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
-    #[error("origin URL must start with http:// (https is not supported): {0}")]
+    #[error("origin URL must start with http:// or https://: {0}")]
     NotHttp(String),
     #[error("origin URL must contain {{key}}: {0}")]
     NoKey(String),
@@ -82,7 +82,7 @@ impl HttpOrigin {
         max_conns: usize,
         ttl: TtlPolicy,
     ) -> Result<HttpOrigin, TemplateError> {
-        if !template.starts_with("http://") {
+        if !template.starts_with("http://") && !template.starts_with("https://") {
             return Err(TemplateError::NotHttp(template.to_string()));
         }
         if !template.contains("{key}") {
@@ -168,7 +168,7 @@ mod tests {
     #[test]
     fn bad_templates_are_refused() {
         assert!(matches!(
-            origin("https://x/{key}"),
+            origin("ftp://x/{key}"),
             Err(TemplateError::NotHttp(_))
         ));
         assert!(matches!(

@@ -1,4 +1,5 @@
-//! The HTTP layer: one listener serves peers and users.
+//! The HTTP layer: one listener serves peers and users, or, with a
+//! separate peer listener, each serves its own API ([`Apis`]).
 //!
 //! - `{base}{group}/{key}` (any method, as golang's HTTPPool): the peer API,
 //!   answered with golang's exact status codes and bodies.
@@ -8,7 +9,9 @@
 //! [`run`] accepts at most `--max-connections` connections at once (more
 //! wait in the kernel's backlog) until `shutdown` resolves, then stops
 //! accepting, lets in-flight requests finish and returns without waiting
-//! for connections that have not sent a whole request.
+//! for connections that have not sent a whole request. A listener with TLS
+//! ([`serve`]) completes the handshake on the connection's own task before
+//! HTTP starts.
 //!
 //! Like Go's server, it answers an HTTP/1.1 request without `Host` with
 //! 400, a wrong method on the user API with 405 and `Allow`, and a client
@@ -31,7 +34,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode, Version};
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Semaphore};
 
@@ -39,8 +42,12 @@ use crate::discovery::EtcdStatus;
 use crate::group::GroupStats;
 use crate::node::{Node, PeerSource};
 use crate::peer_client::WarnGate;
+use crate::tls::{ClientAuth, ServerTls};
 use crate::value::{Expiry, Value};
 use crate::wire::{self, PathError, PathParts, ResponsePart};
+
+/// How long a client may take to complete a TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long shutdown waits for in-flight requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -72,9 +79,43 @@ impl Default for Limits {
     }
 }
 
-/// Serves `node` on `listener` until `shutdown` resolves.
+/// Which APIs a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Apis {
+    /// Users and peers (no `--peer-listen`).
+    All,
+    /// The main listener when peers have their own: the peer path is 404.
+    Users,
+    /// The peer listener: the peer API and `/healthz`.
+    Peers,
+}
+
+/// What one connection may ask for.
+#[derive(Debug, Clone, Copy)]
+struct Access {
+    apis: Apis,
+    /// False on a connection without the client certificate the peer API
+    /// requires (`--peer-client-ca` on a shared listener).
+    peer_api: bool,
+}
+
+/// Serves `node` on `listener`, users and peers over plain HTTP, until
+/// `shutdown` resolves.
 pub async fn run(
     listener: TcpListener,
+    node: Node,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) {
+    serve(listener, None, Apis::All, node, limits, shutdown).await
+}
+
+/// Serves `apis` of `node` on `listener`, over TLS if `tls` is given,
+/// until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<ServerTls>,
+    apis: Apis,
     node: Node,
     limits: Limits,
     shutdown: impl Future<Output = ()>,
@@ -117,24 +158,32 @@ pub async fn run(
         };
         backoff = Duration::ZERO;
         let _ = stream.set_nodelay(true);
-        let node = node.clone();
+        let (node, http, watcher) = (node.clone(), http.clone(), graceful.watcher());
         // Weak: an idle connection holds no token, only its requests do.
         let in_flight = in_flight.downgrade();
-        let service = service_fn(move |request| {
-            let node = node.clone();
-            let token = in_flight.upgrade();
-            async move {
-                let mut reply = handle(&node, request).await;
-                reply.body_mut().in_flight = token;
-                Ok::<_, Infallible>(reply)
-            }
-        });
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let tls = tls.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-            drop(permit);
+            let Some(tls) = tls else {
+                let access = Access {
+                    apis,
+                    peer_api: true,
+                };
+                let io = TokioIo::new(stream);
+                return serve_connection(http, io, node, access, in_flight, watcher, permit).await;
+            };
+            let stream =
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => return tracing::debug!(error = %e, "TLS handshake failed"),
+                    Err(_) => return tracing::debug!("TLS handshake timed out"),
+                };
+            let access = Access {
+                apis,
+                peer_api: tls.client_auth != ClientAuth::Optional
+                    || stream.get_ref().1.peer_certificates().is_some(),
+            };
+            let io = TokioIo::new(stream);
+            serve_connection(http, io, node, access, in_flight, watcher, permit).await
         });
     }
     drop(listener);
@@ -160,14 +209,51 @@ fn default_max_connections() -> usize {
     usize::try_from(soft / 2).unwrap_or(usize::MAX).max(1)
 }
 
+/// Serves HTTP/1.1 on one accepted (and, with TLS, handshaken)
+/// connection; `permit` is its place under `--max-connections`.
+async fn serve_connection<I>(
+    http: http1::Builder,
+    io: I,
+    node: Node,
+    access: Access,
+    in_flight: mpsc::WeakSender<()>,
+    watcher: Watcher,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let service = service_fn(move |request| {
+        let node = node.clone();
+        let token = in_flight.upgrade();
+        async move {
+            let mut reply = handle(&node, request, access).await;
+            reply.body_mut().in_flight = token;
+            Ok::<_, Infallible>(reply)
+        }
+    });
+    if let Err(e) = watcher.watch(http.serve_connection(io, service)).await {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+    drop(permit);
+}
+
 /// Routes one request. No route reads a request body.
-async fn handle<B>(node: &Node, request: Request<B>) -> Reply {
+async fn handle<B>(node: &Node, request: Request<B>, access: Access) -> Reply {
     if request.version() == Version::HTTP_11 && !request.headers().contains_key(HOST) {
         return go_bad_request("400 Bad Request: missing required Host header");
     }
     let path = request.uri().path();
     if let Some(parsed) = wire::split_path(path, node.base_path()) {
+        if access.apis == Apis::Users {
+            return text(StatusCode::NOT_FOUND, "not found".into());
+        }
+        if !access.peer_api {
+            return text(StatusCode::FORBIDDEN, "client certificate required".into());
+        }
         return serve_peer(node, parsed).await;
+    }
+    if access.apis == Apis::Peers && path != "/healthz" {
+        return text(StatusCode::NOT_FOUND, "not found".into());
     }
     if request.method() != Method::GET && request.method() != Method::HEAD {
         let mut reply = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed".into());
@@ -454,6 +540,12 @@ mod tests {
         Node::new(&config, "http://127.0.0.1:1".into(), None).expect("node")
     }
 
+    /// A connection to a single listener without TLS.
+    const FULL_ACCESS: Access = Access {
+        apis: Apis::All,
+        peer_api: true,
+    };
+
     /// Status, `Content-Type` and body.
     type Answer = (u16, String, Vec<u8>);
 
@@ -463,7 +555,7 @@ mod tests {
             .header(HOST, "127.0.0.1")
             .body(())
             .expect("request");
-        answer(handle(node, request).await).await
+        answer(handle(node, request, FULL_ACCESS).await).await
     }
 
     async fn answer(reply: Reply) -> Answer {
@@ -497,7 +589,7 @@ mod tests {
             .header(HOST, "127.0.0.1")
             .body(())
             .expect("request");
-        let reply = handle(node, request).await;
+        let reply = handle(node, request, FULL_ACCESS).await;
         let cache_control = reply
             .headers()
             .get(CACHE_CONTROL)
@@ -551,7 +643,7 @@ mod tests {
                 .header(HOST, "h")
                 .body(())
                 .expect("request");
-            let reply = handle(&node, request).await;
+            let reply = handle(&node, request, FULL_ACCESS).await;
             assert_eq!(
                 reply.status(),
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -567,7 +659,7 @@ mod tests {
         let node = echo_node();
         for path in ["/cache/g/k", "/_groupcache/g/k", "/healthz"] {
             let request = Request::get(path).body(()).expect("request");
-            let (status, _, body) = answer(handle(&node, request).await).await;
+            let (status, _, body) = answer(handle(&node, request, FULL_ACCESS).await).await;
             assert_eq!(
                 (status, &body[..]),
                 (400, &b"400 Bad Request: missing required Host header"[..]),
@@ -578,6 +670,9 @@ mod tests {
             .version(Version::HTTP_10)
             .body(())
             .expect("request");
-        assert_eq!(answer(handle(&node, request).await).await.2, b"k");
+        assert_eq!(
+            answer(handle(&node, request, FULL_ACCESS).await).await.2,
+            b"k"
+        );
     }
 }

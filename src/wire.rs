@@ -41,21 +41,24 @@ pub const MAX_PEER_URL_BYTES: usize = 7 + 253 + 6;
 /// Why a string is not a peer URL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum BadPeerUrl {
-    #[error("expected http://host:port with no trailing '/'")]
+    #[error("expected http://host:port or https://host:port with no trailing '/'")]
     Syntax,
     #[error("longer than {MAX_PEER_URL_BYTES} bytes")]
     TooLong,
 }
 
 /// Checks that `url` is a peer URL as golang's `HTTPPool.Set` lists them:
-/// `http://host[:port]`, with no user info, path or trailing `/`. The ring
+/// `http://host[:port]` (or `https://`), with no user info, path or trailing `/`. The ring
 /// hashes the exact string, so `http://a:1/` would be a peer no Go node
 /// knows. `--peers`, `--self` and every etcd value pass through here.
 pub fn check_peer_url(url: &str) -> Result<(), BadPeerUrl> {
     if url.len() > MAX_PEER_URL_BYTES {
         return Err(BadPeerUrl::TooLong);
     }
-    let authority = url.strip_prefix("http://").ok_or(BadPeerUrl::Syntax)?;
+    let authority = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or(BadPeerUrl::Syntax)?;
     let port_ok = match authority.rsplit_once(':') {
         Some((_, port)) if !port.contains(']') => port.parse::<u16>().is_ok(),
         _ => true, // no port, or the last `:` is inside an IPv6 address
@@ -264,6 +267,7 @@ mod tests {
             "http://h:1",
             "http://node-1.example",
             "http://[::1]:8080",
+            "https://h:1",
         ] {
             assert_eq!(check_peer_url(good), Ok(()), "{good}");
         }
@@ -274,7 +278,8 @@ mod tests {
             "http://h:",
             "http://",
             "http://u@h:1",
-            "https://h:1",
+            "https://h:1/",
+            "ftp://h:1",
             "http://h:1/path",
             "http://h h:1",
             "http://:1",
