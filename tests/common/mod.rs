@@ -22,6 +22,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode, Uri};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
@@ -54,22 +55,44 @@ pub fn closed_port() -> u16 {
 /// as fd 3 and `LISTEN_FDS=1`. The test's own copy closes when `command`
 /// drops, so once the node exits its port refuses connections.
 pub fn hand_over_port(command: &mut Command, port: u16) {
+    hand_over_ports(command, &[port]);
+}
+
+/// [`hand_over_port`] for several ports: fds 3, 4, ... and `LISTEN_FDS=n`.
+pub fn hand_over_ports(command: &mut Command, ports: &[u16]) {
     use command_fds::{CommandFdExt, FdMapping};
-    let listener = {
-        let mut held = HELD.lock().unwrap();
-        let index = held
-            .iter()
-            .position(|l| l.local_addr().unwrap().port() == port)
-            .unwrap_or_else(|| panic!("port {port} is not held: use free_ports, once per node"));
-        held.swap_remove(index)
-    };
+    let mut held = HELD.lock().unwrap();
+    let mappings = ports
+        .iter()
+        .zip(3..)
+        .map(|(&port, child_fd)| {
+            let index = held
+                .iter()
+                .position(|l| l.local_addr().unwrap().port() == port)
+                .unwrap_or_else(|| {
+                    panic!("port {port} is not held: use free_ports, once per node")
+                });
+            FdMapping {
+                parent_fd: OwnedFd::from(held.swap_remove(index)),
+                child_fd,
+            }
+        })
+        .collect();
     command
-        .fd_mappings(vec![FdMapping {
-            parent_fd: OwnedFd::from(listener),
-            child_fd: 3,
-        }])
-        .expect("fd 3 is free in the child");
-    command.env("LISTEN_FDS", "1").env_remove("LISTEN_PID");
+        .fd_mappings(mappings)
+        .expect("fds from 3 on are free in the child");
+    command
+        .env("LISTEN_FDS", ports.len().to_string())
+        .env_remove("LISTEN_PID");
+}
+
+/// `https` if `args` contain `flag` (a TLS certificate flag), else `http`.
+fn scheme(args: &[String], flag: &str) -> &'static str {
+    if args.iter().any(|a| a == flag) {
+        "https"
+    } else {
+        "http"
+    }
 }
 
 /// A child process killed (and reaped) on drop.
@@ -137,11 +160,28 @@ pub struct GcNode {
 impl GcNode {
     /// Starts the real binary on `port` (from [`free_ports`]) with extra
     /// `args`, and waits until it answers `/healthz`.
+    /// The URL is `https://` when `args` contain `--tls-cert`.
     pub async fn start(port: u16, args: &[String]) -> GcNode {
+        GcNode::start_on(&[port], args).await
+    }
+
+    /// [`GcNode::start`] with `--peer-listen` on `peer_port` (also from
+    /// [`free_ports`]), handed over as the second socket.
+    pub async fn start_with_peer_port(port: u16, peer_port: u16, args: &[String]) -> GcNode {
+        let mut args = args.to_vec();
+        args.extend([
+            "--peer-listen".to_string(),
+            format!("127.0.0.1:{peer_port}"),
+        ]);
+        GcNode::start_on(&[port, peer_port], &args).await
+    }
+
+    async fn start_on(ports: &[u16], args: &[String]) -> GcNode {
+        let port = ports[0];
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_groupcached"));
         command.args(args);
-        hand_over_port(&mut command, port);
+        hand_over_ports(&mut command, ports);
         command.env(
             "RUST_LOG",
             std::env::var("RUST_LOG").unwrap_or_else(|_| "error".into()),
@@ -151,7 +191,7 @@ impl GcNode {
         let node = GcNode {
             proc,
             addr,
-            url: format!("http://{addr}"),
+            url: format!("{}://{addr}", scheme(args, "--tls-cert")),
         };
         wait_healthy(&node.url).await;
         node
@@ -221,10 +261,27 @@ impl Reply {
     }
 }
 
-fn client() -> &'static Client<HttpConnector, Empty<Bytes>> {
-    static CLIENT: std::sync::OnceLock<Client<HttpConnector, Empty<Bytes>>> =
-        std::sync::OnceLock::new();
-    CLIENT.get_or_init(|| Client::builder(TokioExecutor::new()).build(HttpConnector::new()))
+/// A client for `http://` and `https://` URLs.
+pub type TestClient = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
+
+/// The default test client: `https://` servers must have certificates from
+/// [`tls::Pki::shared`], and it presents [`tls::Pki::shared_client`].
+fn client() -> &'static TestClient {
+    static CLIENT: std::sync::OnceLock<TestClient> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(|| {
+        let pki = tls::Pki::shared();
+        https_client(pki.client_config(Some(tls::Pki::shared_client())))
+    })
+}
+
+/// A client whose `https://` requests use `config`.
+pub fn https_client(config: Arc<rustls::ClientConfig>) -> TestClient {
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(Arc::unwrap_or_clone(config))
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Client::builder(TokioExecutor::new()).build(connector)
 }
 
 /// GET `url`, panicking on transport errors.
@@ -241,6 +298,11 @@ pub async fn try_get(url: &str) -> Result<Reply, String> {
 
 /// Any method, no body, 20 s deadline.
 pub async fn http_request(method: &str, url: &str) -> Result<Reply, String> {
+    request_with(client(), method, url).await
+}
+
+/// [`http_request`] with `client`.
+pub async fn request_with(client: &TestClient, method: &str, url: &str) -> Result<Reply, String> {
     let uri: Uri = url.parse().map_err(|e| format!("{e}"))?;
     let request = Request::builder()
         .method(method)
@@ -248,7 +310,7 @@ pub async fn http_request(method: &str, url: &str) -> Result<Reply, String> {
         .body(Empty::new())
         .map_err(|e| e.to_string())?;
     let work = async {
-        let response = client().request(request).await.map_err(|e| e.to_string())?;
+        let response = client.request(request).await.map_err(|e| error_chain(&e))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response
@@ -266,6 +328,17 @@ pub async fn http_request(method: &str, url: &str) -> Result<Reply, String> {
     tokio::time::timeout(Duration::from_secs(20), work)
         .await
         .map_err(|_| format!("GET {url}: timed out"))?
+}
+
+/// "outer: inner: innermost".
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
 }
 
 /// Percent-encodes every byte outside `A-Za-z0-9-_.~`.
@@ -294,8 +367,18 @@ pub struct Origin {
 
 impl Origin {
     pub async fn start() -> Origin {
+        Origin::start_with(None).await
+    }
+
+    /// An `https://` origin serving `identity`.
+    pub async fn start_tls(pki: &tls::Pki, identity: &tls::Issued) -> Origin {
+        Origin::start_with(Some(pki.acceptor(identity))).await
+    }
+
+    async fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> Origin {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{}", listener.local_addr().unwrap());
         let origin = Origin {
             url,
             hits: Arc::default(),
@@ -306,7 +389,7 @@ impl Origin {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                let hits = hits.clone();
+                let (hits, tls) = (hits.clone(), tls.clone());
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
                         let hits = hits.clone();
@@ -317,9 +400,16 @@ impl Origin {
                             Ok::<_, Infallible>(serve_origin(&hits, request))
                         }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    let _ = match tls {
+                        None => http.serve_connection(TokioIo::new(stream), service).await,
+                        Some(tls) => match tls.accept(stream).await {
+                            Ok(stream) => {
+                                http.serve_connection(TokioIo::new(stream), service).await
+                            }
+                            Err(_) => return,
+                        },
+                    };
                 });
             }
         });
@@ -478,7 +568,7 @@ impl GoNode {
         let node = GoNode {
             proc,
             addr,
-            url: format!("http://{addr}"),
+            url: format!("{}://{addr}", scheme(args, "-tls-cert")),
             _stdout: stdout,
         };
         wait_healthy(&node.url).await;
@@ -566,3 +656,4 @@ where
     outputs
 }
 pub mod etcd;
+pub mod tls;

@@ -8,6 +8,12 @@
 //	gopeer (-listen ADDR | with LISTEN_FDS=1 and a listener on fd 3) [-self URL] [-peers A,B,...] -group NAME=ORIGIN ...
 //	       [-cache-bytes N] [-replicas N] [-base-path P]
 //	       [-etcd URL,... [-etcd-prefix P] [-etcd-ttl DUR] [-v]]
+//	       [-tls-cert F -tls-key F] [-ca F] [-client-cert F -client-key F] [-client-ca F]
+//
+// With -tls-cert/-tls-key it serves HTTPS; -ca is the CA bundle its pool's
+// Transport trusts for https peers, -client-cert/-client-key the client
+// certificate it presents to them, and -client-ca makes the peer API
+// require a client certificate signed by that CA (users need none).
 //
 // The HTTPPool is served on its base path (without Go's ServeMux, so no path
 // cleaning redirects); GET /cache/{group}/{key} returns the raw value,
@@ -29,6 +35,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"flag"
@@ -138,6 +146,19 @@ func ring(peers []string, replicas int) {
 	}
 }
 
+// certPool reads a PEM CA bundle.
+func certPool(path string) *x509.CertPool {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		log.Fatalf("%s: no PEM certificates", path)
+	}
+	return pool
+}
+
 func main() {
 	listen := flag.String("listen", "", "address to listen on")
 	self := flag.String("self", "", "this node's URL (default http://LISTEN)")
@@ -150,6 +171,12 @@ func main() {
 	etcdPrefix := flag.String("etcd-prefix", etcdpeers.DefaultPrefix, "etcd key prefix")
 	etcdTTL := flag.Duration("etcd-ttl", etcdpeers.DefaultTTL, "lease TTL of this node's registration")
 	verbose := flag.Bool("v", false, "log etcd sessions and peer list changes")
+	tlsCert := flag.String("tls-cert", "", "serve HTTPS with this PEM certificate")
+	tlsKey := flag.String("tls-key", "", "the PEM key of -tls-cert")
+	caFile := flag.String("ca", "", "PEM CA bundle trusted for https peers")
+	clientCert := flag.String("client-cert", "", "client certificate presented to peers")
+	clientKey := flag.String("client-key", "", "the PEM key of -client-cert")
+	clientCA := flag.String("client-ca", "", "require peer API clients to present a certificate from this CA")
 	var groups groupFlags
 	flag.Var(&groups, "group", "NAME=ORIGIN_TEMPLATE (repeatable)")
 	flag.Parse()
@@ -170,7 +197,11 @@ func main() {
 		log.Fatal(err)
 	}
 	if *self == "" {
-		*self = "http://" + ln.Addr().String() // the real port, also for -listen HOST:0
+		scheme := "http://"
+		if *tlsCert != "" {
+			scheme = "https://"
+		}
+		*self = scheme + ln.Addr().String() // the real port, also for -listen HOST:0
 	}
 	if *etcdList != "" && len(peers) > 0 {
 		log.Fatal("-etcd and -peers cannot be combined")
@@ -179,6 +210,22 @@ func main() {
 		peers = []string{*self}
 	}
 	pool := &trackedPool{pool: groupcache.NewHTTPPoolOpts(*self, &groupcache.HTTPPoolOptions{BasePath: *basePath, Replicas: *replicas})}
+	// Set copies Transport into each peer's getter: assign it first.
+	if *caFile != "" || *clientCert != "" {
+		clientTLS := &tls.Config{}
+		if *caFile != "" {
+			clientTLS.RootCAs = certPool(*caFile)
+		}
+		if *clientCert != "" {
+			cert, err := tls.LoadX509KeyPair(*clientCert, *clientKey)
+			if err != nil {
+				log.Fatal(err)
+			}
+			clientTLS.Certificates = []tls.Certificate{cert}
+		}
+		transport := &http.Transport{TLSClientConfig: clientTLS, MaxIdleConnsPerHost: 64}
+		pool.pool.Transport = func(context.Context) http.RoundTripper { return transport }
+	}
 	pool.Set(peers...)
 	var registry *etcdpeers.Registry
 	if *etcdList != "" {
@@ -209,6 +256,10 @@ func main() {
 		path := r.URL.Path
 		switch {
 		case strings.HasPrefix(path, *basePath):
+			if *clientCA != "" && (r.TLS == nil || len(r.TLS.VerifiedChains) == 0) {
+				http.Error(w, "client certificate required", http.StatusForbidden)
+				return
+			}
 			pool.pool.ServeHTTP(w, r)
 		case path == "/peers":
 			peers := map[string]interface{}{"self": *self, "peers": pool.list(), "source": "static"}
@@ -260,6 +311,13 @@ func main() {
 
 	fmt.Printf("listening on %s\n", ln.Addr())
 	server := &http.Server{Handler: handler}
+	if *tlsCert != "" {
+		server.TLSConfig = &tls.Config{}
+		if *clientCA != "" {
+			server.TLSConfig.ClientCAs = certPool(*clientCA)
+			server.TLSConfig.ClientAuth = tls.VerifyClientCertIfGiven
+		}
+	}
 	go func() {
 		signals := make(chan os.Signal, 1)
 		signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
@@ -269,7 +327,11 @@ func main() {
 		}
 		server.Close()
 	}()
-	if err := server.Serve(ln); err != nil && err != http.ErrServerClosed {
+	serve := func() error { return server.Serve(ln) }
+	if *tlsCert != "" {
+		serve = func() error { return server.ServeTLS(ln, *tlsCert, *tlsKey) }
+	}
+	if err := serve(); err != nil && err != http.ErrServerClosed {
 		log.Fatal(err)
 	}
 }
