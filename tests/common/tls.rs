@@ -46,11 +46,12 @@ impl Pki {
     /// A new CA named `name`.
     pub fn new(name: &str) -> Pki {
         static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-            "pki-{}-{}-{name}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        Pki::in_dir(name, &format!("pki-{}-{n}-{name}", std::process::id()))
+    }
+
+    fn in_dir(name: &str, dir: &str) -> Pki {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(dir);
         std::fs::create_dir_all(&dir).unwrap();
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -72,7 +73,13 @@ impl Pki {
     /// trusts it and presents its [`Pki::shared_client`] certificate.
     pub fn shared() -> &'static Pki {
         static PKI: OnceLock<Pki> = OnceLock::new();
-        PKI.get_or_init(|| Pki::new("shared"))
+        // A static is never dropped: one directory per test binary, made
+        // afresh by each run, so runs leave no new directories behind.
+        PKI.get_or_init(|| {
+            let exe = std::env::current_exe().unwrap();
+            let binary = exe.file_stem().unwrap().to_string_lossy().into_owned();
+            Pki::in_dir("shared", &format!("pki-shared-{binary}"))
+        })
     }
 
     /// The client certificate of the default test client.
