@@ -285,3 +285,36 @@ async fn https_origins_are_verified() {
     assert!(text.contains("certificate"), "{text:?}");
     assert_eq!(origin.hits(b"hello"), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_peer_listener_is_the_default_self() {
+    let origin = Origin::start().await;
+    let (main_ports, peer_ports) = (free_ports(2), free_ports(2));
+    let peers = peer_list(&peer_ports);
+    let mut nodes = Vec::new();
+    for (&port, &peer_port) in main_ports.iter().zip(&peer_ports) {
+        let args = [
+            "--peers".into(),
+            peers.clone(),
+            "--group".into(),
+            format!("g={}", origin.template()),
+        ];
+        nodes.push(GcNode::start_with_peer_port(port, peer_port, &args).await);
+    }
+    let reply = nodes[1].get("/peers").await;
+    let listed: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(
+        listed["self"],
+        format!("http://127.0.0.1:{}", peer_ports[1])
+    );
+    assert_eq!(nodes[1].get("/_groupcache/g/k").await.status, 404);
+    for key in (0..40).map(|i| format!("key-{i}")) {
+        let reply = nodes[0].get(&format!("/cache/g/{key}")).await;
+        assert_eq!(reply.body, value_of(key.as_bytes()));
+    }
+    assert_eq!(origin.distinct_keys(), 40);
+    assert_eq!(origin.repeated(), vec![]);
+    let stats = nodes[0].stats().await;
+    assert!(stat(&stats, "PeerLoads") > 0, "{stats}");
+    assert_eq!(stat(&stats, "PeerErrors"), 0, "{stats}");
+}
