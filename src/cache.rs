@@ -111,6 +111,11 @@ impl Caches {
         value
     }
 
+    /// The most bytes main and hot hold together.
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
     /// (main, hot) counters.
     pub fn stats(&self) -> (CacheStats, CacheStats) {
         let pair = self.lock();

@@ -138,6 +138,24 @@ impl Ring {
     pub fn peers(&self) -> &[String] {
         &self.peers
     }
+
+    /// Each peer's share of the hash space (and so, on average, of the
+    /// keys), in the order of [`Ring::peers`]; the shares add up to 1.
+    pub fn shares(&self) -> Vec<f64> {
+        let mut owned = vec![0u64; self.peers.len()];
+        // A point owns the hashes after the previous point, up to itself;
+        // the first point also owns those after the last, wrapping round.
+        let mut previous = match self.points.last() {
+            Some(&(last, _)) => i64::from(last) - (1i64 << 32),
+            None => return vec![0.0; self.peers.len()],
+        };
+        for &(point, owner) in &self.points {
+            owned[owner as usize] += (i64::from(point) - previous) as u64;
+            previous = i64::from(point);
+        }
+        let space = (1u64 << 32) as f64;
+        owned.into_iter().map(|n| n as f64 / space).collect()
+    }
 }
 
 /// CRC-32 with the IEEE polynomial (Go's `crc32.ChecksumIEEE`, zlib's `crc32`).
@@ -296,6 +314,27 @@ mod tests {
         let ring = three_forked(Hashing::GroupcacheGo);
         assert_eq!(ring.get(b"foo"), Some("http://10.0.0.1:8080"));
         assert_eq!(ring.get(b"bar"), Some("http://10.0.0.1:8080"));
+    }
+
+    #[test]
+    fn shares_split_the_whole_hash_space() {
+        let ring = Ring::new(1, &peers(&["Bill", "Bob", "Bonny"]));
+        // Bill owns the second point, Bob the third, Bonny the first (and
+        // the hashes past the last point).
+        let space = (1u64 << 32) as f64;
+        let want = [
+            (2622760538.0 - 1679827945.0) / space,
+            (3819440399.0 - 2622760538.0) / space,
+            (1679827945.0 + space - 3819440399.0) / space,
+        ];
+        assert_eq!(ring.shares(), want);
+        // The shares predict the spread of real keys.
+        let shares = three().shares();
+        assert!((shares.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+        for (share, keys) in shares.iter().zip([3452.0, 3039.0, 3509.0]) {
+            assert!((share - keys / 10_000.0).abs() < 0.02, "{shares:?}");
+        }
+        assert_eq!(Ring::new(50, &[]).shares(), Vec::<f64>::new());
     }
 
     #[test]

@@ -16,10 +16,12 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde::Serialize;
 
 use crate::cache::{CacheStats, Caches, Which};
+use crate::metrics::LoadTimings;
 use crate::origin::{Getter, GetterError};
 use crate::peer_client::WarnGate;
 use crate::peers::Peers;
@@ -56,6 +58,8 @@ struct Inner {
     peers: Arc<Peers>,
     caches: Caches,
     stats: Stats,
+    /// How long peer fetches and origin loads take (misses only).
+    timings: LoadTimings,
     /// Loads of any kind (peer fetch or local), for user gets.
     loads: Flight<Loaded>,
     /// Local loads only, shared by user gets and peer gets.
@@ -105,6 +109,7 @@ impl Group {
                 peers,
                 caches: Caches::new(cache_bytes),
                 stats: Stats::default(),
+                timings: LoadTimings::new(name),
                 loads: Flight::default(),
                 local_loads: Flight::default(),
                 getter_warnings: WarnGate::default(),
@@ -114,6 +119,16 @@ impl Group {
 
     pub fn name(&self) -> &str {
         &self.inner.name
+    }
+
+    /// The most bytes the main and hot caches hold together.
+    pub fn cache_bytes(&self) -> u64 {
+        self.inner.caches.limit()
+    }
+
+    /// Durations of this group's peer fetches and origin loads.
+    pub fn timings(&self) -> &LoadTimings {
+        &self.inner.timings
     }
 
     /// Gets `key` for a user: from the caches, the owning peer, or the getter.
@@ -184,7 +199,10 @@ impl Group {
             return Ok(value);
         }
         inner.stats.loads_deduped.fetch_add(1, Relaxed);
-        match peer.get(inner.name.as_bytes(), &key).await {
+        let started = Instant::now();
+        let fetched = peer.get(inner.name.as_bytes(), &key).await;
+        inner.timings.peer_fetch(started.elapsed());
+        match fetched {
             Ok(value) => {
                 inner.stats.peer_loads.fetch_add(1, Relaxed);
                 if one_in_ten() {
@@ -230,7 +248,10 @@ impl Group {
         if count_dedup {
             inner.stats.loads_deduped.fetch_add(1, Relaxed);
         }
-        match inner.getter.get(&key).await {
+        let started = Instant::now();
+        let loaded = inner.getter.get(&key).await;
+        inner.timings.origin_load(started.elapsed());
+        match loaded {
             Ok(value) => {
                 inner.stats.local_loads.fetch_add(1, Relaxed);
                 Ok(inner.caches.add(Which::Main, &key, value))

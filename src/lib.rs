@@ -16,6 +16,7 @@ pub mod discovery;
 pub mod freshness;
 pub mod group;
 pub mod http_client;
+pub mod metrics;
 pub mod node;
 pub mod origin;
 pub mod peer_client;

@@ -87,6 +87,13 @@ impl Peers {
         self.membership().ring.peers().to_vec()
     }
 
+    /// Every peer with its share of the ring (see [`Ring::shares`]).
+    pub fn ring_shares(&self) -> Vec<(String, f64)> {
+        let membership = self.membership();
+        let ring = &membership.ring;
+        ring.peers().iter().cloned().zip(ring.shares()).collect()
+    }
+
     /// The owner of `key`: `None` means this node loads it.
     pub fn pick(&self, key: &[u8]) -> Option<PeerClient> {
         let membership = self.membership();

@@ -5,6 +5,7 @@
 //!   answered with golang's exact status codes and bodies.
 //! - `GET /cache/{group}/{key}`: the raw value, for users.
 //! - `GET /stats`, `GET /peers`, `GET /healthz`.
+//! - `GET /metrics`: Prometheus metrics (see `metrics`).
 //!
 //! [`run`] accepts at most `--max-connections` connections at once (more
 //! wait in the kernel's backlog) until `shutdown` resolves, then stops
@@ -266,6 +267,7 @@ async fn handle<B>(node: &Node, request: Request<B>, access: Access) -> Reply {
         "/healthz" => text(StatusCode::OK, "ok".into()),
         "/stats" => json(&stats(node)),
         "/peers" => json(&peers(node)),
+        "/metrics" => metrics(node),
         _ => match wire::split_path(path, CACHE_PREFIX) {
             Some(parsed) => serve_user(node, parsed).await,
             None => text(StatusCode::NOT_FOUND, "not found".into()),
@@ -470,6 +472,21 @@ fn go_bad_request(body: &'static str) -> Reply {
     );
     headers.insert(CONNECTION, HeaderValue::from_static("close"));
     reply
+}
+
+/// `GET /metrics`: the Prometheus exposition.
+fn metrics(node: &Node) -> Reply {
+    match crate::metrics::render(node) {
+        Ok(body) => {
+            let mut reply = Response::new(ReplyBody::from(Bytes::from(body)));
+            reply.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+            );
+            reply
+        }
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string().into()),
+    }
 }
 
 fn json(value: &impl serde::Serialize) -> Reply {

@@ -1,0 +1,388 @@
+//! `GET /metrics`: the node's state in the Prometheus text format.
+//!
+//! Nothing on the hot path is counted twice: the counters that groups and
+//! caches already keep (those `/stats` shows) are read at scrape time and
+//! written under mailgun/groupcache's metric names, so dashboards built for
+//! its exporter work unchanged. Only the miss paths record something new,
+//! the durations of peer fetches and origin loads ([`LoadTimings`], one per
+//! group). Peers, etcd, the process and the build are read at scrape time
+//! too. Each metric is one line of a table or one call below, so a new one
+//! is a line or two.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use prometheus::core::Collector;
+use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::{Histogram, HistogramOpts, TextEncoder};
+
+use crate::cache::CacheStats;
+use crate::group::{Group, GroupStats};
+use crate::node::{Node, PeerSource};
+
+/// The `Content-Type` of the exposition (Prometheus text format 0.0.4).
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Histogram buckets for fetch and load durations, in seconds: from a fast
+/// loopback peer to the longest `--peer-timeout` anyone should use.
+const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// mailgun's group counters (label `group`): name, help, value.
+type GroupField = fn(&GroupStats) -> u64;
+const GROUP_COUNTERS: [(&str, &str, GroupField); 9] = [
+    (
+        "groupcache_gets_total",
+        "Gets, from users and peers.",
+        |s| s.gets,
+    ),
+    (
+        "groupcache_hits_total",
+        "Gets answered from the main or hot cache.",
+        |s| s.cache_hits,
+    ),
+    (
+        "groupcache_loads_total",
+        "Gets that missed both caches.",
+        |s| s.loads,
+    ),
+    (
+        "groupcache_loads_deduped_total",
+        "Loads left after concurrent loads of the same key were merged.",
+        |s| s.loads_deduped,
+    ),
+    (
+        "groupcache_local_loads_total",
+        "Successful loads from this node's origin.",
+        |s| s.local_loads,
+    ),
+    (
+        "groupcache_local_load_errs_total",
+        "Failed loads from this node's origin.",
+        |s| s.local_load_errs,
+    ),
+    (
+        "groupcache_peer_loads_total",
+        "Successful fetches from the owning peer.",
+        |s| s.peer_loads,
+    ),
+    (
+        "groupcache_peer_errors_total",
+        "Failed fetches from the owning peer.",
+        |s| s.peer_errors,
+    ),
+    (
+        "groupcache_server_requests_total",
+        "Gets received from peers.",
+        |s| s.server_requests,
+    ),
+];
+
+/// mailgun's cache metrics (labels `group`, `type` = main | hot).
+type CacheField = fn(&CacheStats) -> u64;
+const CACHE_METRICS: [(&str, &str, MetricType, CacheField); 6] = [
+    (
+        "groupcache_cache_bytes",
+        "Bytes held (keys plus values).",
+        MetricType::GAUGE,
+        |c| c.bytes,
+    ),
+    (
+        "groupcache_cache_items",
+        "Items held.",
+        MetricType::GAUGE,
+        |c| c.items,
+    ),
+    (
+        "groupcache_cache_gets_total",
+        "Cache lookups.",
+        MetricType::COUNTER,
+        |c| c.gets,
+    ),
+    (
+        "groupcache_cache_hits_total",
+        "Cache hits.",
+        MetricType::COUNTER,
+        |c| c.hits,
+    ),
+    (
+        "groupcache_cache_evictions_total",
+        "Items removed to make room.",
+        MetricType::COUNTER,
+        |c| c.evictions,
+    ),
+    // Every eviction is one: nothing expires yet.
+    (
+        "groupcache_cache_evictions_nonexpired_total",
+        "Items removed to make room before they expired.",
+        MetricType::COUNTER,
+        |c| c.evictions,
+    ),
+];
+
+/// How long one group's misses take: fetches from the owning peer and
+/// loads from the origin. Recorded on the miss paths only.
+pub struct LoadTimings {
+    peer_fetch: Histogram,
+    origin_load: Histogram,
+    slowest_peer_fetch_ns: AtomicU64,
+}
+
+impl LoadTimings {
+    pub fn new(group: &str) -> LoadTimings {
+        LoadTimings {
+            peer_fetch: histogram(
+                "groupcached_peer_fetch_duration_seconds",
+                "How long fetches from the owning peer took, failed ones included.",
+                group,
+            ),
+            origin_load: histogram(
+                "groupcached_origin_load_duration_seconds",
+                "How long loads from the origin took, failed ones included.",
+                group,
+            ),
+            slowest_peer_fetch_ns: AtomicU64::new(0),
+        }
+    }
+
+    pub fn peer_fetch(&self, took: Duration) {
+        self.peer_fetch.observe(took.as_secs_f64());
+        let nanos = took.as_nanos().try_into().unwrap_or(u64::MAX);
+        self.slowest_peer_fetch_ns.fetch_max(nanos, Relaxed);
+    }
+
+    pub fn origin_load(&self, took: Duration) {
+        self.origin_load.observe(took.as_secs_f64());
+    }
+}
+
+fn histogram(name: &str, help: &str, group: &str) -> Histogram {
+    let opts = HistogramOpts::new(name, help)
+        .const_label("group", group)
+        .buckets(BUCKETS.to_vec());
+    // The name, the label name and the buckets are valid constants, and any
+    // string is a valid label value.
+    Histogram::with_opts(opts).expect("valid histogram options")
+}
+
+/// The exposition for `node`.
+pub fn render(node: &Node) -> Result<String, prometheus::Error> {
+    let mut groups: Vec<(&Group, GroupStats)> = node.groups().map(|g| (g, g.stats())).collect();
+    groups.sort_by(|a, b| a.0.name().cmp(b.0.name()));
+    let mut out = Families::default();
+
+    for (name, help, field) in GROUP_COUNTERS {
+        out.add(
+            name,
+            help,
+            MetricType::COUNTER,
+            groups
+                .iter()
+                .map(|(g, s)| (vec![("group", g.name())], field(s) as f64)),
+        );
+    }
+    out.add(
+        "groupcache_get_from_peers_latency_lower",
+        "The slowest fetch from a peer so far, in seconds.",
+        MetricType::GAUGE,
+        groups.iter().map(|(g, _)| {
+            let nanos = g.timings().slowest_peer_fetch_ns.load(Relaxed);
+            (vec![("group", g.name())], nanos as f64 / 1e9)
+        }),
+    );
+    for (name, help, kind, field) in CACHE_METRICS {
+        out.add(
+            name,
+            help,
+            kind,
+            groups.iter().flat_map(|(g, s)| {
+                [("main", &s.main_cache), ("hot", &s.hot_cache)].map(|(which, cache)| {
+                    (
+                        vec![("group", g.name()), ("type", which)],
+                        field(cache) as f64,
+                    )
+                })
+            }),
+        );
+    }
+    out.add(
+        "groupcached_cache_capacity_bytes",
+        "The most bytes the main and hot caches hold together (--cache-bytes).",
+        MetricType::GAUGE,
+        groups
+            .iter()
+            .map(|(g, _)| (vec![("group", g.name())], g.cache_bytes() as f64)),
+    );
+    out.histograms(groups.iter().map(|(g, _)| &g.timings().peer_fetch));
+    out.histograms(groups.iter().map(|(g, _)| &g.timings().origin_load));
+
+    let shares = node.peers().ring_shares();
+    out.add(
+        "groupcached_peers",
+        "Peers in the current list, this node included.",
+        MetricType::GAUGE,
+        [(vec![], shares.len() as f64)],
+    );
+    out.add(
+        "groupcached_peer_ring_share",
+        "The share of the hash ring (and so of the keys) each peer owns.",
+        MetricType::GAUGE,
+        shares
+            .iter()
+            .map(|(peer, share)| (vec![("peer", peer.as_str())], *share)),
+    );
+    if let PeerSource::Etcd(status) = node.source() {
+        let status = status.borrow().clone();
+        out.add(
+            "groupcached_etcd_connected",
+            "1 while this node is registered in etcd and watching the peer list.",
+            MetricType::GAUGE,
+            [(vec![], f64::from(u8::from(status.connected)))],
+        );
+        out.add(
+            "groupcached_etcd_revision",
+            "The etcd revision of the last peer list seen.",
+            MetricType::GAUGE,
+            [(vec![], status.revision as f64)],
+        );
+    }
+
+    if let Some(bytes) = resident_bytes() {
+        out.add(
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes.",
+            MetricType::GAUGE,
+            [(vec![], bytes as f64)],
+        );
+    }
+    if let Some(fds) = open_fds() {
+        out.add(
+            "process_open_fds",
+            "Number of open file descriptors.",
+            MetricType::GAUGE,
+            [(vec![], fds as f64)],
+        );
+    }
+    out.add(
+        "groupcached_build_info",
+        "Always 1; the labels say which build is running.",
+        MetricType::GAUGE,
+        [(vec![("version", env!("CARGO_PKG_VERSION"))], 1.0)],
+    );
+
+    TextEncoder::new().encode_to_string(&out.0)
+}
+
+/// Metric families in the order they are written.
+#[derive(Default)]
+struct Families(Vec<MetricFamily>);
+
+impl Families {
+    /// One family of counters or gauges, one sample per label set; a
+    /// family without samples is left out (the format has no empty ones).
+    fn add<'a>(
+        &mut self,
+        name: &str,
+        help: &str,
+        kind: MetricType,
+        samples: impl IntoIterator<Item = (Vec<(&'a str, &'a str)>, f64)>,
+    ) {
+        let metrics: Vec<Metric> = samples
+            .into_iter()
+            .map(|(labels, value)| {
+                let mut metric = Metric::default();
+                metric.set_label(labels.into_iter().map(label).collect());
+                if kind == MetricType::COUNTER {
+                    let mut counter = Counter::default();
+                    counter.set_value(value);
+                    metric.set_counter(counter);
+                } else {
+                    let mut gauge = Gauge::default();
+                    gauge.set_value(value);
+                    metric.set_gauge(gauge);
+                }
+                metric
+            })
+            .collect();
+        self.push(name, help, kind, metrics);
+    }
+
+    /// One histogram family from the same histogram of every group.
+    fn histograms<'a>(&mut self, histograms: impl Iterator<Item = &'a Histogram>) {
+        let mut merged: Option<MetricFamily> = None;
+        for family in histograms.flat_map(Collector::collect) {
+            match &mut merged {
+                Some(merged) => merged
+                    .mut_metric()
+                    .extend(family.get_metric().iter().cloned()),
+                None => merged = Some(family),
+            }
+        }
+        self.0.extend(merged);
+    }
+
+    fn push(&mut self, name: &str, help: &str, kind: MetricType, metrics: Vec<Metric>) {
+        if metrics.is_empty() {
+            return;
+        }
+        let mut family = MetricFamily::default();
+        family.set_name(name.to_string());
+        family.set_help(help.to_string());
+        family.set_field_type(kind);
+        family.set_metric(metrics);
+        self.0.push(family);
+    }
+}
+
+fn label((name, value): (&str, &str)) -> LabelPair {
+    let mut pair = LabelPair::default();
+    pair.set_name(name.to_string());
+    pair.set_value(value.to_string());
+    pair
+}
+
+/// This process's resident set size, from `/proc/self/status`.
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// How many file descriptors this process has open.
+fn open_fds() -> Option<usize> {
+    Some(std::fs::read_dir("/proc/self/fd").ok()?.count())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[tokio::test]
+    async fn exposition_reads_the_stats_under_mailguns_names() {
+        let args =
+            crate::Args::try_parse_from(["groupcached", "--group", "g=echo"]).expect("valid flags");
+        let config = args.into_config().expect("valid config");
+        let node = Node::new(&config, "http://127.0.0.1:1".into(), None).expect("node");
+        let group = node.group(b"g").expect("group g");
+        for key in [&b"k1"[..], b"k2", b"k1"] {
+            group.get(key).await.expect("echo value");
+        }
+        let text = render(&node).expect("exposition");
+        for line in [
+            "groupcache_gets_total{group=\"g\"} 3",
+            "groupcache_hits_total{group=\"g\"} 1",
+            "groupcache_local_loads_total{group=\"g\"} 2",
+            "groupcache_cache_bytes{group=\"g\",type=\"main\"} 8",
+            "groupcache_cache_items{group=\"g\",type=\"hot\"} 0",
+            "groupcached_cache_capacity_bytes{group=\"g\"} 67108864",
+            "groupcached_origin_load_duration_seconds_count{group=\"g\"} 2",
+            "groupcached_peer_ring_share{peer=\"http://127.0.0.1:1\"} 1",
+            "# TYPE groupcache_cache_evictions_nonexpired_total counter",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
+    }
+}
