@@ -23,6 +23,7 @@ pub mod peer_client;
 pub mod peers;
 pub mod server;
 pub mod singleflight;
+pub mod status;
 pub mod tls;
 pub mod value;
 pub mod wire;

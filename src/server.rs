@@ -6,6 +6,7 @@
 //! - `GET /cache/{group}/{key}`: the raw value, for users.
 //! - `GET /stats`, `GET /peers`, `GET /healthz`.
 //! - `GET /metrics`: Prometheus metrics (see `metrics`).
+//! - `GET /`: the live status page, fed by `GET /status` (see `status`).
 //!
 //! [`run`] accepts at most `--max-connections` connections at once (more
 //! wait in the kernel's backlog) until `shutdown` resolves, then stops
@@ -268,6 +269,8 @@ async fn handle<B>(node: &Node, request: Request<B>, access: Access) -> Reply {
         "/stats" => json(&stats(node)),
         "/peers" => json(&peers(node)),
         "/metrics" => metrics(node),
+        "/" => html(crate::status::PAGE),
+        "/status" => json(&crate::status::status(node)),
         _ => match wire::split_path(path, CACHE_PREFIX) {
             Some(parsed) => serve_user(node, parsed).await,
             None => text(StatusCode::NOT_FOUND, "not found".into()),
@@ -487,6 +490,15 @@ fn metrics(node: &Node) -> Reply {
         }
         Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string().into()),
     }
+}
+
+fn html(page: &'static str) -> Reply {
+    let mut reply = Response::new(ReplyBody::from(Bytes::from_static(page.as_bytes())));
+    reply.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    reply
 }
 
 fn json(value: &impl serde::Serialize) -> Reply {

@@ -1,0 +1,85 @@
+//! The live status page: `GET /` is one self-contained HTML page
+//! (`status.html`, no external assets) that polls `GET /status` every two
+//! seconds and draws this node, every peer with its share of the ring, the
+//! etcd state, and per group the hit ratio, bytes against capacity, loads
+//! and errors as small inline SVG charts.
+//!
+//! `GET /status` is everything the page shows, as one JSON document.
+
+use serde::Serialize;
+
+use crate::discovery::EtcdStatus;
+use crate::group::GroupStats;
+use crate::node::{Node, PeerSource};
+
+/// The page itself.
+pub const PAGE: &str = include_str!("status.html");
+
+/// What `GET /status` answers.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    #[serde(rename = "self")]
+    pub self_url: String,
+    pub version: &'static str,
+    /// `static` or `etcd`.
+    pub source: &'static str,
+    pub peers: Vec<PeerStatus>,
+    pub groups: Vec<GroupStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<EtcdStatus>,
+}
+
+/// One peer of the current list.
+#[derive(Debug, Serialize)]
+pub struct PeerStatus {
+    pub url: String,
+    /// True for this node.
+    #[serde(rename = "self")]
+    pub is_self: bool,
+    /// Its share of the hash ring (and so, on average, of the keys).
+    pub ring_share: f64,
+}
+
+/// One group's counters and its cache capacity.
+#[derive(Debug, Serialize)]
+pub struct GroupStatus {
+    pub name: String,
+    pub capacity_bytes: u64,
+    pub stats: GroupStats,
+}
+
+/// The node's status now.
+pub fn status(node: &Node) -> Status {
+    let self_url = node.peers().self_url().to_string();
+    let peers = node
+        .peers()
+        .ring_shares()
+        .into_iter()
+        .map(|(url, ring_share)| PeerStatus {
+            is_self: url == self_url,
+            url,
+            ring_share,
+        })
+        .collect();
+    let mut groups: Vec<GroupStatus> = node
+        .groups()
+        .map(|g| GroupStatus {
+            name: g.name().to_string(),
+            capacity_bytes: g.cache_bytes(),
+            stats: g.stats(),
+        })
+        .collect();
+    groups.sort_by(|a, b| a.name.cmp(&b.name));
+    let (source, etcd) = match node.source() {
+        PeerSource::Static => ("static", None),
+        PeerSource::Etcd(status) => ("etcd", Some(status.borrow().clone())),
+    };
+    Status {
+        self_url,
+        version: env!("CARGO_PKG_VERSION"),
+        source,
+        peers,
+        groups,
+        etcd,
+    }
+}
