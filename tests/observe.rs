@@ -1,0 +1,427 @@
+//! Observing a running cluster as operators do: Debian's real Prometheus
+//! scrapes three nodes and its HTTP API agrees with `/stats`; `promtool`
+//! lints the exposition; headless Chromium renders the status page; and the
+//! environment configures a node, flags winning.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A fresh temporary directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        static COUNT: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "groupcached-{name}-{}-{}",
+            std::process::id(),
+            COUNT.fetch_add(1, Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("creating a temporary directory");
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Gets 200 keys (a third of them twice) from every node.
+async fn traffic(nodes: &[GcNode]) {
+    for node in nodes {
+        for i in 0..300 {
+            let reply = node.get(&format!("/cache/g/key-{}", i % 200)).await;
+            assert_eq!(reply.status, 200);
+        }
+    }
+}
+
+/// Runs `program ARGS` to completion (at most 60 s, killed otherwise):
+/// exit status success, stdout, stderr.
+async fn run(program: &str, args: &[String], stdin: &[u8]) -> (bool, String, String) {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {program}: {e} (scripts/deps installs it)"));
+    let mut input = child.stdin.take().expect("stdin");
+    input.write_all(stdin).await.expect("writing stdin");
+    drop(input);
+    let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("{program} ran for more than 60 s"))
+        .expect("waiting for the program");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promtool_accepts_the_exposition() {
+    let origin = Origin::start().await;
+    let nodes = start_cluster(&free_ports(2), &origin, &[]).await;
+    traffic(&nodes).await;
+    let reply = nodes[0].get("/metrics").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let (ok, stdout, stderr) =
+        run("promtool", &["check".into(), "metrics".into()], &reply.body).await;
+    assert!(
+        ok && stdout.is_empty() && stderr.is_empty(),
+        "promtool: {stdout}{stderr}"
+    );
+}
+
+/// A Prometheus server on a loopback port of its own choosing, scraping
+/// `targets` every second; killed on drop with its data directory.
+struct Prometheus {
+    url: String,
+    _proc: Proc,
+    _dir: TempDir,
+}
+
+impl Prometheus {
+    async fn start(targets: &[String]) -> Prometheus {
+        let dir = TempDir::new("prometheus");
+        let config = dir.0.join("prometheus.yml");
+        let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+                 scrape_configs:\n  - job_name: groupcached\n    static_configs:\n      \
+                 - targets: [{}]\n",
+                targets.join(", ")
+            ),
+        )
+        .expect("writing prometheus.yml");
+        let log_path = dir.0.join("prometheus.log");
+        let log = std::fs::File::create(&log_path).expect("creating prometheus.log");
+        let mut command = Command::new("prometheus");
+        command
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.0.join("data").display()
+            ))
+            // Port 0: the kernel picks a free port and the log names it,
+            // so no port is released and bound again.
+            .arg("--web.listen-address=127.0.0.1:0")
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log);
+        let mut proc = Proc::spawn("prometheus", &mut command);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let addr = loop {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            if let Some(addr) = listening_address(&log) {
+                break addr;
+            }
+            if let Ok(Some(status)) = proc.child.try_wait() {
+                panic!("prometheus exited with {status}:\n{log}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "prometheus did not listen:\n{log}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        Prometheus {
+            url: format!("http://{addr}"),
+            _proc: proc,
+            _dir: dir,
+        }
+    }
+
+    /// `query`'s instant vector: (instance, value) per series.
+    async fn query(&self, query: &str) -> Vec<(String, f64)> {
+        let reply = http_get(&format!(
+            "{}/api/v1/query?query={}",
+            self.url,
+            esc(query.as_bytes())
+        ))
+        .await;
+        assert_eq!(
+            reply.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        let json: serde_json::Value = serde_json::from_slice(&reply.body).expect("query JSON");
+        let mut series: Vec<(String, f64)> = json["data"]["result"]
+            .as_array()
+            .expect("an instant vector")
+            .iter()
+            .map(|s| {
+                let instance = s["metric"]["instance"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let value = s["value"][1]
+                    .as_str()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(f64::NAN);
+                (instance, value)
+            })
+            .collect();
+        series.sort_by(|a, b| a.0.cmp(&b.0));
+        series
+    }
+}
+
+/// The address in Prometheus's `msg="Listening on" address=127.0.0.1:PORT`.
+fn listening_address(log: &str) -> Option<String> {
+    let line = log.lines().find(|l| l.contains("msg=\"Listening on\""))?;
+    let addr = line.split("address=").nth(1)?.split_whitespace().next()?;
+    Some(addr.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_scrapes_what_stats_says() {
+    let origin = Origin::start().await;
+    let nodes = start_cluster(&free_ports(3), &origin, &[]).await;
+    let targets: Vec<String> = nodes.iter().map(|n| n.addr.to_string()).collect();
+    let prometheus = Prometheus::start(&targets).await;
+    traffic(&nodes).await;
+
+    // What every node's /stats says, by instance; traffic has stopped.
+    let mut want_gets = Vec::new();
+    let mut want_bytes = Vec::new();
+    for node in &nodes {
+        let g = node.stats().await["groups"]["g"].clone();
+        want_gets.push((node.addr.to_string(), g["Gets"].as_f64().unwrap()));
+        want_bytes.push((
+            node.addr.to_string(),
+            g["MainCache"]["Bytes"].as_f64().unwrap(),
+        ));
+    }
+    want_gets.sort_by(|a, b| a.0.cmp(&b.0));
+    want_bytes.sort_by(|a, b| a.0.cmp(&b.0));
+    assert!(
+        want_gets.iter().all(|(_, gets)| *gets >= 300.0),
+        "{want_gets:?}"
+    );
+    assert!(
+        want_bytes.iter().all(|(_, bytes)| *bytes > 0.0),
+        "{want_bytes:?}"
+    );
+
+    // Prometheus catches up within a few scrapes.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let gets = prometheus
+            .query(r#"groupcache_gets_total{group="g"}"#)
+            .await;
+        let bytes = prometheus
+            .query(r#"groupcache_cache_bytes{group="g",type="main"}"#)
+            .await;
+        if gets == want_gets && bytes == want_bytes {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus says gets {gets:?}, bytes {bytes:?}; /stats says {want_gets:?}, {want_bytes:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Every node was scraped without errors.
+    let up = prometheus.query("up").await;
+    assert_eq!(up.len(), 3, "{up:?}");
+    assert!(up.iter().all(|(_, v)| *v == 1.0), "{up:?}");
+}
+
+/// Chromium's flags for a headless run as root with a throwaway profile;
+/// the page's scripts get `virtual_ms` of virtual time (its clock runs
+/// ahead while it waits) to fetch /status and draw before the dump.
+fn chromium_args(profile: &Path, virtual_ms: u32) -> Vec<String> {
+    [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([
+        format!("--user-data-dir={}", profile.display()),
+        format!("--virtual-time-budget={virtual_ms}"),
+    ])
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_page_shows_every_peer_and_group_in_chromium() {
+    let origin = Origin::start().await;
+    let nodes = start_cluster(
+        &free_ports(3),
+        &origin,
+        &["--group", "sessions=echo", "--cache-bytes", "6KiB"],
+    )
+    .await;
+    traffic(&nodes).await;
+    for i in 0..50 {
+        nodes[0].get(&format!("/cache/sessions/s{i}")).await;
+    }
+    let page = format!("{}/", nodes[0].url);
+
+    let profile = TempDir::new("chromium");
+    let mut args = chromium_args(&profile.0, 5_000);
+    args.extend(["--dump-dom".to_string(), page.clone()]);
+    let (ok, dom, stderr) = run("chromium", &args, b"").await;
+    assert!(ok, "chromium --dump-dom failed: {stderr}");
+    for node in &nodes {
+        let row = format!(r#"<tr data-peer="{}">"#, node.url);
+        assert!(dom.contains(&row), "no row for {} in\n{dom}", node.url);
+    }
+    for group in ["g", "sessions"] {
+        let card = format!(r#"data-group="{group}""#);
+        assert!(dom.contains(&card), "no group {group} in\n{dom}");
+    }
+    assert!(dom.contains("this node"), "{dom}");
+    assert!(dom.contains("<svg"), "no charts in\n{dom}");
+    assert!(dom.contains(r#"<span id="error"></span>"#), "{dom}");
+
+    // The screenshot the README shows: `UPDATE_SCREENSHOT=1 cargo test
+    // --test observe status_page` writes it to docs/, otherwise to target/.
+    let dir = if std::env::var_os("UPDATE_SCREENSHOT").is_some() {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs")
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("target")
+    };
+    let screenshot = dir.join("status-page.png");
+    // Traffic while the page polls, so its charts have something to draw.
+    let busy = nodes[0].url.clone();
+    let background = tokio::spawn(async move {
+        for i in 0.. {
+            let _ = try_get(&format!("{busy}/cache/g/key-{}", i % 300)).await;
+            let _ = try_get(&format!("{busy}/cache/sessions/s{}", i % 90)).await;
+        }
+    });
+    let _ = std::fs::remove_file(&screenshot);
+    // A minute of polls (in virtual time) fills the charts.
+    let mut args = chromium_args(&profile.0, 60_000);
+    args.extend([
+        "--window-size=1100,760".to_string(),
+        format!("--screenshot={}", screenshot.display()),
+        page,
+    ]);
+    let (ok, _, stderr) = run("chromium", &args, b"").await;
+    background.abort();
+    assert!(ok, "chromium --screenshot failed: {stderr}");
+    let png = std::fs::read(&screenshot).expect("the screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+}
+
+/// Starts the real binary on a port from [`free_ports`] with `args` and
+/// `env`, and waits until it is healthy; with `stderr` piped if asked.
+async fn start_with_env(args: &[&str], env: &[(&str, &str)], pipe_stderr: bool) -> (Proc, String) {
+    let port = free_ports(1)[0];
+    let mut command = Command::new(env!("CARGO_BIN_EXE_groupcached"));
+    command.args(args).envs(env.iter().copied());
+    if pipe_stderr {
+        command.stderr(Stdio::piped());
+    }
+    hand_over_port(&mut command, port);
+    let proc = Proc::spawn(&format!("groupcached:{port}"), &mut command);
+    drop(command); // closes the test's copy of the listener
+    let url = format!("http://127.0.0.1:{port}");
+    wait_healthy(&url).await;
+    (proc, url)
+}
+
+/// (name, capacity) of every group, from `GET /status`.
+async fn groups(url: &str) -> Vec<(String, u64)> {
+    let status = http_get(&format!("{url}/status")).await;
+    let status: serde_json::Value = serde_json::from_slice(&status.body).expect("status JSON");
+    status["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .map(|g| {
+            let name = g["name"].as_str().unwrap().to_string();
+            (name, g["capacity_bytes"].as_u64().unwrap())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn environment_variables_configure_a_node_and_flags_win() {
+    let env = [
+        ("GROUPCACHED_GROUP", "a=echo b=echo"),
+        ("GROUPCACHED_CACHE_BYTES", "1KiB"),
+        ("GROUPCACHED_LOG_FORMAT", "json"),
+        ("RUST_LOG", "info"),
+    ];
+    let (mut node, url) = start_with_env(&[], &env, true).await;
+    assert_eq!(groups(&url).await, [("a".into(), 1024), ("b".into(), 1024)]);
+
+    // GROUPCACHED_LOG_FORMAT=json: the first log line is a JSON object.
+    node.signal("TERM");
+    assert_eq!(node.wait_exit(Duration::from_secs(10)).await, Some(0));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut node.child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let first: serde_json::Value = serde_json::from_str(stderr.lines().next().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {stderr}"));
+    assert_eq!(first["message"], "groupcached serving", "{stderr}");
+
+    // Flags beat their variables.
+    let env = [
+        ("GROUPCACHED_GROUP", "a=echo"),
+        ("GROUPCACHED_CACHE_BYTES", "1KiB"),
+        ("RUST_LOG", "error"),
+    ];
+    let args = ["--group", "c=echo", "--cache-bytes", "2KiB"];
+    let (_node, url) = start_with_env(&args, &env, false).await;
+    assert_eq!(groups(&url).await, [("c".into(), 2048)]);
+    assert_eq!(http_get(&format!("{url}/cache/c/k")).await.status, 200);
+    assert_eq!(http_get(&format!("{url}/cache/a/k")).await.status, 404);
+
+    // --help names every variable.
+    let help = Command::new(env!("CARGO_BIN_EXE_groupcached"))
+        .arg("--help")
+        .output()
+        .expect("running groupcached --help");
+    let help = String::from_utf8_lossy(&help.stdout);
+    for name in [
+        "GROUPCACHED_PEERS",
+        "GROUPCACHED_ETCD_TTL",
+        "GROUPCACHED_LOG_FORMAT",
+    ] {
+        assert!(
+            help.contains(&format!("[env: {name}=")),
+            "{name} not in\n{help}"
+        );
+    }
+
+    // A bad value from the environment is reported like a bad flag.
+    let output = Command::new(env!("CARGO_BIN_EXE_groupcached"))
+        .args(["--group", "a=echo"])
+        .env("GROUPCACHED_CACHE_BYTES", "lots")
+        .output()
+        .expect("running groupcached");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--cache-bytes"), "{stderr}");
+}
