@@ -18,7 +18,7 @@ use prometheus::{Histogram, HistogramOpts, TextEncoder};
 
 use crate::cache::CacheStats;
 use crate::group::{Group, GroupStats};
-use crate::node::{Node, PeerSource};
+use crate::node::Node;
 
 /// The `Content-Type` of the exposition (Prometheus text format 0.0.4).
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -232,8 +232,7 @@ pub fn render(node: &Node) -> Result<String, prometheus::Error> {
             .iter()
             .map(|(peer, share)| (vec![("peer", peer.as_str())], *share)),
     );
-    if let PeerSource::Etcd(status) = node.source() {
-        let status = status.borrow().clone();
+    if let (_, Some(status)) = node.source().describe() {
         out.add(
             "groupcached_etcd_connected",
             "1 while this node is registered in etcd and watching the peer list.",

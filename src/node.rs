@@ -39,6 +39,16 @@ pub enum PeerSource {
     Etcd(watch::Receiver<EtcdStatus>),
 }
 
+impl PeerSource {
+    /// `static` or `etcd`, and with etcd, discovery's latest status.
+    pub fn describe(&self) -> (&'static str, Option<EtcdStatus>) {
+        match self {
+            PeerSource::Static => ("static", None),
+            PeerSource::Etcd(status) => ("etcd", Some(status.borrow().clone())),
+        }
+    }
+}
+
 /// A group that cannot be built.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {

@@ -42,7 +42,7 @@ use tokio::sync::{mpsc, Semaphore};
 
 use crate::discovery::EtcdStatus;
 use crate::group::GroupStats;
-use crate::node::{Node, PeerSource};
+use crate::node::Node;
 use crate::peer_client::WarnGate;
 use crate::tls::{ClientAuth, ServerTls};
 use crate::value::{Expiry, Value};
@@ -480,35 +480,32 @@ fn go_bad_request(body: &'static str) -> Reply {
 /// `GET /metrics`: the Prometheus exposition.
 fn metrics(node: &Node) -> Reply {
     match crate::metrics::render(node) {
-        Ok(body) => {
-            let mut reply = Response::new(ReplyBody::from(Bytes::from(body)));
-            reply.headers_mut().insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
-            );
-            reply
-        }
+        Ok(body) => typed(Bytes::from(body), crate::metrics::CONTENT_TYPE),
         Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string().into()),
     }
 }
 
 fn html(page: &'static str) -> Reply {
-    let mut reply = Response::new(ReplyBody::from(Bytes::from_static(page.as_bytes())));
-    reply.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    reply
+    typed(
+        Bytes::from_static(page.as_bytes()),
+        "text/html; charset=utf-8",
+    )
 }
 
 fn json(value: &impl serde::Serialize) -> Reply {
-    // Serializing maps of strings and integers cannot fail.
+    // Serializing structs and maps of strings and numbers cannot fail
+    // (serde_json writes a non-finite float as null).
     let mut body = serde_json::to_vec_pretty(value).expect("stats serialize");
     body.push(b'\n');
-    let mut reply = Response::new(ReplyBody::from(Bytes::from(body)));
+    typed(Bytes::from(body), "application/json")
+}
+
+/// A 200 with `body` of type `content_type`.
+fn typed(body: Bytes, content_type: &'static str) -> Reply {
+    let mut reply = Response::new(ReplyBody::from(body));
     reply
         .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     reply
 }
 
@@ -537,10 +534,7 @@ struct PeersReply {
 }
 
 fn peers(node: &Node) -> PeersReply {
-    let (source, etcd) = match node.source() {
-        PeerSource::Static => ("static", None),
-        PeerSource::Etcd(status) => ("etcd", Some(status.borrow().clone())),
-    };
+    let (source, etcd) = node.source().describe();
     PeersReply {
         self_url: node.peers().self_url().to_string(),
         source,

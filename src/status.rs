@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::discovery::EtcdStatus;
 use crate::group::GroupStats;
-use crate::node::{Node, PeerSource};
+use crate::node::Node;
 
 /// The page itself.
 pub const PAGE: &str = include_str!("status.html");
@@ -70,10 +70,7 @@ pub fn status(node: &Node) -> Status {
         })
         .collect();
     groups.sort_by(|a, b| a.name.cmp(&b.name));
-    let (source, etcd) = match node.source() {
-        PeerSource::Static => ("static", None),
-        PeerSource::Etcd(status) => ("etcd", Some(status.borrow().clone())),
-    };
+    let (source, etcd) = node.source().describe();
     Status {
         self_url,
         version: env!("CARGO_PKG_VERSION"),
