@@ -81,7 +81,7 @@ const GROUP_COUNTERS: [(&str, &str, GroupField); 9] = [
 
 /// mailgun's cache metrics (labels `group`, `type` = main | hot).
 type CacheField = fn(&CacheStats) -> u64;
-const CACHE_METRICS: [(&str, &str, MetricType, CacheField); 6] = [
+const CACHE_METRICS: [(&str, &str, MetricType, CacheField); 7] = [
     (
         "groupcache_cache_bytes",
         "Bytes held (keys plus values).",
@@ -108,16 +108,21 @@ const CACHE_METRICS: [(&str, &str, MetricType, CacheField); 6] = [
     ),
     (
         "groupcache_cache_evictions_total",
-        "Items removed to make room.",
+        "Items removed: to make room, or found expired.",
         MetricType::COUNTER,
         |c| c.evictions,
     ),
-    // Every eviction is one: nothing expires yet.
     (
         "groupcache_cache_evictions_nonexpired_total",
         "Items removed to make room before they expired.",
         MetricType::COUNTER,
-        |c| c.evictions,
+        |c| c.evictions - c.expired,
+    ),
+    (
+        "groupcached_cache_expirations_total",
+        "Items found expired on lookup and removed.",
+        MetricType::COUNTER,
+        |c| c.expired,
     ),
 ];
 
@@ -380,6 +385,7 @@ mod tests {
             "groupcached_origin_load_duration_seconds_count{group=\"g\"} 2",
             "groupcached_peer_ring_share{peer=\"http://127.0.0.1:1\"} 1",
             "# TYPE groupcache_cache_evictions_nonexpired_total counter",
+            "groupcached_cache_expirations_total{group=\"g\",type=\"main\"} 0",
         ] {
             assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
         }

@@ -398,17 +398,21 @@ async fn environment_variables_configure_a_node_and_flags_win() {
     assert_eq!(http_get(&format!("{url}/cache/c/k")).await.status, 200);
     assert_eq!(http_get(&format!("{url}/cache/a/k")).await.status, 404);
 
-    // --help names every variable.
+    // Every flag has its variable, and --help names it.
     let help = Command::new(env!("CARGO_BIN_EXE_groupcached"))
         .arg("--help")
         .output()
         .expect("running groupcached --help");
     let help = String::from_utf8_lossy(&help.stdout);
-    for name in [
-        "GROUPCACHED_PEERS",
-        "GROUPCACHED_ETCD_TTL",
-        "GROUPCACHED_LOG_FORMAT",
-    ] {
+    let flags: Vec<&str> = help
+        .lines()
+        .filter_map(|line| line.trim_start().strip_prefix("--"))
+        .filter_map(|rest| rest.split([' ', '<']).next())
+        .filter(|flag| !["help", "version"].contains(flag))
+        .collect();
+    assert!(flags.len() >= 14, "{flags:?}");
+    for flag in flags {
+        let name = format!("GROUPCACHED_{}", flag.to_uppercase().replace('-', "_"));
         assert!(
             help.contains(&format!("[env: {name}=")),
             "{name} not in\n{help}"
