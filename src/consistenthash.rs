@@ -142,19 +142,23 @@ impl Ring {
     /// Each peer's share of the hash space (and so, on average, of the
     /// keys), in the order of [`Ring::peers`]; the shares add up to 1.
     pub fn shares(&self) -> Vec<f64> {
-        let mut owned = vec![0u64; self.peers.len()];
+        // golang's points are 32-bit, the forks' span all of i64.
+        let space: i128 = match self.hashing {
+            Hashing::Golang => 1 << 32,
+            Hashing::Mailgun | Hashing::GroupcacheGo => 1 << 64,
+        };
+        let mut owned = vec![0i128; self.peers.len()];
         // A point owns the hashes after the previous point, up to itself;
         // the first point also owns those after the last, wrapping round.
         let mut previous = match self.points.last() {
-            Some(&(last, _)) => i64::from(last) - (1i64 << 32),
+            Some(&(last, _)) => i128::from(last) - space,
             None => return vec![0.0; self.peers.len()],
         };
         for &(point, owner) in &self.points {
-            owned[owner as usize] += (i64::from(point) - previous) as u64;
-            previous = i64::from(point);
+            owned[owner as usize] += i128::from(point) - previous;
+            previous = i128::from(point);
         }
-        let space = (1u64 << 32) as f64;
-        owned.into_iter().map(|n| n as f64 / space).collect()
+        owned.into_iter().map(|n| n as f64 / space as f64).collect()
     }
 }
 
@@ -335,6 +339,15 @@ mod tests {
             assert!((share - keys / 10_000.0).abs() < 0.02, "{shares:?}");
         }
         assert_eq!(Ring::new(50, &[]).shares(), Vec::<f64>::new());
+        for hashing in [Hashing::Mailgun, Hashing::GroupcacheGo] {
+            let ring = Ring::with_hashing(hashing, 50, &peers(&["http://a:1", "http://b:2"]));
+            let shares = ring.shares();
+            assert!(
+                (shares.iter().sum::<f64>() - 1.0).abs() < 1e-9,
+                "{shares:?}"
+            );
+            assert!(shares.iter().all(|s| (0.2..0.8).contains(s)), "{shares:?}");
+        }
     }
 
     #[test]
