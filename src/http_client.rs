@@ -1,23 +1,31 @@
 //! The pooled HTTP/1.1 client behind peer fetches and origin loads.
 //!
 //! One hyper client keeps idle keep-alive connections per host; each caller
-//! passes the semaphore that bounds its own host's concurrent requests, and
-//! every request (queueing, connecting, headers and body) has one deadline.
-//! `https://` URLs go over rustls with the caller's client configuration.
+//! passes the semaphore that bounds its own host's concurrent requests.
+//! Waiting for that semaphore has one deadline, and the request itself
+//! (connecting, headers and body) another of the same length, so a request
+//! queued behind slow ones still gets its whole time once it runs. Bodies
+//! are read into one buffer: a body over the client's limit is refused from
+//! its `Content-Length` before any of it is read (or as soon as it streams
+//! past the limit), and the bytes held by bodies being read are bounded by a
+//! [`LoadBudget`] shared by every request of the node. `https://` URLs go
+//! over rustls with the caller's client configuration.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
+use bytes::{Bytes, BytesMut};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::{Body, Incoming};
 use hyper::{header, HeaderMap, Request, StatusCode, Uri};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// Bodies larger than this are refused rather than buffered.
-pub const MAX_BODY_BYTES: usize = 256 << 20;
+/// The largest body a client built by [`HttpClient::new`] accepts, until
+/// [`HttpClient::with_max_body`] says otherwise.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 16 << 20;
 
 /// Why a request failed before a status code could be read or its body
 /// could be buffered.
@@ -25,26 +33,107 @@ pub const MAX_BODY_BYTES: usize = 256 << 20;
 pub enum HttpError {
     #[error("timed out after {0:?}")]
     Timeout(Duration),
+    #[error("no free connection to the host after {0:?}")]
+    Queue(Duration),
     #[error("{0}")]
     Request(String),
     #[error("reading response body: {0}")]
     Body(String),
+    #[error("response body is larger than the {0}-byte limit")]
+    TooLarge(usize),
+    #[error("load budget of {0} bytes is in use by other loads")]
+    OverBudget(u64),
 }
 
-/// A cheap-to-clone pooled client with a per-request deadline.
+impl HttpError {
+    /// True when the host did not answer at all: it timed out, refused the
+    /// connection or dropped it. Peer health marks such a peer down.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, HttpError::Timeout(_) | HttpError::Request(_))
+    }
+
+    /// True when this node, not the host, ran out of room for the request.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, HttpError::Queue(_) | HttpError::OverBudget(_))
+    }
+}
+
+/// A bound on the bytes held by response bodies being read, shared by every
+/// request of a node. Counted in KiB so a `u32` reservation covers any body.
+#[derive(Clone)]
+pub struct LoadBudget {
+    bytes: u64,
+    kib: Arc<Semaphore>,
+}
+
+impl LoadBudget {
+    pub fn new(bytes: u64) -> LoadBudget {
+        let kib = (bytes / 1024).clamp(1, Semaphore::MAX_PERMITS as u64);
+        LoadBudget {
+            bytes,
+            // `kib` is clamped to MAX_PERMITS, so it fits a usize.
+            kib: Arc::new(Semaphore::new(usize::try_from(kib).unwrap_or(1))),
+        }
+    }
+
+    /// Bytes available to loads right now (for tests and stats).
+    pub fn available(&self) -> u64 {
+        self.kib.available_permits() as u64 * 1024
+    }
+
+    /// Grows `held` to cover `bytes`, or fails at once when the budget
+    /// has no room: a node under memory pressure answers 503 rather than
+    /// queueing more bodies.
+    fn reserve(&self, held: &mut Held, bytes: usize) -> Result<(), HttpError> {
+        let need = bytes.div_ceil(1024);
+        if need <= held.kib {
+            return Ok(());
+        }
+        let more = u32::try_from(need - held.kib).map_err(|_| self.over())?;
+        let permit = self
+            .kib
+            .clone()
+            .try_acquire_many_owned(more)
+            .map_err(|_| self.over())?;
+        match &mut held.permit {
+            Some(old) => old.merge(permit),
+            None => held.permit = Some(permit),
+        }
+        held.kib = need;
+        Ok(())
+    }
+
+    fn over(&self) -> HttpError {
+        HttpError::OverBudget(self.bytes)
+    }
+}
+
+/// The part of the budget one body holds, returned when it drops.
+#[derive(Default)]
+struct Held {
+    kib: usize,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+/// A cheap-to-clone pooled client with a per-request deadline, a body size
+/// limit and a shared load budget.
 #[derive(Clone)]
 pub struct HttpClient {
     client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
     timeout: Duration,
+    max_body: usize,
+    budget: LoadBudget,
 }
 
 /// A bound on concurrent requests to one host.
 pub type HostLimit = Arc<Semaphore>;
 
 impl HttpClient {
-    /// A client whose requests each finish within `timeout`, keeping up to
-    /// `max_idle_per_host` idle connections per host; `https://` URLs are
-    /// verified against the system's roots.
+    /// A client whose requests each finish within `timeout` (connections
+    /// within `timeout` too), keeping up to `max_idle_per_host` idle
+    /// connections per host, accepting bodies up to
+    /// [`DEFAULT_MAX_BODY_BYTES`], with no load budget to speak of;
+    /// `https://` URLs are verified against the system's roots.
     pub fn new(timeout: Duration, max_idle_per_host: usize) -> HttpClient {
         // Without a CA file nothing is read that could fail.
         let tls = crate::tls::client_config(None, None).expect("system roots");
@@ -70,7 +159,36 @@ impl HttpClient {
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(max_idle_per_host)
             .build(connector);
-        HttpClient { client, timeout }
+        HttpClient {
+            client,
+            timeout,
+            max_body: DEFAULT_MAX_BODY_BYTES,
+            budget: LoadBudget::new(u64::MAX),
+        }
+    }
+
+    /// The same client (same connection pool) with another request deadline.
+    pub fn with_timeout(&self, timeout: Duration) -> HttpClient {
+        HttpClient {
+            timeout,
+            ..self.clone()
+        }
+    }
+
+    /// The same client refusing bodies over `max_body` bytes.
+    pub fn with_max_body(&self, max_body: usize) -> HttpClient {
+        HttpClient {
+            max_body,
+            ..self.clone()
+        }
+    }
+
+    /// The same client holding bodies being read within `budget`.
+    pub fn with_budget(&self, budget: LoadBudget) -> HttpClient {
+        HttpClient {
+            budget,
+            ..self.clone()
+        }
     }
 
     /// A semaphore allowing `n` concurrent requests to one host.
@@ -90,21 +208,17 @@ impl HttpClient {
         uri: Uri,
         limit: &Semaphore,
     ) -> Result<(StatusCode, HeaderMap, Bytes), HttpError> {
-        tokio::time::timeout(self.timeout, self.get_untimed(uri, limit))
+        let _permit = match tokio::time::timeout(self.timeout, limit.acquire()).await {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(closed)) => return Err(HttpError::Request(closed.to_string())),
+            Err(_) => return Err(HttpError::Queue(self.timeout)),
+        };
+        tokio::time::timeout(self.timeout, self.get_untimed(uri))
             .await
             .unwrap_or(Err(HttpError::Timeout(self.timeout)))
     }
 
-    async fn get_untimed(
-        &self,
-        uri: Uri,
-        limit: &Semaphore,
-    ) -> Result<(StatusCode, HeaderMap, Bytes), HttpError> {
-        // The semaphore is never closed, so acquiring only fails if it is.
-        let _permit = limit
-            .acquire()
-            .await
-            .map_err(|e| HttpError::Request(e.to_string()))?;
+    async fn get_untimed(&self, uri: Uri) -> Result<(StatusCode, HeaderMap, Bytes), HttpError> {
         let request = Request::get(uri)
             .header(
                 header::USER_AGENT,
@@ -118,12 +232,59 @@ impl HttpClient {
             .await
             .map_err(|e| HttpError::Request(error_chain(&e)))?;
         let (head, body) = response.into_parts();
-        let body = Limited::new(body, MAX_BODY_BYTES)
-            .collect()
-            .await
-            .map_err(|e| HttpError::Body(e.to_string()))?
-            .to_bytes();
+        let body = self.read_body(body).await?;
         Ok((head.status, head.headers, body))
+    }
+
+    /// Reads a whole body into one buffer. With a `Content-Length` the
+    /// buffer is allocated once at its exact size (after checking the limit
+    /// and the budget); without one, chunks are kept as they arrive and
+    /// joined once at the end, so the buffer never grows by doubling.
+    async fn read_body(&self, mut body: Incoming) -> Result<Bytes, HttpError> {
+        let too_large = HttpError::TooLarge(self.max_body);
+        let declared = body.size_hint().exact();
+        let mut held = Held::default();
+        let mut exact = match declared {
+            Some(len) => {
+                let len = usize::try_from(len)
+                    .ok()
+                    .filter(|&len| len <= self.max_body)
+                    .ok_or_else(|| too_large.clone())?;
+                self.budget.reserve(&mut held, len)?;
+                Some(BytesMut::with_capacity(len))
+            }
+            None => None,
+        };
+        let mut chunks: Vec<Bytes> = Vec::new();
+        let mut total = 0usize;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| HttpError::Body(error_chain(&e)))?;
+            let Ok(data) = frame.into_data() else {
+                continue; // trailers
+            };
+            total = total.saturating_add(data.len());
+            if total > self.max_body {
+                return Err(too_large);
+            }
+            match &mut exact {
+                Some(buffer) => buffer.extend_from_slice(&data),
+                None => {
+                    self.budget.reserve(&mut held, total)?;
+                    chunks.push(data);
+                }
+            }
+        }
+        Ok(match exact {
+            Some(buffer) => buffer.freeze(),
+            None if chunks.len() == 1 => chunks.remove(0),
+            None => {
+                let mut buffer = BytesMut::with_capacity(total);
+                for chunk in chunks.drain(..) {
+                    buffer.extend_from_slice(&chunk);
+                }
+                buffer.freeze()
+            }
+        })
     }
 }
 
@@ -144,5 +305,28 @@ pub fn status_text(status: StatusCode) -> String {
     match status.canonical_reason() {
         Some(reason) => format!("{} {}", status.as_u16(), reason),
         None => status.as_u16().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_grows_a_reservation_and_returns_it_on_drop() {
+        let budget = LoadBudget::new(10 * 1024);
+        let mut held = Held::default();
+        budget.reserve(&mut held, 3000).unwrap();
+        assert_eq!(budget.available(), 7 * 1024);
+        budget.reserve(&mut held, 8 * 1024).unwrap();
+        assert_eq!(budget.available(), 2 * 1024);
+        let mut other = Held::default();
+        assert_eq!(
+            budget.reserve(&mut other, 3 * 1024),
+            Err(HttpError::OverBudget(10 * 1024))
+        );
+        drop(held);
+        assert_eq!(budget.available(), 10 * 1024);
+        budget.reserve(&mut other, 3 * 1024).unwrap();
     }
 }
