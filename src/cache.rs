@@ -6,7 +6,8 @@
 //! every add the victim rule runs: while the total is over the limit, evict
 //! the oldest entry of `hot` if `hot > main / 8`, else of `main`. Unlike
 //! golang, replacing an existing key subtracts the old entry's bytes, so the
-//! count never drifts above what is really held.
+//! count never drifts above what is really held, and an entry larger than
+//! the whole limit is not stored at all (it would only flush the others).
 //!
 //! An entry may carry an expiry. An expired entry is a miss: it is removed
 //! when looked up and counted in `Evictions` (as mailgun's and
@@ -15,7 +16,6 @@
 
 use std::sync::Mutex;
 
-use bytes::Bytes;
 use lru::LruCache;
 use serde::Serialize;
 
@@ -83,15 +83,15 @@ impl Caches {
         pair.hot.get(key)
     }
 
-    /// Stores a copy of `value` under `key` in one cache, evicts down to the
-    /// limit, and returns the stored value. The copy is exactly sized, so a
-    /// value sliced from a larger network buffer never pins that buffer.
-    /// A value that has already expired is returned as it is, not stored.
+    /// Stores `value` under `key` in one cache, evicts down to the limit,
+    /// and returns the value. The value is kept as given, not copied: the
+    /// HTTP client reads each body into a buffer of its own size, so a value
+    /// never pins much more than itself. A value that has already expired,
+    /// or whose entry cannot fit the limit, is returned without being stored.
     pub fn add(&self, which: Which, key: &[u8], value: Value) -> Value {
-        if self.limit == 0 || value.expiry.is_expired() {
+        if !self.fits(key, &value.bytes) || value.expiry.is_expired() {
             return value;
         }
-        let value = Value::new(Bytes::copy_from_slice(&value.bytes), value.expiry);
         let mut pair = self.lock();
         let cache = match which {
             Which::Main => &mut pair.main,
@@ -114,6 +114,12 @@ impl Caches {
     /// The most bytes main and hot hold together.
     pub fn limit(&self) -> u64 {
         self.limit
+    }
+
+    /// Whether an entry for `key` and `value` can be stored at all.
+    fn fits(&self, key: &[u8], value: &[u8]) -> bool {
+        let size = (key.len() as u64).saturating_add(value.len() as u64);
+        self.limit > 0 && size <= self.limit
     }
 
     /// (main, hot) counters.
@@ -186,6 +192,7 @@ impl Lru {
 mod tests {
     use super::*;
     use crate::value::Expiry;
+    use bytes::Bytes;
     use std::time::Duration;
 
     /// A value that never expires.
@@ -271,13 +278,15 @@ mod tests {
     }
 
     #[test]
-    fn an_item_bigger_than_the_limit_evicts_itself() {
+    fn an_item_bigger_than_the_limit_is_served_but_not_stored() {
         let caches = Caches::new(10);
         caches.add(Which::Main, b"a", v(b"1"));
         let value = caches.add(Which::Main, b"big", v(&[7u8; 20]));
         assert_eq!(value.bytes.len(), 20, "the caller still gets the value");
         let (main, _) = caches.stats();
-        assert_eq!((main.bytes, main.items, main.evictions), (0, 0, 2));
+        assert_eq!((main.bytes, main.items, main.evictions), (2, 1, 0));
+        assert!(caches.get(b"a").is_some(), "the other entries stay");
+        assert!(caches.get(b"big").is_none());
     }
 
     #[test]
