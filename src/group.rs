@@ -42,6 +42,16 @@ impl GroupError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, GroupError::Getter(GetterError::NotFound(_)))
     }
+
+    /// True when the node had no room for the load (user API: 503).
+    pub fn is_busy(&self) -> bool {
+        matches!(self, GroupError::Getter(GetterError::Busy(_)))
+    }
+
+    /// True when the key cannot be loaded from the origin (user API: 400).
+    pub fn is_bad_key(&self) -> bool {
+        matches!(self, GroupError::Getter(GetterError::BadKey(_)))
+    }
 }
 
 type Loaded = Result<Value, GroupError>;

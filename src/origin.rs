@@ -7,6 +7,12 @@
 //! replaced by their percent-encoded values. Origin 200 is the value, 404 a
 //! not-found error, anything else an error carrying the origin's status.
 //! A 200's caching headers give the value its expiry (see [`crate::freshness`]).
+//!
+//! A key never moves the URL outside its placeholder: escaping keeps it in
+//! one path segment for origins that do not decode `%2F`, and when `{key}`
+//! stands in the path, keys with a `.` or `..` segment (split at `/` or `\`)
+//! are refused, so an origin that decodes the path once and then resolves
+//! dot-segments (Python's `http.server`, many proxies) still stays inside it.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -31,6 +37,12 @@ pub enum GetterError {
     /// Loading failed (user API: 502).
     #[error("{0}")]
     Failed(String),
+    /// This node has no room for the load right now (user API: 503).
+    #[error("{0}")]
+    Busy(String),
+    /// The key cannot be loaded from this origin (user API: 400).
+    #[error("{0}")]
+    BadKey(String),
 }
 
 /// Loads the value for a key that is in no cache, with its expiry.
@@ -67,6 +79,8 @@ pub enum TemplateError {
 pub struct HttpOrigin {
     /// The template with `{group}` already filled in, split at each `{key}`.
     pieces: Vec<String>,
+    /// True when a `{key}` stands before the query: dot-segments matter.
+    key_in_path: bool,
     http: HttpClient,
     limit: HostLimit,
     ttl: TtlPolicy,
@@ -89,7 +103,9 @@ impl HttpOrigin {
             return Err(TemplateError::NoKey(template.to_string()));
         }
         let filled = template.replace("{group}", &wire::escape(group.as_bytes()));
+        let path_end = filled.find(['?', '#']).unwrap_or(filled.len());
         let origin = HttpOrigin {
+            key_in_path: filled[..path_end].contains("{key}"),
             pieces: filled.split("{key}").map(str::to_string).collect(),
             http,
             limit: HttpClient::host_limit(max_conns),
@@ -106,6 +122,11 @@ impl HttpOrigin {
     }
 
     async fn load(&self, key: &[u8]) -> Result<Value, GetterError> {
+        if self.key_in_path && has_dot_segment(key) {
+            return Err(GetterError::BadKey(
+                "key has a '.' or '..' path segment, which the origin would resolve".into(),
+            ));
+        }
         // `new` proved the template parses, and escaped keys add only
         // unreserved characters and `%XX`, so this cannot fail; map it anyway.
         let uri = self
@@ -126,9 +147,18 @@ impl HttpOrigin {
                     Err(GetterError::Failed(text))
                 }
             }
+            Err(e) if e.is_busy() => Err(GetterError::Busy(format!("origin request failed: {e}"))),
             Err(e) => Err(GetterError::Failed(format!("origin request failed: {e}"))),
         }
     }
+}
+
+/// True when some segment of `key`, split at `/` or `\`, is `.` or `..`:
+/// once an origin decodes `%2F` (or `%5C`), such a key climbs out of its
+/// placeholder.
+fn has_dot_segment(key: &[u8]) -> bool {
+    key.split(|&b| b == b'/' || b == b'\\')
+        .any(|segment| segment == b"." || segment == b"..")
 }
 
 impl Getter for HttpOrigin {
@@ -163,6 +193,36 @@ mod tests {
             o.url(&[0xff]).unwrap().to_string(),
             "http://127.0.0.1:9/my%20group/v?k=%FF&again=%FF"
         );
+    }
+
+    #[test]
+    fn dot_segments_are_found_at_either_slash() {
+        for key in [&b"."[..], b"..", b"../x", b"a/./b", b"a\\..", b"..\\secret"] {
+            assert!(has_dot_segment(key), "{key:?}");
+        }
+        for key in [&b"..."[..], b".a", b"a..", b"a.b/c", b"%2e%2e", b""] {
+            assert!(!has_dot_segment(key), "{key:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn keys_with_dot_segments_are_refused_in_the_path_only() {
+        let in_path = origin("http://127.0.0.1:9/public/{key}").unwrap();
+        assert!(matches!(
+            in_path.get(b"../secret.txt").await,
+            Err(GetterError::BadKey(_))
+        ));
+        assert!(matches!(
+            in_path.get(b"..").await,
+            Err(GetterError::BadKey(_))
+        ));
+        // In the query, `..` is data: the request is sent (and fails here
+        // because nothing listens on port 9).
+        let in_query = origin("http://127.0.0.1:9/v?k={key}").unwrap();
+        assert!(matches!(
+            in_query.get(b"..").await,
+            Err(GetterError::Failed(_))
+        ));
     }
 
     #[test]

@@ -324,6 +324,8 @@ async fn serve_user(node: &Node, parsed: Result<PathParts<'_>, PathError>) -> Re
             reply
         }
         Err(e) if e.is_not_found() => text(StatusCode::NOT_FOUND, e.to_string().into()),
+        Err(e) if e.is_bad_key() => text(StatusCode::BAD_REQUEST, e.to_string().into()),
+        Err(e) if e.is_busy() => text(StatusCode::SERVICE_UNAVAILABLE, e.to_string().into()),
         Err(e) => text(StatusCode::BAD_GATEWAY, e.to_string().into()),
     }
 }
