@@ -23,6 +23,7 @@ use serde::Serialize;
 use crate::cache::{CacheStats, Caches, Which};
 use crate::metrics::LoadTimings;
 use crate::origin::{Getter, GetterError};
+use crate::peer_client::PeerError;
 use crate::peer_client::WarnGate;
 use crate::peers::Peers;
 use crate::singleflight::Flight;
@@ -220,6 +221,8 @@ impl Group {
                 }
                 return Ok(value);
             }
+            // Its keys load here at once while the owner is marked down.
+            Err(PeerError::Down) => {}
             Err(e) => {
                 inner.stats.peer_errors.fetch_add(1, Relaxed);
                 if let Some(unlogged) = peer.failure_to_log() {

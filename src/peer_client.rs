@@ -5,9 +5,16 @@
 //! but a 200 whose body decodes as a `GetResponse` is a peer error, which
 //! the group answers by loading the key itself. The value comes back with
 //! the owner's expiry, if it sent one.
+//!
+//! Each peer has a health record: a fetch that times out or cannot connect
+//! marks the peer down for a back-off that starts at 500 ms and doubles with
+//! each failure in a row, up to 30 s. While a peer is down, fetches from it
+//! fail at once with [`PeerError::Down`] (so its keys load locally without
+//! waiting), except one probe at a time once the back-off has passed; the
+//! first fetch that gets any answer marks it up again.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hyper::{StatusCode, Uri};
@@ -27,6 +34,8 @@ pub enum PeerError {
     Status(StatusCode),
     #[error("decoding response body: {0}")]
     Decode(#[from] prost::DecodeError),
+    #[error("peer is marked down")]
+    Down,
 }
 
 /// A handle for one peer: its URL prefix and a bound on concurrent fetches.
@@ -37,6 +46,7 @@ pub struct PeerClient {
     http: HttpClient,
     limit: HostLimit,
     warnings: Arc<WarnGate>,
+    health: Arc<Health>,
 }
 
 impl PeerClient {
@@ -46,6 +56,7 @@ impl PeerClient {
             http,
             limit: HttpClient::host_limit(max_conns),
             warnings: Arc::new(WarnGate::new(WARN_INTERVAL)),
+            health: Arc::new(Health::default()),
         }
     }
 
@@ -60,8 +71,21 @@ impl PeerClient {
         self.warnings.admit()
     }
 
-    /// Fetches `group`/`key` from this peer.
+    /// This peer's health, for `GET /peers`.
+    pub fn health(&self) -> HealthReport {
+        self.health.report()
+    }
+
+    /// Fetches `group`/`key` from this peer, unless it is marked down.
     pub async fn get(&self, group: &[u8], key: &[u8]) -> Result<Value, PeerError> {
+        let mut attempt = self.health.admit().ok_or(PeerError::Down)?;
+        let result = self.fetch(group, key).await;
+        let unreachable = matches!(&result, Err(PeerError::Http(e)) if e.is_unreachable());
+        attempt.finish(!unreachable);
+        result
+    }
+
+    async fn fetch(&self, group: &[u8], key: &[u8]) -> Result<Value, PeerError> {
         let url = format!("{}{}/{}", self.base, wire::escape(group), wire::escape(key));
         let uri: Uri = url
             .parse()
@@ -71,6 +95,113 @@ impl PeerClient {
             return Err(PeerError::Status(status));
         }
         Ok(wire::decode_response(body)?)
+    }
+}
+
+/// The first back-off of a peer marked down, and the longest.
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Whether a peer answers, and when to try it again if not.
+#[derive(Default)]
+struct Health {
+    state: Mutex<HealthState>,
+}
+
+#[derive(Default)]
+struct HealthState {
+    /// Unreachable fetches in a row; 0 means up.
+    failures: u32,
+    /// While down: when the next probe may go.
+    retry_at: Option<Instant>,
+    /// A probe is in flight.
+    probing: bool,
+}
+
+/// A peer's health as `GET /peers` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HealthReport {
+    /// `up`, `down` or `probing`.
+    pub state: &'static str,
+    /// Unreachable fetches in a row.
+    pub failures: u32,
+    /// While down: milliseconds until the next probe may go.
+    pub retry_in_ms: u64,
+}
+
+/// One admitted fetch; dropping it unfinished (a cancelled probe) lets the
+/// next fetch probe instead.
+struct Attempt<'a> {
+    health: &'a Health,
+    probe: bool,
+    finished: bool,
+}
+
+impl Health {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HealthState> {
+        // Every update leaves the state whole, so a poisoned lock is usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `None` while the peer is down and it is not yet time to probe (or
+    /// another probe is in flight).
+    fn admit(&self) -> Option<Attempt<'_>> {
+        let mut state = self.lock();
+        let probe = match state.retry_at {
+            None => false,
+            Some(at) if !state.probing && Instant::now() >= at => true,
+            Some(_) => return None,
+        };
+        state.probing |= probe;
+        Some(Attempt {
+            health: self,
+            probe,
+            finished: false,
+        })
+    }
+
+    fn report(&self) -> HealthReport {
+        let state = self.lock();
+        let retry_in = state
+            .retry_at
+            .map(|at| at.saturating_duration_since(Instant::now()));
+        HealthReport {
+            state: match (state.retry_at, state.probing) {
+                (None, _) => "up",
+                (Some(_), true) => "probing",
+                (Some(_), false) => "down",
+            },
+            failures: state.failures,
+            retry_in_ms: retry_in.map_or(0, |d| d.as_millis().try_into().unwrap_or(u64::MAX)),
+        }
+    }
+}
+
+impl Attempt<'_> {
+    /// Records whether the peer answered at all.
+    fn finish(&mut self, answered: bool) {
+        self.finished = true;
+        let mut state = self.health.lock();
+        if self.probe {
+            state.probing = false;
+        }
+        if answered {
+            *state = HealthState::default();
+        } else {
+            state.failures = state.failures.saturating_add(1);
+            let backoff = FIRST_BACKOFF
+                .saturating_mul(1 << (state.failures - 1).min(16))
+                .min(MAX_BACKOFF);
+            state.retry_at = Some(Instant::now() + backoff);
+        }
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if self.probe && !self.finished {
+            self.health.lock().probing = false;
+        }
     }
 }
 
@@ -130,6 +261,45 @@ impl Default for WarnGate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_peer_down_is_skipped_then_probed_once_and_comes_back() {
+        let health = Health::default();
+        assert_eq!(health.report().state, "up");
+        health.admit().unwrap().finish(false);
+        let report = health.report();
+        assert_eq!((report.state, report.failures), ("down", 1));
+        assert!(report.retry_in_ms > 0 && report.retry_in_ms <= 500);
+        assert!(health.admit().is_none(), "down: fetches fail at once");
+        health.lock().retry_at = Some(Instant::now());
+        let mut probe = health.admit().expect("the back-off has passed");
+        assert_eq!(health.report().state, "probing");
+        assert!(health.admit().is_none(), "one probe at a time");
+        probe.finish(false);
+        drop(probe);
+        let report = health.report();
+        assert_eq!((report.state, report.failures), ("down", 2));
+        assert!(report.retry_in_ms > 500, "the back-off grew");
+        health.lock().retry_at = Some(Instant::now());
+        health.admit().unwrap().finish(true);
+        assert_eq!(
+            health.report(),
+            HealthReport {
+                state: "up",
+                failures: 0,
+                retry_in_ms: 0
+            }
+        );
+    }
+
+    #[test]
+    fn a_dropped_probe_lets_the_next_fetch_probe() {
+        let health = Health::default();
+        health.admit().unwrap().finish(false);
+        health.lock().retry_at = Some(Instant::now());
+        drop(health.admit().unwrap());
+        assert!(health.admit().is_some());
+    }
 
     #[test]
     fn warn_gate_admits_one_event_per_interval_and_counts_the_rest() {

@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock};
 
 use crate::consistenthash::Ring;
 use crate::http_client::HttpClient;
-use crate::peer_client::PeerClient;
+use crate::peer_client::{HealthReport, PeerClient};
 
 /// The current membership, shared by every group of the node.
 pub struct Peers {
@@ -21,6 +21,14 @@ pub struct Peers {
     http: HttpClient,
     max_conns_per_peer: usize,
     current: RwLock<Arc<Membership>>,
+}
+
+/// One peer's entry in `GET /peers`'s `health` list.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PeerHealth {
+    pub url: String,
+    #[serde(flatten)]
+    pub health: HealthReport,
 }
 
 /// One peer list and everything derived from it.
@@ -92,6 +100,23 @@ impl Peers {
         let membership = self.membership();
         let ring = &membership.ring;
         ring.peers().iter().cloned().zip(ring.shares()).collect()
+    }
+
+    /// Every other peer's health, in peer-list order.
+    pub fn health(&self) -> Vec<PeerHealth> {
+        let membership = self.membership();
+        membership
+            .ring
+            .peers()
+            .iter()
+            .filter_map(|url| {
+                let client = membership.clients.get(url)?;
+                Some(PeerHealth {
+                    url: url.clone(),
+                    health: client.health(),
+                })
+            })
+            .collect()
     }
 
     /// The owner of `key`: `None` means this node loads it.

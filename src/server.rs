@@ -44,6 +44,7 @@ use crate::discovery::EtcdStatus;
 use crate::group::GroupStats;
 use crate::node::Node;
 use crate::peer_client::WarnGate;
+use crate::peers::PeerHealth;
 use crate::tls::{ClientAuth, ServerTls};
 use crate::value::{Expiry, Value};
 use crate::wire::{self, PathError, PathParts, ResponsePart};
@@ -531,6 +532,7 @@ struct PeersReply {
     self_url: String,
     source: &'static str,
     peers: Vec<String>,
+    health: Vec<PeerHealth>,
     #[serde(skip_serializing_if = "Option::is_none")]
     etcd: Option<EtcdStatus>,
 }
@@ -541,6 +543,7 @@ fn peers(node: &Node) -> PeersReply {
         self_url: node.peers().self_url().to_string(),
         source,
         peers: node.peers().list(),
+        health: node.peers().health(),
         etcd,
     }
 }
