@@ -33,6 +33,10 @@ pub mod limits {
         (Duration::from_millis(100), Duration::from_secs(600));
     pub const ETCD_TTL: (Duration, Duration) =
         (Duration::from_secs(1), Duration::from_secs(86_400));
+    pub const ORIGIN_TIMEOUT: (Duration, Duration) =
+        (Duration::from_millis(1), Duration::from_secs(3600));
+    pub const MAX_VALUE_BYTES: (u64, u64) = (1, 1 << 30);
+    pub const LOAD_BUDGET: (u64, u64) = (1, 1 << 40);
 }
 
 /// groupcached: a groupcache node that joins golang/groupcache HTTPPool clusters.
@@ -103,9 +107,24 @@ pub struct Args {
     #[arg(long, env = "GROUPCACHED_REPLICAS", default_value_t = DEFAULT_REPLICAS, value_parser = count_in(limits::REPLICAS))]
     pub replicas: usize,
 
-    /// Deadline for one fetch from a peer or an origin, e.g. 2s, 500ms.
+    /// What a peer fetch may take beyond the owner's own origin load (its
+    /// deadline is --origin-timeout + this), e.g. 2s, 500ms.
     #[arg(long, env = "GROUPCACHED_PEER_TIMEOUT", default_value = "5s", value_parser = in_range(parse_duration, limits::PEER_TIMEOUT))]
     pub peer_timeout: Duration,
+
+    /// How long an origin load may take, e.g. 10s, 500ms.
+    #[arg(long, env = "GROUPCACHED_ORIGIN_TIMEOUT", default_value = "10s", value_parser = in_range(parse_duration, limits::ORIGIN_TIMEOUT))]
+    pub origin_timeout: Duration,
+
+    /// Largest value, e.g. 16MiB [default: 16MiB or --cache-bytes if less];
+    /// at most --cache-bytes (unless that is 0).
+    #[arg(long, env = "GROUPCACHED_MAX_VALUE_BYTES", value_parser = in_range(parse_size, limits::MAX_VALUE_BYTES))]
+    pub max_value_bytes: Option<u64>,
+
+    /// Most bytes held at once by values being read from origins and peers
+    /// [default: --cache-bytes, at least --max-value-bytes]; loads over it get 503.
+    #[arg(long, env = "GROUPCACHED_LOAD_BUDGET", value_parser = in_range(parse_size, limits::LOAD_BUDGET))]
+    pub load_budget: Option<u64>,
 
     /// Most concurrent requests to one peer (or one origin).
     #[arg(long, env = "GROUPCACHED_MAX_CONNS_PER_PEER", default_value_t = 64, value_parser = count_in(limits::MAX_CONNS_PER_PEER))]
@@ -236,6 +255,9 @@ pub struct Config {
     pub base_path: String,
     pub replicas: usize,
     pub peer_timeout: Duration,
+    pub origin_timeout: Duration,
+    pub max_value_bytes: u64,
+    pub load_budget: u64,
     pub max_conns_per_peer: usize,
     /// `None`: half the open-file limit (see `server`).
     pub max_connections: Option<usize>,
@@ -300,7 +322,14 @@ pub enum ConfigError {
         "--peer-client-ca needs a TLS peer API: --tls-cert, or --peer-tls-cert with --peer-listen"
     )]
     ClientCaWithoutTls,
+    #[error("--max-value-bytes {0} is more than --cache-bytes {1}")]
+    MaxValue(u64, u64),
+    #[error("--load-budget {0} is less than --max-value-bytes {1}")]
+    LoadBudget(u64, u64),
 }
+
+/// The default `--max-value-bytes` (when `--cache-bytes` is larger).
+pub const DEFAULT_MAX_VALUE_BYTES: u64 = 16 << 20;
 
 impl Args {
     /// Validates the flags into a [`Config`].
@@ -352,6 +381,7 @@ impl Args {
             check_url("--etcd", url)?;
         }
         let tls = self.tls_settings()?;
+        let (max_value_bytes, load_budget) = self.value_limits()?;
         let etcd = if self.etcd.is_empty() {
             None
         } else {
@@ -371,6 +401,9 @@ impl Args {
             base_path: self.base_path,
             replicas: self.replicas,
             peer_timeout: self.peer_timeout,
+            origin_timeout: self.origin_timeout,
+            max_value_bytes,
+            load_budget,
             max_conns_per_peer: self.max_conns_per_peer,
             max_connections: self.max_connections,
             header_read_timeout: self.header_read_timeout,
@@ -480,6 +513,28 @@ impl Args {
                 None => None,
             },
         })
+    }
+}
+
+impl Args {
+    /// `--max-value-bytes` and `--load-budget`, defaulted and checked
+    /// against `--cache-bytes` and each other.
+    fn value_limits(&self) -> Result<(u64, u64), ConfigError> {
+        let cache = self.cache_bytes;
+        let max_value = match self.max_value_bytes {
+            Some(max) if cache > 0 && max > cache => return Err(ConfigError::MaxValue(max, cache)),
+            Some(max) => max,
+            None if cache > 0 => DEFAULT_MAX_VALUE_BYTES.min(cache),
+            None => DEFAULT_MAX_VALUE_BYTES,
+        };
+        let budget = match self.load_budget {
+            Some(budget) if budget < max_value => {
+                return Err(ConfigError::LoadBudget(budget, max_value))
+            }
+            Some(budget) => budget,
+            None => cache.max(max_value),
+        };
+        Ok((max_value, budget))
     }
 }
 
@@ -635,6 +690,31 @@ mod tests {
         assert_eq!(c.peers, ["http://a:1", "http://b:2"]);
         assert_eq!(c.base_path, "/_groupcache/");
         assert_eq!(c.replicas, 50);
+        assert_eq!(c.origin_timeout, Duration::from_secs(10));
+        assert_eq!((c.max_value_bytes, c.load_budget), (16 << 20, 64 << 20));
+    }
+
+    #[test]
+    fn value_limits_follow_the_cache_size() {
+        let limits = |extra: &[&str]| {
+            let mut args = vec!["--group", "a=echo"];
+            args.extend_from_slice(extra);
+            config(&args).map(|c| (c.max_value_bytes, c.load_budget))
+        };
+        assert_eq!(limits(&["--cache-bytes", "1MiB"]), Ok((1 << 20, 1 << 20)));
+        assert_eq!(limits(&["--cache-bytes", "0"]), Ok((16 << 20, 16 << 20)));
+        assert_eq!(
+            limits(&["--max-value-bytes", "1MiB", "--load-budget", "3MiB"]),
+            Ok((1 << 20, 3 << 20))
+        );
+        let err = |extra: &[&str]| limits(extra).unwrap_err();
+        assert!(err(&["--cache-bytes", "1MiB", "--max-value-bytes", "2MiB"])
+            .contains("--max-value-bytes 2097152 is more than --cache-bytes 1048576"));
+        assert!(err(&["--max-value-bytes", "2GiB"]).contains("--max-value-bytes"));
+        assert!(err(&["--max-value-bytes", "0"]).contains("--max-value-bytes"));
+        assert!(err(&["--load-budget", "1MiB"]).contains("--load-budget"));
+        assert!(err(&["--origin-timeout", "0"]).contains("--origin-timeout"));
+        assert!(err(&["--origin-timeout", "2h"]).contains("--origin-timeout"));
     }
 
     #[test]

@@ -13,10 +13,11 @@ use crate::config::{Config, GroupSpec};
 use crate::discovery::EtcdStatus;
 use crate::freshness::Lifetime;
 use crate::group::Group;
-use crate::http_client::HttpClient;
+use crate::http_client::{HttpClient, LoadBudget};
 use crate::origin::{Getter, GetterError, HttpOrigin, TemplateError};
 use crate::peers::Peers;
 use crate::value::Value;
+use crate::wire;
 
 /// A cheap-to-clone handle on the node's state.
 #[derive(Clone)]
@@ -65,21 +66,12 @@ impl Node {
         self_url: String,
         etcd_status: Option<watch::Receiver<EtcdStatus>>,
     ) -> Result<Node, NodeError> {
-        let http = HttpClient::with_tls(
-            config.peer_timeout,
-            config.max_conns_per_peer,
-            config.tls.peer_client.clone(),
-        );
-        let origin_http = HttpClient::with_tls(
-            config.peer_timeout,
-            config.max_conns_per_peer,
-            config.tls.origin_client.clone(),
-        );
+        let (origin_http, peer_http) = http_clients(config);
         let peers = Arc::new(Peers::new(
             self_url.clone(),
             config.base_path.clone(),
             config.replicas,
-            http.clone(),
+            peer_http,
             config.max_conns_per_peer,
         ));
         let source = if let Some(status) = etcd_status {
@@ -143,6 +135,28 @@ impl Node {
     pub fn source(&self) -> &PeerSource {
         &self.inner.source
     }
+}
+
+/// The clients for origin loads and for peer fetches (each with its own TLS
+/// configuration) and the one load budget they share. Origins get `--origin-timeout` and values up to
+/// `--max-value-bytes`. A peer fetch may have to wait for the owner's own
+/// origin load, so it gets `--origin-timeout` + `--peer-timeout`, and
+/// accepts a `GetResponse` carrying a value of up to `--max-value-bytes`:
+/// what an owner loads, a requester accepts.
+fn http_clients(config: &Config) -> (HttpClient, HttpClient) {
+    let max_value = usize::try_from(config.max_value_bytes).unwrap_or(usize::MAX);
+    let budget = LoadBudget::new(config.load_budget);
+    let client = |tls| {
+        HttpClient::with_tls(config.peer_timeout, config.max_conns_per_peer, tls)
+            .with_budget(budget.clone())
+    };
+    let origin = client(config.tls.origin_client.clone())
+        .with_timeout(config.origin_timeout)
+        .with_max_body(max_value);
+    let peer = client(config.tls.peer_client.clone())
+        .with_timeout(config.origin_timeout.saturating_add(config.peer_timeout))
+        .with_max_body(wire::max_response_len(max_value));
+    (origin, peer)
 }
 
 fn origin_getter(

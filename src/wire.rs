@@ -233,6 +233,15 @@ impl ResponsePart {
     }
 }
 
+/// The longest `GetResponse` body that carries a value of `value_len`
+/// bytes: the value's tag and length, the value, and the longest `expire`
+/// field (its tag and a 10-byte varint). A requester accepts this much from
+/// an owner whose values are limited to `value_len`.
+pub fn max_response_len(value_len: usize) -> usize {
+    let header = ResponsePart::value_header(value_len).as_bytes().len();
+    value_len.saturating_add(header + 11)
+}
+
 /// The body sent for a value: `GetResponse{value}` (field 1 always, so an
 /// empty value is `0a 00`, as golang sends it), then `expire` if the value
 /// expires.
@@ -411,6 +420,22 @@ mod tests {
             b"\x0a\x01x\x18\x01"
         );
         assert_eq!(ResponsePart::expire(Expiry::Never), None);
+    }
+
+    #[test]
+    fn max_response_len_covers_any_expiry() {
+        for len in [0, 127, 128, 16 << 20] {
+            let value = vec![0u8; len];
+            for expiry in [
+                Expiry::Never,
+                Expiry::UNCACHEABLE,
+                Expiry::At(-1),
+                Expiry::At(i64::MAX),
+            ] {
+                assert!(encode_response(&value, expiry).len() <= max_response_len(len));
+            }
+        }
+        assert_eq!(max_response_len(5), 2 + 5 + 11);
     }
 
     #[test]
