@@ -8,7 +8,7 @@
 //!
 //! Each peer has a health record: a fetch that times out or cannot connect
 //! marks the peer down for a back-off that starts at 500 ms and doubles with
-//! each failure in a row, up to 30 s. While a peer is down, fetches from it
+//! each failure in a row, up to 5 s. While a peer is down, fetches from it
 //! fail at once with [`PeerError::Down`] (so its keys load locally without
 //! waiting), except one probe at a time once the back-off has passed; the
 //! first fetch that gets any answer marks it up again.
@@ -100,7 +100,7 @@ impl PeerClient {
 
 /// The first back-off of a peer marked down, and the longest.
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Whether a peer answers, and when to try it again if not.
 #[derive(Default)]
