@@ -68,7 +68,9 @@ pub struct LoadBudget {
 
 impl LoadBudget {
     pub fn new(bytes: u64) -> LoadBudget {
-        let kib = (bytes / 1024).clamp(1, Semaphore::MAX_PERMITS as u64);
+        // Rounded up, like reservations, so a budget of exactly one
+        // body's size always admits that body.
+        let kib = bytes.div_ceil(1024).clamp(1, Semaphore::MAX_PERMITS as u64);
         LoadBudget {
             bytes,
             // `kib` is clamped to MAX_PERMITS, so it fits a usize.
@@ -328,5 +330,9 @@ mod tests {
         drop(held);
         assert_eq!(budget.available(), 10 * 1024);
         budget.reserve(&mut other, 3 * 1024).unwrap();
+        // A budget that is not a whole number of KiB still admits a body
+        // of its own size.
+        let odd = LoadBudget::new(1_000_000);
+        odd.reserve(&mut Held::default(), 1_000_000).unwrap();
     }
 }
