@@ -185,6 +185,11 @@ impl HttpClient {
         }
     }
 
+    /// The largest body this client accepts.
+    pub fn max_body(&self) -> usize {
+        self.max_body
+    }
+
     /// The same client holding bodies being read within `budget`.
     pub fn with_budget(&self, budget: LoadBudget) -> HttpClient {
         HttpClient {

@@ -34,6 +34,8 @@ pub enum PeerError {
     Status(StatusCode),
     #[error("decoding response body: {0}")]
     Decode(#[from] prost::DecodeError),
+    #[error("value of {0} bytes is over the value size limit")]
+    TooLarge(usize),
     #[error("peer is marked down")]
     Down,
 }
@@ -94,7 +96,14 @@ impl PeerClient {
         if status != StatusCode::OK {
             return Err(PeerError::Status(status));
         }
-        Ok(wire::decode_response(body)?)
+        let value = wire::decode_response(body)?;
+        // The client takes bodies up to `max_response_len(max value)`; that
+        // much room for the `expire` field could carry a few bytes more of
+        // value, so the value itself is checked too.
+        if wire::max_response_len(value.bytes.len()) > self.http.max_body() {
+            return Err(PeerError::TooLarge(value.bytes.len()));
+        }
+        Ok(value)
     }
 }
 

@@ -208,7 +208,7 @@ async fn start_hostile_origin() -> (Hostile, Arc<Notify>) {
 /// The hostile peer: answers `/_groupcache/g/{key}` by the key's prefix.
 fn hostile_peer(path: &str) -> Act {
     let key = path.rsplit('/').next().unwrap_or("");
-    let framing = groupcached::wire::ResponsePrefix::new(MAX + 1);
+    let framing = groupcached::wire::ResponsePart::value_header(MAX + 1);
     if key.starts_with("peer-oversized") {
         // A well-formed GetResponse whose value is one byte over the limit.
         let body = [framing.as_bytes(), &vec![b'p'; MAX + 1]].concat();
