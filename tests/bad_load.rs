@@ -664,3 +664,35 @@ async fn a_slow_origin_is_loaded_once_cluster_wide() {
     }
     assert_eq!(origin.hits("/o/slow-key"), 1);
 }
+
+/// A load that waits for one of the origin's connection permits gets its
+/// whole `--origin-timeout` once it has one: with 2 permits, 4 distinct
+/// keys whose origin answers after 1 s all load within a 1.5 s deadline
+/// (the last two wait about 1 s for a permit, then load for 1 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_queued_for_a_connection_gets_its_own_deadline() {
+    let origin = Origin::start().await;
+    let port = free_ports(1)[0];
+    let args = strings(&[
+        "--group",
+        &format!("g={}", origin.template()),
+        "--max-conns-per-peer",
+        "2",
+        "--origin-timeout",
+        "1500ms",
+    ]);
+    let node = GcNode::start(port, &args).await;
+    let keys: Vec<String> = (0..4).map(|i| format!("slow-{i}")).collect();
+    let url = node.url.clone();
+    let replies = bounded(4, keys.clone(), move |key| {
+        let url = format!("{url}/cache/g/{key}");
+        async move { (key, http_get(&url).await) }
+    })
+    .await;
+    for (key, reply) in replies {
+        let body = String::from_utf8_lossy(&reply.body);
+        assert_eq!(reply.status, 200, "{key}: {body}");
+        assert_eq!(reply.body, value_of(key.as_bytes()));
+        assert_eq!(origin.hits(key.as_bytes()), 1, "{key}");
+    }
+}
