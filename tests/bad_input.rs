@@ -314,7 +314,7 @@ async fn hostile_origins_are_load_errors_not_wrong_values() {
             format!("g={}", origin.template()),
             "--group".into(),
             format!("h=http://{hostile}/{{key}}"),
-            "--peer-timeout".into(),
+            "--origin-timeout".into(),
             "1s".into(),
         ],
     )
@@ -387,6 +387,8 @@ async fn hostile_peers_make_local_loads_not_wrong_values() {
             format!("g={}", origin.template()),
             "--peer-timeout".into(),
             "1s".into(),
+            "--origin-timeout".into(),
+            "1s".into(),
         ],
     )
     .await;
@@ -403,6 +405,9 @@ async fn hostile_peers_make_local_loads_not_wrong_values() {
     ];
     for (i, behaviour) in behaviours.iter().enumerate() {
         let key = key_owned_by(&ring, &hostile, behaviour);
+        // A peer that closed on us is marked down for a back-off; wait
+        // until the next fetch may go to it, so every case reaches it.
+        wait_until_askable(&node.url, &hostile).await;
         still_serves(&node.url, &key).await;
         let stats = node.stats().await;
         assert_eq!(
@@ -414,6 +419,22 @@ async fn hostile_peers_make_local_loads_not_wrong_values() {
     }
     let mine = key_owned_by(&ring, &self_url, "mine");
     still_serves(&node.url, &mine).await;
+}
+
+/// Polls `{node}/peers` until `peer` is up or its back-off has passed.
+async fn wait_until_askable(node: &str, peer: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let peers: serde_json::Value =
+            serde_json::from_slice(&http_get(&format!("{node}/peers")).await.body).unwrap();
+        let health = &peers["health"][0];
+        assert_eq!(health["url"], peer, "{peers}");
+        if health["state"] == "up" || health["retry_in_ms"] == 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{peers}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Runs the binary with `args`; its exit code and stderr.
