@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::discovery::EtcdStatus;
 use crate::group::GroupStats;
 use crate::node::Node;
+use crate::peer_client::HealthReport;
 
 /// The page itself.
 pub const PAGE: &str = include_str!("status.html");
@@ -38,6 +39,10 @@ pub struct PeerStatus {
     pub is_self: bool,
     /// Its share of the hash ring (and so, on average, of the keys).
     pub ring_share: f64,
+    /// `state`, `failures` and `retry_in_ms`, as `/peers` shows them; none
+    /// for this node.
+    #[serde(flatten)]
+    pub health: Option<HealthReport>,
 }
 
 /// One group's counters and its cache capacity.
@@ -51,12 +56,17 @@ pub struct GroupStatus {
 /// The node's status now.
 pub fn status(node: &Node) -> Status {
     let self_url = node.peers().self_url().to_string();
+    let health = node.peers().health();
     let peers = node
         .peers()
         .ring_shares()
         .into_iter()
         .map(|(url, ring_share)| PeerStatus {
             is_self: url == self_url,
+            health: health
+                .iter()
+                .find(|peer| peer.url == url)
+                .map(|peer| peer.health.clone()),
             url,
             ring_share,
         })

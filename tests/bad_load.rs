@@ -601,6 +601,16 @@ async fn a_frozen_owner_is_marked_down_and_found_back() {
         "{down}"
     );
     assert!(down["failures"].as_u64().unwrap() >= 1, "{down}");
+    // The status page's JSON carries the same health.
+    let status: serde_json::Value = serde_json::from_slice(&a.get("/status").await.body).unwrap();
+    let listed = status["peers"].as_array().unwrap();
+    let frozen = listed.iter().find(|p| p["url"] == b.url.as_str()).unwrap();
+    assert!(
+        frozen["state"] == "down" || frozen["state"] == "probing",
+        "{status}"
+    );
+    let this = listed.iter().find(|p| p["url"] == a.url.as_str()).unwrap();
+    assert!(this.get("state").is_none(), "{status}");
     // Only probes waited for the frozen owner: the rest were local at once.
     let peer_errors = group_stat(a, "g", &["PeerErrors"]).await;
     assert!(
