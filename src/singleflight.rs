@@ -221,14 +221,19 @@ mod tests {
         while flight.in_flight() == 0 {
             tokio::task::yield_now().await;
         }
-        let follower = tokio::spawn({
-            let flight = flight.clone();
-            async move { flight.run(b"k", || async { 0 }).await }
-        });
+        // Poll the follower once here, so it has surely joined the call
+        // before the leader goes away and the load is released.
+        let follower = flight.run(b"k", || async { 0 });
+        tokio::pin!(follower);
+        tokio::select! {
+            biased;
+            early = &mut follower => panic!("the follower finished early: {early:?}"),
+            () = std::future::ready(()) => {}
+        }
         leader.abort();
         assert!(leader.await.unwrap_err().is_cancelled());
         release.send_replace(true);
-        assert_eq!(follower.await.unwrap(), Some(42), "the leader's load");
+        assert_eq!(follower.await, Some(42), "the leader's load");
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 
