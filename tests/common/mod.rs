@@ -281,7 +281,13 @@ pub fn https_client(config: Arc<rustls::ClientConfig>) -> TestClient {
         .https_or_http()
         .enable_http1()
         .build();
-    Client::builder(TokioExecutor::new()).build(connector)
+    // A node closes a keep-alive connection that sends no request within
+    // its header-read timeout (1 s in some tests); reusing one just as it
+    // closes fails the request. Idle connections are reused only briefly.
+    Client::builder(TokioExecutor::new())
+        .pool_timer(hyper_util::rt::TokioTimer::new())
+        .pool_idle_timeout(Duration::from_millis(300))
+        .build(connector)
 }
 
 /// GET `url`, panicking on transport errors.
