@@ -237,6 +237,25 @@ pub fn render(node: &Node) -> Result<String, prometheus::Error> {
             .iter()
             .map(|(peer, share)| (vec![("peer", peer.as_str())], *share)),
     );
+    let health = node.peers().health();
+    out.add(
+        "groupcached_peer_up",
+        "1 while another peer answers, 0 while it is marked down or being probed.",
+        MetricType::GAUGE,
+        health.iter().map(|p| {
+            let up = p.health.state == "up";
+            (vec![("peer", p.url.as_str())], f64::from(u8::from(up)))
+        }),
+    );
+    out.add(
+        "groupcached_peer_failures",
+        "Fetches in a row that found another peer unreachable.",
+        MetricType::GAUGE,
+        health.iter().map(|p| {
+            let failures = f64::from(p.health.failures);
+            (vec![("peer", p.url.as_str())], failures)
+        }),
+    );
     if let (_, Some(status)) = node.source().describe() {
         out.add(
             "groupcached_etcd_connected",

@@ -83,7 +83,7 @@ impl PeerClient {
         let mut attempt = self.health.admit().ok_or(PeerError::Down)?;
         let result = self.fetch(group, key).await;
         let unreachable = matches!(&result, Err(PeerError::Http(e)) if e.is_unreachable());
-        attempt.finish(!unreachable);
+        attempt.finish(!unreachable, result.as_ref().err());
         result
     }
 
@@ -125,6 +125,8 @@ struct HealthState {
     retry_at: Option<Instant>,
     /// A probe is in flight.
     probing: bool,
+    /// The last fetch error of any kind, kept after the peer recovers.
+    last_error: Option<String>,
 }
 
 /// A peer's health as `GET /peers` shows it.
@@ -136,6 +138,8 @@ pub struct HealthReport {
     pub failures: u32,
     /// While down: milliseconds until the next probe may go.
     pub retry_in_ms: u64,
+    /// The last fetch error of any kind, kept after the peer recovers.
+    pub last_error: Option<String>,
 }
 
 /// One admitted fetch; dropping it unfinished (a cancelled probe) lets the
@@ -182,20 +186,27 @@ impl Health {
             },
             failures: state.failures,
             retry_in_ms: retry_in.map_or(0, |d| d.as_millis().try_into().unwrap_or(u64::MAX)),
+            last_error: state.last_error.clone(),
         }
     }
 }
 
 impl Attempt<'_> {
-    /// Records whether the peer answered at all.
-    fn finish(&mut self, answered: bool) {
+    /// Records whether the peer answered at all, and the fetch's error.
+    fn finish(&mut self, answered: bool, error: Option<&PeerError>) {
         self.finished = true;
         let mut state = self.health.lock();
         if self.probe {
             state.probing = false;
         }
+        if let Some(error) = error {
+            state.last_error = Some(error.to_string());
+        }
         if answered {
-            *state = HealthState::default();
+            *state = HealthState {
+                last_error: state.last_error.take(),
+                ..HealthState::default()
+            };
         } else {
             state.failures = state.failures.saturating_add(1);
             let backoff = FIRST_BACKOFF
@@ -275,28 +286,34 @@ mod tests {
     fn a_peer_down_is_skipped_then_probed_once_and_comes_back() {
         let health = Health::default();
         assert_eq!(health.report().state, "up");
-        health.admit().unwrap().finish(false);
+        let refused = PeerError::Status(StatusCode::SERVICE_UNAVAILABLE);
+        health.admit().unwrap().finish(false, Some(&refused));
         let report = health.report();
         assert_eq!((report.state, report.failures), ("down", 1));
+        assert_eq!(
+            report.last_error.as_deref(),
+            Some("server returned: 503 Service Unavailable")
+        );
         assert!(report.retry_in_ms > 0 && report.retry_in_ms <= 500);
         assert!(health.admit().is_none(), "down: fetches fail at once");
         health.lock().retry_at = Some(Instant::now());
         let mut probe = health.admit().expect("the back-off has passed");
         assert_eq!(health.report().state, "probing");
         assert!(health.admit().is_none(), "one probe at a time");
-        probe.finish(false);
+        probe.finish(false, None);
         drop(probe);
         let report = health.report();
         assert_eq!((report.state, report.failures), ("down", 2));
         assert!(report.retry_in_ms > 500, "the back-off grew");
         health.lock().retry_at = Some(Instant::now());
-        health.admit().unwrap().finish(true);
+        health.admit().unwrap().finish(true, None);
         assert_eq!(
             health.report(),
             HealthReport {
                 state: "up",
                 failures: 0,
-                retry_in_ms: 0
+                retry_in_ms: 0,
+                last_error: Some("server returned: 503 Service Unavailable".into()),
             }
         );
     }
@@ -304,7 +321,7 @@ mod tests {
     #[test]
     fn a_dropped_probe_lets_the_next_fetch_probe() {
         let health = Health::default();
-        health.admit().unwrap().finish(false);
+        health.admit().unwrap().finish(false, None);
         health.lock().retry_at = Some(Instant::now());
         drop(health.admit().unwrap());
         assert!(health.admit().is_some());

@@ -609,8 +609,18 @@ async fn a_frozen_owner_is_marked_down_and_found_back() {
         frozen["state"] == "down" || frozen["state"] == "probing",
         "{status}"
     );
+    assert!(
+        frozen["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("timed out")),
+        "{status}"
+    );
     let this = listed.iter().find(|p| p["url"] == a.url.as_str()).unwrap();
     assert!(this.get("state").is_none(), "{status}");
+    // And Prometheus sees it down.
+    let metrics = String::from_utf8_lossy(&a.get("/metrics").await.body).into_owned();
+    let up = format!("groupcached_peer_up{{peer=\"{}\"}} 0", b.url);
+    assert!(metrics.contains(&up), "no {up:?} in:\n{metrics}");
     // Only probes waited for the frozen owner: the rest were local at once.
     let peer_errors = group_stat(a, "g", &["PeerErrors"]).await;
     assert!(
