@@ -13,6 +13,11 @@
 //! when looked up and counted in `Evictions` (as mailgun's and
 //! groupcache-go's caches count it) and in `Expired`. Nothing sweeps in the
 //! background; an expired entry nobody asks for leaves by the LRU rule.
+//!
+//! Writes (a Set or Remove from a user or a peer) bump a write generation
+//! of the key's stripe. A load notes the generation before it starts and
+//! stores its value only if no write came in between, so a load that began
+//! before a write can never put the older value back afterwards.
 
 use std::sync::Mutex;
 
@@ -50,6 +55,18 @@ pub struct Caches {
 struct Pair {
     main: Lru,
     hot: Lru,
+    /// Write generations, one per stripe of keys (by hash). A write to any
+    /// key of a stripe bumps it: loads of the stripe's other keys in flight
+    /// at that moment are then served but not stored, which costs a reload
+    /// and never serves anything stale.
+    generations: Box<[u64; STRIPES]>,
+}
+
+/// How many write generations a group keeps.
+const STRIPES: usize = 1024;
+
+fn stripe(key: &[u8]) -> usize {
+    (crate::consistenthash::fnv1_64(key) % STRIPES as u64) as usize
 }
 
 struct Lru {
@@ -65,6 +82,7 @@ impl Caches {
             inner: Mutex::new(Pair {
                 main: Lru::new(),
                 hot: Lru::new(),
+                generations: Box::new([0; STRIPES]),
             }),
         }
     }
@@ -89,15 +107,64 @@ impl Caches {
     /// never pins much more than itself. A value that has already expired,
     /// or whose entry cannot fit the limit, is returned without being stored.
     pub fn add(&self, which: Which, key: &[u8], value: Value) -> Value {
+        self.add_unless_written(which, key, value, None)
+    }
+
+    /// The write generation of `key`'s stripe, to pass to
+    /// [`Caches::add_unless_written`] once a load finishes.
+    pub fn generation(&self, key: &[u8]) -> u64 {
+        self.lock().generations[stripe(key)]
+    }
+
+    /// [`Caches::add`], but with `since` = `Some(generation)` the value is
+    /// stored only if no write of the key's stripe came after that
+    /// generation was read (it is returned all the same).
+    pub fn add_unless_written(
+        &self,
+        which: Which,
+        key: &[u8],
+        value: Value,
+        since: Option<u64>,
+    ) -> Value {
         if !self.fits(key, &value.bytes) || value.expiry.is_expired() {
             return value;
         }
         let mut pair = self.lock();
+        if since.is_some_and(|since| pair.generations[stripe(key)] != since) {
+            return value;
+        }
+        self.store(&mut pair, which, key, value.clone());
+        value
+    }
+
+    /// A write: removes `key` from both caches, then stores `value` in the
+    /// given cache, and bumps the key's write generation so that no load in
+    /// flight stores an older value afterwards. A value that cannot fit the
+    /// limit is refused (`Err(size)`) rather than flushing the cache; the
+    /// key is removed all the same.
+    pub fn write(&self, key: &[u8], value: Option<(Which, Value)>) -> Result<(), u64> {
+        let mut pair = self.lock();
+        pair.generations[stripe(key)] += 1;
+        pair.main.remove(key);
+        pair.hot.remove(key);
+        let Some((which, value)) = value else {
+            return Ok(());
+        };
+        if !self.fits(key, &value.bytes) {
+            return Err((key.len() as u64).saturating_add(value.bytes.len() as u64));
+        }
+        if !value.expiry.is_expired() {
+            self.store(&mut pair, which, key, value);
+        }
+        Ok(())
+    }
+
+    fn store(&self, pair: &mut Pair, which: Which, key: &[u8], value: Value) {
         let cache = match which {
             Which::Main => &mut pair.main,
             Which::Hot => &mut pair.hot,
         };
-        cache.put(key, value.clone());
+        cache.put(key, value);
         while pair.main.stats.bytes + pair.hot.stats.bytes > self.limit {
             let victim = if pair.hot.stats.bytes > pair.main.stats.bytes / 8 {
                 &mut pair.hot
@@ -108,10 +175,10 @@ impl Caches {
                 break;
             }
         }
-        value
     }
 
-    /// The most bytes main and hot hold together.
+    /// The most bytes main and hot hold together: also the largest entry
+    /// (key plus value) they can hold.
     pub fn limit(&self) -> u64 {
         self.limit
     }
@@ -170,6 +237,13 @@ impl Lru {
         }
         self.stats.bytes += size;
         self.stats.items += 1;
+    }
+
+    /// Removes `key` if present; counted as an eviction, as mailgun counts it.
+    fn remove(&mut self, key: &[u8]) {
+        if let Some((key, value)) = self.entries.pop_entry(key) {
+            self.forget(&key, &value);
+        }
     }
 
     fn evict_oldest(&mut self) -> bool {
@@ -353,5 +427,43 @@ mod tests {
         assert!(caches.get(b"k").is_none());
         let (main, _) = caches.stats();
         assert_eq!((main.items, main.bytes, main.evictions), (0, 0, 0));
+    }
+
+    #[test]
+    fn a_write_keeps_an_older_load_out() {
+        let caches = Caches::new(1000);
+        let before = caches.generation(b"k");
+        caches.write(b"k", Some((Which::Main, v(b"new")))).unwrap();
+        // A load that began before the write finishes now: served, not stored.
+        let loaded = caches.add_unless_written(Which::Main, b"k", v(b"old"), Some(before));
+        assert_eq!(loaded.bytes, "old");
+        assert_eq!(caches.get(b"k").unwrap().bytes, "new");
+        // A load that began after the write is stored.
+        let after = caches.generation(b"k");
+        caches.write(b"k", None).unwrap();
+        assert!(caches.get(b"k").is_none());
+        caches.add_unless_written(Which::Main, b"k", v(b"old"), Some(after));
+        assert!(caches.get(b"k").is_none(), "removed after that load began");
+        let now = caches.generation(b"k");
+        caches.add_unless_written(Which::Main, b"k", v(b"fresh"), Some(now));
+        assert_eq!(caches.get(b"k").unwrap().bytes, "fresh");
+    }
+
+    #[test]
+    fn a_write_removes_both_copies_and_refuses_what_cannot_fit() {
+        let caches = Caches::new(20);
+        caches.add(Which::Main, b"a", v(b"1"));
+        caches.add(Which::Hot, b"k", v(b"hot"));
+        caches.add(Which::Main, b"k", v(b"main"));
+        caches.write(b"k", None).unwrap();
+        assert!(caches.get(b"k").is_none());
+        assert_eq!(
+            caches.write(b"k", Some((Which::Main, v(&[0; 20])))),
+            Err(21)
+        );
+        assert_eq!(caches.get(b"a").unwrap().bytes, "1", "nothing flushed");
+        caches.write(b"k", Some((Which::Hot, v(b"h")))).unwrap();
+        let (main, hot) = caches.stats();
+        assert_eq!((main.items, hot.items), (1, 1));
     }
 }

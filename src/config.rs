@@ -9,6 +9,7 @@ use clap::builder::RangedU64ValueParser;
 use clap::Parser;
 
 use crate::consistenthash::DEFAULT_REPLICAS;
+use crate::dialect::Protocol;
 use crate::discovery::EtcdConfig;
 use crate::freshness::TtlPolicy;
 use crate::http_client::HttpClient;
@@ -102,6 +103,16 @@ pub struct Args {
     /// URL path under which peers are served and fetched.
     #[arg(long, env = "GROUPCACHED_BASE_PATH", default_value = DEFAULT_BASE_PATH)]
     pub base_path: String,
+
+    /// Which Go groupcache the pool speaks (its ring, statuses and writes);
+    /// every node of a pool must use the same.
+    #[arg(long, value_enum, default_value_t = Protocol::Golang)]
+    pub protocol: Protocol,
+
+    /// Accept PUT and DELETE on /cache/{group}/{key} (mailgun and
+    /// groupcache-go pools only).
+    #[arg(long)]
+    pub allow_writes: bool,
 
     /// Ring points per peer (golang's default is 50).
     #[arg(long, env = "GROUPCACHED_REPLICAS", default_value_t = DEFAULT_REPLICAS, value_parser = count_in(limits::REPLICAS))]
@@ -253,6 +264,8 @@ pub struct Config {
     pub groups: Vec<GroupSpec>,
     pub cache_bytes: u64,
     pub base_path: String,
+    pub protocol: Protocol,
+    pub allow_writes: bool,
     pub replicas: usize,
     pub peer_timeout: Duration,
     pub origin_timeout: Duration,
@@ -399,6 +412,8 @@ impl Args {
             groups,
             cache_bytes: self.cache_bytes,
             base_path: self.base_path,
+            protocol: self.protocol,
+            allow_writes: self.allow_writes,
             replicas: self.replicas,
             peer_timeout: self.peer_timeout,
             origin_timeout: self.origin_timeout,

@@ -8,6 +8,13 @@
 //! expiry, and a value that has already expired (one its origin marked
 //! uncacheable) answers the gets waiting for it but is cached nowhere.
 //!
+//! Writes ([`Group::write`]: a Set or Remove from a user or a peer) bump
+//! the key's write generation. Loads are shared per key *and* generation,
+//! and store their value only if no write came while they ran: a caller
+//! already waiting on a load gets its value, a get that arrives after a
+//! write starts a load of its own, and no older value is stored after a
+//! write (no resurrection).
+//!
 //! A get that arrives from a peer ([`Group::get_for_peer`]) is never sent to
 //! another peer: it is answered from the caches or this node's getter. So
 //! nodes whose rings briefly disagree cannot bounce a request between them,
@@ -23,8 +30,7 @@ use serde::Serialize;
 use crate::cache::{CacheStats, Caches, Which};
 use crate::metrics::LoadTimings;
 use crate::origin::{Getter, GetterError};
-use crate::peer_client::PeerError;
-use crate::peer_client::WarnGate;
+use crate::peer_client::{PeerError, WarnGate};
 use crate::peers::Peers;
 use crate::singleflight::Flight;
 use crate::value::Value;
@@ -36,12 +42,23 @@ pub enum GroupError {
     Getter(#[from] GetterError),
     #[error("load panicked")]
     Panicked,
+    /// A fork's owner answered 404 or 503: its final word, passed on
+    /// without a local load, as the forks' clients do.
+    #[error("{message}")]
+    Refused { not_found: bool, message: String },
 }
 
 impl GroupError {
     /// True when the origin said the key does not exist.
     pub fn is_not_found(&self) -> bool {
-        matches!(self, GroupError::Getter(GetterError::NotFound(_)))
+        matches!(
+            self,
+            GroupError::Getter(GetterError::NotFound(_))
+                | GroupError::Refused {
+                    not_found: true,
+                    ..
+                }
+        )
     }
 
     /// True when the node had no room for the load (user API: 503).
@@ -152,10 +169,12 @@ impl Group {
         inner.stats.loads.fetch_add(1, Relaxed);
         let this = self.clone();
         let owned_key = key.to_vec();
+        let since = inner.caches.generation(key);
         // Boxed: the singleflight moves the work into a task of its own,
         // and moving a pointer is cheaper than moving the whole future.
-        let loaded = inner.loads.run(key, move || {
-            Box::pin(async move { this.load(owned_key).await })
+        let flight = flight_key(key, since);
+        let loaded = inner.loads.run(&flight, move || {
+            Box::pin(async move { this.load(owned_key, since).await })
         });
         loaded.await.unwrap_or(Err(GroupError::Panicked))
     }
@@ -170,7 +189,26 @@ impl Group {
             return Ok(value);
         }
         stats.loads.fetch_add(1, Relaxed);
-        self.load_locally(key, true).await
+        let since = self.inner.caches.generation(key);
+        self.load_locally(key, since, true).await
+    }
+
+    /// A write at this node: removes `key` from both caches and, for a Set,
+    /// stores `value` in the given cache. Loads of the key in flight store
+    /// nothing afterwards. `Err(size)`: the entry (key plus value) cannot
+    /// fit this group's caches and was not stored.
+    pub fn write(&self, key: &[u8], value: Option<(Which, Value)>) -> Result<(), u64> {
+        self.inner.caches.write(key, value)
+    }
+
+    /// The largest entry (key plus value) this group's caches can hold.
+    pub fn max_entry_bytes(&self) -> u64 {
+        self.inner.caches.limit()
+    }
+
+    /// The pool's peers.
+    pub fn peers(&self) -> &Arc<Peers> {
+        &self.inner.peers
     }
 
     /// The group's counters and both caches' counters.
@@ -199,11 +237,11 @@ impl Group {
     }
 
     /// The singleflight leader's work for a user get.
-    async fn load(&self, key: Vec<u8>) -> Loaded {
+    async fn load(&self, key: Vec<u8>, since: u64) -> Loaded {
         let inner = &self.inner;
         let Some(peer) = inner.peers.pick(&key) else {
             // This node owns the key; the local load re-checks the caches.
-            return self.load_locally(&key, true).await;
+            return self.load_locally(&key, since, true).await;
         };
         // Another load may have filled the cache just before this one began.
         if let Some(value) = self.lookup(&key) {
@@ -216,13 +254,22 @@ impl Group {
         match fetched {
             Ok(value) => {
                 inner.stats.peer_loads.fetch_add(1, Relaxed);
-                if one_in_ten() {
-                    return Ok(inner.caches.add(Which::Hot, &key, value));
+                if inner.peers.protocol().always_fills_hot() || one_in_ten() {
+                    let since = Some(since);
+                    return Ok(inner
+                        .caches
+                        .add_unless_written(Which::Hot, &key, value, since));
                 }
                 return Ok(value);
             }
             // Its keys load here at once while the owner is marked down.
             Err(PeerError::Down) => {}
+            Err(PeerError::Status(status, message))
+                if inner.peers.protocol().is_final_refusal(status) =>
+            {
+                let not_found = status == hyper::StatusCode::NOT_FOUND;
+                return Err(GroupError::Refused { not_found, message });
+            }
             Err(e) => {
                 inner.stats.peer_errors.fetch_add(1, Relaxed);
                 if let Some(unlogged) = peer.failure_to_log() {
@@ -236,24 +283,25 @@ impl Group {
                 }
             }
         }
-        self.load_locally(&key, false).await
+        self.load_locally(&key, since, false).await
     }
 
     /// Loads `key` with this node's getter, once per key in flight.
     /// `count_dedup` is false when the caller already counted this load as
     /// deduplicated (a fallback after a failed peer fetch).
-    async fn load_locally(&self, key: &[u8], count_dedup: bool) -> Loaded {
+    async fn load_locally(&self, key: &[u8], since: u64, count_dedup: bool) -> Loaded {
         let this = self.clone();
         let owned_key = key.to_vec();
         // Boxed for the same reason as in `get`.
-        let loaded = self.inner.local_loads.run(key, move || {
-            Box::pin(async move { this.load_from_getter(owned_key, count_dedup).await })
+        let flight = flight_key(key, since);
+        let loaded = self.inner.local_loads.run(&flight, move || {
+            Box::pin(async move { this.load_from_getter(owned_key, since, count_dedup).await })
         });
         loaded.await.unwrap_or(Err(GroupError::Panicked))
     }
 
     /// The singleflight leader's work for a local load.
-    async fn load_from_getter(&self, key: Vec<u8>, count_dedup: bool) -> Loaded {
+    async fn load_from_getter(&self, key: Vec<u8>, since: u64, count_dedup: bool) -> Loaded {
         let inner = &self.inner;
         if let Some(value) = self.lookup(&key) {
             return Ok(value);
@@ -267,7 +315,10 @@ impl Group {
         match loaded {
             Ok(value) => {
                 inner.stats.local_loads.fetch_add(1, Relaxed);
-                Ok(inner.caches.add(Which::Main, &key, value))
+                let since = Some(since);
+                Ok(inner
+                    .caches
+                    .add_unless_written(Which::Main, &key, value, since))
             }
             Err(e) => {
                 inner.stats.local_load_errs.fetch_add(1, Relaxed);
@@ -281,6 +332,15 @@ impl Group {
             }
         }
     }
+}
+
+/// The singleflight key of a load of `key` begun at write generation
+/// `since`: a get after a write never joins a load begun before it.
+fn flight_key(key: &[u8], since: u64) -> Vec<u8> {
+    let mut flight = Vec::with_capacity(key.len() + 8);
+    flight.extend_from_slice(&since.to_le_bytes());
+    flight.extend_from_slice(key);
+    flight
 }
 
 /// True about one time in ten (golang's `rand.Intn(10) == 0`), from a
@@ -514,5 +574,37 @@ mod tests {
     fn one_in_ten_is_about_a_tenth() {
         let hits = (0..100_000).filter(|_| one_in_ten()).count();
         assert!((8_000..12_000).contains(&hits), "{hits}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_during_a_load_is_never_undone_by_it() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let group = Group::new(
+            "g",
+            1 << 20,
+            counting_getter(calls.clone(), Duration::from_millis(300)),
+            local_peers(),
+        );
+        for set in [false, true] {
+            let loading = tokio::spawn({
+                let group = group.clone();
+                async move { group.get(b"k").await }
+            });
+            while calls.load(Relaxed) == usize::from(set) {
+                tokio::task::yield_now().await;
+            }
+            let written = set.then(|| (Which::Main, Value::from(Bytes::from_static(b"set"))));
+            group.write(b"k", written).unwrap();
+            // A get after the write does not join the older load.
+            let after = group.get(b"k").await.unwrap().bytes;
+            // The caller that was already waiting gets the loaded value.
+            assert_eq!(loading.await.unwrap().unwrap().bytes, "value-of-k");
+            let expected = if set { "set" } else { "value-of-k" };
+            assert_eq!(after, expected);
+            assert_eq!(group.get(b"k").await.unwrap().bytes, expected);
+            group.write(b"k", None).unwrap();
+        }
+        // Remove: one older load, one load after it. Set: one older load.
+        assert_eq!(calls.load(Relaxed), 3);
     }
 }

@@ -15,9 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Incoming};
-use hyper::{header, HeaderMap, Request, StatusCode, Uri};
+use hyper::{header, HeaderMap, Method, Request, StatusCode, Uri};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
@@ -121,7 +121,7 @@ struct Held {
 /// limit and a shared load budget.
 #[derive(Clone)]
 pub struct HttpClient {
-    client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     timeout: Duration,
     max_body: usize,
     budget: LoadBudget,
@@ -215,23 +215,42 @@ impl HttpClient {
         uri: Uri,
         limit: &Semaphore,
     ) -> Result<(StatusCode, HeaderMap, Bytes), HttpError> {
+        self.send(Method::GET, uri, Bytes::new(), limit).await
+    }
+
+    /// Sends `method` to `uri` with `body` (empty: no body) and returns the
+    /// status, the headers and the whole body.
+    pub async fn send(
+        &self,
+        method: Method,
+        uri: Uri,
+        body: Bytes,
+        limit: &Semaphore,
+    ) -> Result<(StatusCode, HeaderMap, Bytes), HttpError> {
         let _permit = match tokio::time::timeout(self.timeout, limit.acquire()).await {
             Ok(Ok(permit)) => permit,
             Ok(Err(closed)) => return Err(HttpError::Request(closed.to_string())),
             Err(_) => return Err(HttpError::Queue(self.timeout)),
         };
-        tokio::time::timeout(self.timeout, self.get_untimed(uri))
+        tokio::time::timeout(self.timeout, self.send_untimed(method, uri, body))
             .await
             .unwrap_or(Err(HttpError::Timeout(self.timeout)))
     }
 
-    async fn get_untimed(&self, uri: Uri) -> Result<(StatusCode, HeaderMap, Bytes), HttpError> {
-        let request = Request::get(uri)
+    async fn send_untimed(
+        &self,
+        method: Method,
+        uri: Uri,
+        body: Bytes,
+    ) -> Result<(StatusCode, HeaderMap, Bytes), HttpError> {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
             .header(
                 header::USER_AGENT,
                 concat!("groupcached/", env!("CARGO_PKG_VERSION")),
             )
-            .body(Empty::new())
+            .body(Full::new(body))
             .map_err(|e| HttpError::Request(e.to_string()))?;
         let response = self
             .client

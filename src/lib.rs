@@ -12,6 +12,7 @@
 pub mod cache;
 pub mod config;
 pub mod consistenthash;
+pub mod dialect;
 pub mod discovery;
 pub mod freshness;
 pub mod group;
@@ -27,6 +28,7 @@ pub mod status;
 pub mod tls;
 pub mod value;
 pub mod wire;
+pub mod writes;
 
 use std::future::Future;
 

@@ -10,8 +10,9 @@ use std::time::SystemTime;
 use tokio::sync::watch;
 
 use crate::config::{Config, GroupSpec};
+use crate::dialect::Protocol;
 use crate::discovery::EtcdStatus;
-use crate::freshness::Lifetime;
+use crate::freshness::{Lifetime, TtlPolicy};
 use crate::group::Group;
 use crate::http_client::{HttpClient, LoadBudget};
 use crate::origin::{Getter, GetterError, HttpOrigin, TemplateError};
@@ -30,6 +31,16 @@ struct Inner {
     peers: Arc<Peers>,
     base_path: String,
     source: PeerSource,
+    writes: Writes,
+}
+
+/// Whether users may write, and each group's TTL policy for their values.
+#[derive(Default)]
+struct Writes {
+    allowed: bool,
+    /// `--max-value-bytes`: the largest value a write may carry.
+    max_value: u64,
+    ttls: HashMap<Vec<u8>, TtlPolicy>,
 }
 
 /// Where the peer list comes from, for `GET /peers`.
@@ -67,13 +78,16 @@ impl Node {
         etcd_status: Option<watch::Receiver<EtcdStatus>>,
     ) -> Result<Node, NodeError> {
         let (origin_http, peer_http) = http_clients(config);
-        let peers = Arc::new(Peers::new(
-            self_url.clone(),
-            config.base_path.clone(),
-            config.replicas,
-            peer_http,
-            config.max_conns_per_peer,
-        ));
+        let peers = Arc::new(
+            Peers::new(
+                self_url.clone(),
+                config.base_path.clone(),
+                config.replicas,
+                peer_http,
+                config.max_conns_per_peer,
+            )
+            .with_protocol(config.protocol),
+        );
         let source = if let Some(status) = etcd_status {
             PeerSource::Etcd(status)
         } else {
@@ -85,17 +99,23 @@ impl Node {
             PeerSource::Static
         };
         let mut groups = HashMap::new();
+        let mut writes = Writes {
+            allowed: config.allow_writes,
+            max_value: config.max_value_bytes,
+            ttls: HashMap::new(),
+        };
         for spec in &config.groups {
+            writes.ttls.insert(spec.name.as_bytes().to_vec(), spec.ttl);
             let getter = origin_getter(spec, &origin_http, config.max_conns_per_peer)?;
             let group = Group::new(&spec.name, config.cache_bytes, getter, peers.clone());
             groups.insert(spec.name.as_bytes().to_vec(), group);
         }
-        Ok(Node::from_parts(
-            groups,
-            peers,
-            config.base_path.clone(),
-            source,
-        ))
+        let mut node = Node::from_parts(groups, peers, config.base_path.clone(), source);
+        // Just built, so this is the only handle.
+        if let Some(inner) = Arc::get_mut(&mut node.inner) {
+            inner.writes = writes;
+        }
+        Ok(node)
     }
 
     /// A node over groups built by the caller (for embedding with custom
@@ -112,6 +132,7 @@ impl Node {
                 peers,
                 base_path,
                 source,
+                writes: Writes::default(),
             }),
         }
     }
@@ -130,6 +151,35 @@ impl Node {
 
     pub fn base_path(&self) -> &str {
         &self.inner.base_path
+    }
+
+    /// The protocol of the pool.
+    pub fn protocol(&self) -> Protocol {
+        self.inner.peers.protocol()
+    }
+
+    /// Whether users may write (`--allow-writes`).
+    pub fn allows_writes(&self) -> bool {
+        self.inner.writes.allowed
+    }
+
+    /// The largest value a write may carry (`--max-value-bytes`; none for
+    /// embedded nodes, whose writes are bounded by their caches alone).
+    pub fn max_write_bytes(&self) -> u64 {
+        match self.inner.writes.max_value {
+            0 => u64::MAX,
+            max => max,
+        }
+    }
+
+    /// The TTL policy of the group `name` (none for embedded groups).
+    pub fn ttl_policy(&self, name: &[u8]) -> TtlPolicy {
+        self.inner
+            .writes
+            .ttls
+            .get(name)
+            .copied()
+            .unwrap_or_default()
     }
 
     pub fn source(&self) -> &PeerSource {

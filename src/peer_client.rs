@@ -3,8 +3,10 @@
 //!
 //! Keys are escaped byte for byte (see [`crate::wire::escape`]); any reply
 //! but a 200 whose body decodes as a `GetResponse` is a peer error, which
-//! the group answers by loading the key itself. The value comes back with
-//! the owner's expiry, if it sent one.
+//! the group answers by loading the key itself (or, in the forks' pools,
+//! passes on a 404 or 503 as it is). The value comes back with the owner's
+//! expiry, if it sent one. In the forks' pools it also sends their writes:
+//! PUT with a `SetRequest`, DELETE, and groupcache-go's POST remove-keys.
 //!
 //! Each peer has a health record: a fetch that times out or cannot connect
 //! marks the peer down for a back-off that starts at 500 ms and doubles with
@@ -17,7 +19,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hyper::{StatusCode, Uri};
+use bytes::Bytes;
+use hyper::{Method, StatusCode, Uri};
 
 use crate::http_client::{status_text, HostLimit, HttpClient, HttpError};
 use crate::value::Value;
@@ -30,8 +33,9 @@ pub enum PeerError {
     BadUrl(String),
     #[error("{0}")]
     Http(#[from] HttpError),
-    #[error("server returned: {}", status_text(*.0))]
-    Status(StatusCode),
+    /// A reply other than 200, with the first line of its body.
+    #[error("server returned: {}{}{}", status_text(*.0), if .1.is_empty() { "" } else { ": " }, .1)]
+    Status(StatusCode, String),
     #[error("decoding response body: {0}")]
     Decode(#[from] prost::DecodeError),
     #[error("value of {0} bytes is over the value size limit")]
@@ -88,14 +92,7 @@ impl PeerClient {
     }
 
     async fn fetch(&self, group: &[u8], key: &[u8]) -> Result<Value, PeerError> {
-        let url = format!("{}{}/{}", self.base, wire::escape(group), wire::escape(key));
-        let uri: Uri = url
-            .parse()
-            .map_err(|_| PeerError::BadUrl(self.base.clone()))?;
-        let (status, body) = self.http.get(uri, &self.limit).await?;
-        if status != StatusCode::OK {
-            return Err(PeerError::Status(status));
-        }
+        let body = self.send(Method::GET, group, key, Bytes::new()).await?;
         let value = wire::decode_response(body)?;
         // The client takes bodies up to `max_response_len(max value)`; that
         // much room for the `expire` field could carry a few bytes more of
@@ -104,6 +101,38 @@ impl PeerClient {
             return Err(PeerError::TooLarge(value.bytes.len()));
         }
         Ok(value)
+    }
+
+    /// A fork's remote Set: `PUT` with a `SetRequest` body.
+    pub async fn set(&self, group: &[u8], key: &[u8], value: &Value) -> Result<(), PeerError> {
+        let body = wire::encode_set_request(group, key, value);
+        self.send(Method::PUT, group, key, body).await.map(drop)
+    }
+
+    /// A fork's remote Remove: `DELETE`, no body.
+    pub async fn remove(&self, group: &[u8], key: &[u8]) -> Result<(), PeerError> {
+        self.send(Method::DELETE, group, key, Bytes::new())
+            .await
+            .map(drop)
+    }
+
+    /// Sends `method` to `{peer}{base}{group}/{key}`; the body of a 200.
+    async fn send(
+        &self,
+        method: Method,
+        group: &[u8],
+        key: &[u8],
+        body: Bytes,
+    ) -> Result<Bytes, PeerError> {
+        let url = format!("{}{}/{}", self.base, wire::escape(group), wire::escape(key));
+        let uri: Uri = url
+            .parse()
+            .map_err(|_| PeerError::BadUrl(self.base.clone()))?;
+        let (status, _, body) = self.http.send(method, uri, body, &self.limit).await?;
+        if status != StatusCode::OK {
+            return Err(PeerError::Status(status, first_line(&body)));
+        }
+        Ok(body)
     }
 }
 
@@ -223,6 +252,13 @@ impl Drop for Attempt<'_> {
             self.health.lock().probing = false;
         }
     }
+}
+
+/// The first line of an error reply, at most 200 bytes, for messages.
+fn first_line(body: &[u8]) -> String {
+    let line = body.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(&line[..line.len().min(200)]);
+    line.trim_end_matches('\r').to_string()
 }
 
 /// How often a failing peer may be logged.

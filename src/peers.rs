@@ -4,12 +4,14 @@
 //! the whole list (and the ring built from it, in the given order), and
 //! [`Peers::pick`] returns the owner's client, or `None` when this node owns
 //! the key (by exact string equality with its own URL) or the list is empty.
-//! The list comes from `--peers` or from etcd (see `discovery`).
+//! The list comes from `--peers` or from etcd (see `discovery`). The ring
+//! is golang's or the forks' as the pool's [`Protocol`] says.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use crate::consistenthash::Ring;
+use crate::dialect::Protocol;
 use crate::http_client::HttpClient;
 use crate::peer_client::{HealthReport, PeerClient};
 
@@ -20,6 +22,7 @@ pub struct Peers {
     replicas: usize,
     http: HttpClient,
     max_conns_per_peer: usize,
+    protocol: Protocol,
     current: RwLock<Arc<Membership>>,
 }
 
@@ -52,11 +55,23 @@ impl Peers {
             replicas,
             http,
             max_conns_per_peer,
+            protocol: Protocol::Golang,
             current: RwLock::new(Arc::new(Membership {
                 ring: Ring::default(),
                 clients: HashMap::new(),
             })),
         }
+    }
+
+    /// The pool speaks `protocol` (golang's by default); call before
+    /// [`Peers::set`].
+    pub fn with_protocol(mut self, protocol: Protocol) -> Peers {
+        self.protocol = protocol;
+        self
+    }
+
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
     }
 
     /// This node's own URL, as the peer list names it.
@@ -84,7 +99,7 @@ impl Peers {
             })
             .collect();
         let membership = Arc::new(Membership {
-            ring: Ring::new(self.replicas, &peers),
+            ring: Ring::with_hashing(self.protocol.hashing(), self.replicas, &peers),
             clients,
         });
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = membership;
@@ -124,6 +139,16 @@ impl Peers {
         let membership = self.membership();
         let owner = membership.ring.get(key)?;
         membership.clients.get(owner).cloned()
+    }
+
+    /// Every other node, with its URL, in peer-list order.
+    pub fn others(&self) -> Vec<(String, PeerClient)> {
+        let membership = self.membership();
+        let peers = membership.ring.peers();
+        peers
+            .iter()
+            .filter_map(|peer| Some((peer.clone(), membership.clients.get(peer)?.clone())))
+            .collect()
     }
 
     /// The URL of the owner of `key` (this node's own URL included).

@@ -2,8 +2,10 @@
 //! separate peer listener, each serves its own API ([`Apis`]).
 //!
 //! - `{base}{group}/{key}` (any method, as golang's HTTPPool): the peer API,
-//!   answered with golang's exact status codes and bodies.
-//! - `GET /cache/{group}/{key}`: the raw value, for users.
+//!   answered with golang's exact status codes and bodies; in the forks'
+//!   pools, methods mean what the fork says (see `dialect` and `writes`).
+//! - `GET /cache/{group}/{key}`: the raw value, for users; `PUT` and
+//!   `DELETE` write it, with `--allow-writes` in the forks' pools.
 //! - `GET /stats`, `GET /peers`, `GET /healthz`.
 //! - `GET /metrics`: Prometheus metrics (see `metrics`).
 //! - `GET /`: the live status page, fed by `GET /status` (see `status`).
@@ -28,9 +30,11 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::{Body, Frame, SizeHint};
 use hyper::header::{
-    HeaderValue, ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, HOST, X_CONTENT_TYPE_OPTIONS,
+    HeaderValue, ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST,
+    X_CONTENT_TYPE_OPTIONS,
 };
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -40,14 +44,16 @@ use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Semaphore};
 
+use crate::dialect::PeerOp;
 use crate::discovery::EtcdStatus;
-use crate::group::GroupStats;
+use crate::group::{Group, GroupStats};
 use crate::node::Node;
 use crate::peer_client::WarnGate;
 use crate::peers::PeerHealth;
 use crate::tls::{ClientAuth, ServerTls};
 use crate::value::{Expiry, Value};
 use crate::wire::{self, PathError, PathParts, ResponsePart};
+use crate::writes::{self, SetOptions, WriteError};
 
 /// How long a client may take to complete a TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -240,12 +246,17 @@ async fn serve_connection<I>(
     drop(permit);
 }
 
-/// Routes one request. No route reads a request body.
-async fn handle<B>(node: &Node, request: Request<B>, access: Access) -> Reply {
+/// Routes one request. Only writes read a request body.
+async fn handle<B>(node: &Node, request: Request<B>, access: Access) -> Reply
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     if request.version() == Version::HTTP_11 && !request.headers().contains_key(HOST) {
         return go_bad_request("400 Bad Request: missing required Host header");
     }
-    let path = request.uri().path();
+    let (head, body) = request.into_parts();
+    let path = head.uri.path();
     if let Some(parsed) = wire::split_path(path, node.base_path()) {
         if access.apis == Apis::Users {
             return text(StatusCode::NOT_FOUND, "not found".into());
@@ -253,12 +264,17 @@ async fn handle<B>(node: &Node, request: Request<B>, access: Access) -> Reply {
         if !access.peer_api {
             return text(StatusCode::FORBIDDEN, "client certificate required".into());
         }
-        return serve_peer(node, parsed).await;
+        return serve_peer(node, &head, parsed, body).await;
     }
     if access.apis == Apis::Peers && path != "/healthz" {
         return text(StatusCode::NOT_FOUND, "not found".into());
     }
-    if request.method() != Method::GET && request.method() != Method::HEAD {
+    if head.method == Method::PUT || head.method == Method::DELETE {
+        if let Some(parsed) = wire::split_path(path, CACHE_PREFIX) {
+            return serve_user_write(node, &head, parsed, body).await;
+        }
+    }
+    if head.method != Method::GET && head.method != Method::HEAD {
         let mut reply = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed".into());
         reply
             .headers_mut()
@@ -279,8 +295,17 @@ async fn handle<B>(node: &Node, request: Request<B>, access: Access) -> Reply {
     }
 }
 
-/// The peer API, with golang's statuses and bodies.
-async fn serve_peer(node: &Node, parsed: Result<PathParts<'_>, PathError>) -> Reply {
+/// The peer API, with golang's (or the pool's fork's) statuses and bodies.
+async fn serve_peer<B>(
+    node: &Node,
+    head: &hyper::http::request::Parts,
+    parsed: Result<PathParts<'_>, PathError>,
+    body: B,
+) -> Reply
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let parts = match parsed {
         Ok(parts) => parts,
         Err(PathError::BadEscape) => return go_bad_request("400 Bad Request"),
@@ -289,17 +314,141 @@ async fn serve_peer(node: &Node, parsed: Result<PathParts<'_>, PathError>) -> Re
     let Some(group) = node.group(parts.group()) else {
         return no_such_group(parts.group());
     };
-    match group.get_for_peer(parts.key()).await {
+    let protocol = node.protocol();
+    let written = match protocol.peer_op(&head.method, parts.key()) {
+        PeerOp::Get => return serve_peer_get(node, group, parts.key()).await,
+        PeerOp::Refuse(status, message) => return text(status, message.into()),
+        PeerOp::Remove => {
+            writes::peer_remove(group, parts.key());
+            Ok(())
+        }
+        PeerOp::Set | PeerOp::RemoveKeys => {
+            // Room for the value and the request's other fields.
+            let limit = node.max_write_bytes().saturating_add(64 << 10);
+            let body = match read_body(head, body, limit).await {
+                Ok(body) => body,
+                Err(reply) => return reply,
+            };
+            if head.method == Method::PUT {
+                writes::peer_set(group, body)
+            } else {
+                writes::peer_remove_keys(group, &body)
+            }
+        }
+    };
+    match written {
+        // 200 with an empty body and no Content-Type, as the forks reply.
+        Ok(()) => Response::new(ReplyBody::from(Bytes::new())),
+        Err(e) => write_error(&e),
+    }
+}
+
+/// A peer's get: the value as a `GetResponse`.
+async fn serve_peer_get(node: &Node, group: &Group, key: &[u8]) -> Reply {
+    let protocol = node.protocol();
+    match group.get_for_peer(key).await {
         Ok(value) => {
-            let mut reply = Response::new(ReplyBody::get_response(value));
+            let always = protocol.always_sends_expire();
+            let mut reply = Response::new(ReplyBody::get_response(value, always));
             reply.headers_mut().insert(
                 CONTENT_TYPE,
                 HeaderValue::from_static(wire::PROTOBUF_CONTENT_TYPE),
             );
             reply
         }
-        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string().into()),
+        Err(e) => text(protocol.load_error_status(&e), e.to_string().into()),
     }
+}
+
+/// Reads a request body of at most `limit` bytes; a larger one is 413.
+async fn read_body<B>(
+    head: &hyper::http::request::Parts,
+    body: B,
+    limit: u64,
+) -> Result<Bytes, Reply>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let limit = limit.min(usize::MAX as u64);
+    let too_large = || {
+        let message = format!("request body exceeds {limit} bytes");
+        text(StatusCode::PAYLOAD_TOO_LARGE, message.into())
+    };
+    let declared = head.headers.get(CONTENT_LENGTH);
+    let declared = declared.and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(too_large());
+    }
+    match Limited::new(body, limit as usize).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Err(e) => Err(text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("reading body: {e}").into(),
+        )),
+    }
+}
+
+fn write_error(error: &WriteError) -> Reply {
+    text(error.status(), error.to_string().into())
+}
+
+/// `PUT` or `DELETE /cache/{group}/{key}`: a user's write, propagated to
+/// the pool; 200 when every node confirmed it, else 502 naming the others.
+async fn serve_user_write<B>(
+    node: &Node,
+    head: &hyper::http::request::Parts,
+    parsed: Result<PathParts<'_>, PathError>,
+    body: B,
+) -> Reply
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if !node.protocol().has_writes() {
+        let reason = "writes need --protocol mailgun or groupcache-go: golang/groupcache pools have no writes";
+        return not_allowed(reason);
+    }
+    if !node.allows_writes() {
+        return not_allowed("writes are off: start the node with --allow-writes");
+    }
+    let Ok(parts) = parsed else {
+        return text(StatusCode::BAD_REQUEST, "bad request".into());
+    };
+    let Some(group) = node.group(parts.group()) else {
+        return no_such_group(parts.group());
+    };
+    let key = parts.key();
+    let unconfirmed = if head.method == Method::DELETE {
+        writes::user_remove(group, key).await
+    } else {
+        let options = match SetOptions::from_query(head.uri.query().unwrap_or_default()) {
+            Ok(options) => options,
+            Err(message) => return text(StatusCode::BAD_REQUEST, message.into()),
+        };
+        let limit = writes::max_value_bytes(group, key).min(node.max_write_bytes());
+        let value = match read_body(head, body, limit).await {
+            Ok(value) => value,
+            Err(reply) => return reply,
+        };
+        let policy = node.ttl_policy(parts.group());
+        match writes::user_set(group, &policy, key, value, options).await {
+            Ok(unconfirmed) => unconfirmed,
+            Err(e) => return write_error(&e),
+        }
+    };
+    let (status, message) = unconfirmed.reply();
+    text(status, message.into())
+}
+
+/// 405 for a write this node does not take, saying why.
+fn not_allowed(reason: &str) -> Reply {
+    let mut reply = text(StatusCode::METHOD_NOT_ALLOWED, reason.into());
+    reply
+        .headers_mut()
+        .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+    reply
 }
 
 /// `GET /cache/{group}/{key}`: the raw value.
@@ -359,10 +508,16 @@ struct ReplyBody {
 }
 
 impl ReplyBody {
-    fn get_response(value: Value) -> ReplyBody {
+    /// `always`: send `expire` even for a value that never expires (0).
+    fn get_response(value: Value, always: bool) -> ReplyBody {
+        let suffix = if always {
+            Some(ResponsePart::expire_always(value.expiry))
+        } else {
+            ResponsePart::expire(value.expiry)
+        };
         ReplyBody {
             prefix: Some(ResponsePart::value_header(value.bytes.len())),
-            suffix: ResponsePart::expire(value.expiry),
+            suffix,
             ..ReplyBody::from(value.bytes)
         }
     }
@@ -552,7 +707,7 @@ fn peers(node: &Node) -> PeersReply {
 mod tests {
     use super::*;
     use clap::Parser;
-    use http_body_util::BodyExt;
+    use http_body_util::Empty;
 
     /// A node with one group, `g`, whose value for a key is the key, and
     /// no other peers: every key is loaded here.
@@ -581,7 +736,7 @@ mod tests {
     async fn get(node: &Node, path: &str) -> Answer {
         let request = Request::get(path)
             .header(HOST, "127.0.0.1")
-            .body(())
+            .body(Empty::<Bytes>::new())
             .expect("request");
         answer(handle(node, request, FULL_ACCESS).await).await
     }
@@ -615,7 +770,7 @@ mod tests {
     async fn cache_control_and_body(node: &Node, path: &str) -> (Option<String>, Vec<u8>) {
         let request = Request::get(path)
             .header(HOST, "127.0.0.1")
-            .body(())
+            .body(Empty::<Bytes>::new())
             .expect("request");
         let reply = handle(node, request, FULL_ACCESS).await;
         let cache_control = reply
@@ -669,7 +824,7 @@ mod tests {
                 .method(method)
                 .uri(path)
                 .header(HOST, "h")
-                .body(())
+                .body(Empty::<Bytes>::new())
                 .expect("request");
             let reply = handle(&node, request, FULL_ACCESS).await;
             assert_eq!(
@@ -686,7 +841,9 @@ mod tests {
     async fn http_1_1_without_host_is_a_bad_request() {
         let node = echo_node();
         for path in ["/cache/g/k", "/_groupcache/g/k", "/healthz"] {
-            let request = Request::get(path).body(()).expect("request");
+            let request = Request::get(path)
+                .body(Empty::<Bytes>::new())
+                .expect("request");
             let (status, _, body) = answer(handle(&node, request, FULL_ACCESS).await).await;
             assert_eq!(
                 (status, &body[..]),
@@ -696,11 +853,148 @@ mod tests {
         }
         let request = Request::get("/cache/g/k")
             .version(Version::HTTP_10)
-            .body(())
+            .body(Empty::<Bytes>::new())
             .expect("request");
         assert_eq!(
             answer(handle(&node, request, FULL_ACCESS).await).await.2,
             b"k"
         );
+    }
+
+    /// The status and body of `method path` with `body`.
+    async fn send(node: &Node, method: Method, path: &str, body: &'static [u8]) -> (u16, Vec<u8>) {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(HOST, "127.0.0.1")
+            .body(http_body_util::Full::new(Bytes::from_static(body)))
+            .expect("request");
+        let reply = handle(node, request, FULL_ACCESS).await;
+        let status = reply.status().as_u16();
+        // ReplyBody's error type is Infallible.
+        let body = reply.into_body().collect().await.unwrap().to_bytes();
+        (status, body.to_vec())
+    }
+
+    #[tokio::test]
+    async fn mailgun_peer_api_sets_removes_and_always_sends_expire() {
+        let node = echo_node_with(&["--protocol", "mailgun"]);
+        let (_, _, body) = get(&node, "/_groupcache/g/a").await;
+        assert_eq!(body, b"\x0a\x01a\x18\x00", "expire 0 always sent");
+        // §6.10's captured PUT body: the key comes from the body.
+        let put = b"\x0a\x01g\x12\x07capset0\x1a\x03val\x20\x00";
+        assert_eq!(
+            send(&node, Method::PUT, "/_groupcache/g/ignored", put).await,
+            (200, vec![])
+        );
+        let (_, _, body) = get(&node, "/_groupcache/g/capset0").await;
+        assert_eq!(body, b"\x0a\x03val\x18\x00");
+        assert_eq!(
+            send(&node, Method::DELETE, "/_groupcache/g/capset0", b"").await,
+            (200, vec![])
+        );
+        let (_, _, body) = get(&node, "/_groupcache/g/capset0").await;
+        assert_eq!(body, b"\x0a\x07capset0\x18\x00", "reloaded from the origin");
+        let (status, body) = send(&node, Method::PUT, "/_groupcache/g/k", b"\x0a\x01g").await;
+        assert_eq!((status, &body[..]), (400, &b"SetRequest has no key\n"[..]));
+        assert_eq!(
+            send(&node, Method::PUT, "/_groupcache/nosuch/k", put)
+                .await
+                .0,
+            404
+        );
+        // Anything else is a get in mailgun's handler.
+        assert_eq!(
+            send(&node, Method::POST, "/_groupcache/g/a", b"").await.0,
+            200
+        );
+    }
+
+    #[tokio::test]
+    async fn groupcache_go_peer_api_takes_remove_keys_and_refuses_other_methods() {
+        let node = echo_node_with(&["--protocol", "groupcache-go"]);
+        let put = b"\x0a\x01g\x12\x01k\x1a\x03val\x20\x00";
+        assert_eq!(
+            send(&node, Method::PUT, "/_groupcache/g/k", put).await.0,
+            200
+        );
+        let keys = br#"{"group":"g","keys":["k","other"]}"#;
+        assert_eq!(
+            send(&node, Method::POST, "/_groupcache/g/_remove-keys/", keys).await,
+            (200, vec![])
+        );
+        let (_, _, body) = get(&node, "/_groupcache/g/k").await;
+        assert_eq!(body, b"\x0a\x01k\x18\x00", "removed, reloaded");
+        let (status, body) = send(&node, Method::POST, "/_groupcache/g/_remove-keys/", b"{").await;
+        assert_eq!(status, 400);
+        assert!(body.starts_with(b"invalid request: "));
+        assert_eq!(
+            send(&node, Method::POST, "/_groupcache/g/k", b"").await,
+            (404, b"invalid path for POST method\n".to_vec())
+        );
+        assert_eq!(
+            send(&node, Method::PATCH, "/_groupcache/g/k", b"").await,
+            (405, b"Only GET, DELETE, PUT, POST are supported\n".to_vec())
+        );
+    }
+
+    #[tokio::test]
+    async fn golang_mode_keeps_any_method_a_get_and_refuses_user_writes() {
+        let node = echo_node();
+        assert_eq!(
+            send(&node, Method::PUT, "/_groupcache/g/k", b"x").await,
+            (200, b"\x0a\x01k".to_vec())
+        );
+        let (status, body) = send(&node, Method::PUT, "/cache/g/k", b"x").await;
+        assert_eq!(status, 405);
+        assert!(String::from_utf8(body).unwrap().contains("--protocol"));
+        let node = echo_node_with(&["--protocol", "mailgun"]);
+        let (status, body) = send(&node, Method::DELETE, "/cache/g/k", b"").await;
+        assert_eq!(status, 405);
+        assert!(String::from_utf8(body).unwrap().contains("--allow-writes"));
+    }
+
+    #[tokio::test]
+    async fn user_writes_on_a_lone_node() {
+        let node = echo_node_with(&[
+            "--protocol",
+            "mailgun",
+            "--allow-writes",
+            "--cache-bytes",
+            "100",
+            "--max-ttl",
+            "60s",
+        ]);
+        assert_eq!(
+            send(&node, Method::PUT, "/cache/g/k?ttl=1h", b"new").await,
+            (200, b"ok\n".to_vec())
+        );
+        let (cache_control, body) = cache_control_and_body(&node, "/cache/g/k").await;
+        assert_eq!(body, b"new");
+        assert!(
+            matches!(cache_control.as_deref(), Some("max-age=59" | "max-age=60")),
+            "capped by --max-ttl: {cache_control:?}"
+        );
+        assert_eq!(
+            send(&node, Method::PUT, "/cache/g/k", &[b'x'; 100]).await.0,
+            413
+        );
+        assert_eq!(
+            send(&node, Method::PUT, "/cache/g/k?ttl=x", b"v").await.0,
+            400
+        );
+        assert_eq!(
+            send(&node, Method::PUT, "/cache/g/k?color=red", b"v")
+                .await
+                .0,
+            400
+        );
+        assert_eq!(
+            get(&node, "/cache/g/k").await.2,
+            b"new",
+            "refused writes change nothing"
+        );
+        assert_eq!(send(&node, Method::DELETE, "/cache/g/k", b"").await.0, 200);
+        assert_eq!(get(&node, "/cache/g/k").await.2, b"k");
     }
 }

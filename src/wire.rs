@@ -1,7 +1,8 @@
 //! Everything golang/groupcache puts on the wire, in one place: how keys
 //! are escaped in peer URLs, how a peer request path is decoded and split
-//! into group and key, and the protobuf `GetResponse` body (with the forks'
-//! `expire` field for values that expire).
+//! into group and key, the protobuf `GetResponse` body (with the forks'
+//! `expire` field for values that expire), and the forks' write bodies: the
+//! protobuf `SetRequest` of a PUT and groupcache-go's JSON remove-keys list.
 //!
 //! The rules are the HTTPPool ones (see `shared/groupcache-wire.md` §1–2):
 //! the server percent-decodes the path only (a `+` stays a `+`) and splits
@@ -214,6 +215,12 @@ impl ResponsePart {
         Some(ResponsePart::tagged(0x18, nanos as u64)) // field 3, varint
     }
 
+    /// The `expire` field as the forks always send it: 0 for a value that
+    /// never expires.
+    pub fn expire_always(expiry: Expiry) -> ResponsePart {
+        ResponsePart::expire(expiry).unwrap_or(ResponsePart::tagged(0x18, 0))
+    }
+
     fn tagged(tag: u8, varint: u64) -> ResponsePart {
         let mut bytes = [0u8; 11];
         bytes[0] = tag;
@@ -263,6 +270,56 @@ pub fn decode_response(body: Bytes) -> Result<Value, prost::DecodeError> {
         response.value.unwrap_or_default(),
         Expiry::from_wire(response.expire),
     ))
+}
+
+/// Why a write body from a peer could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WriteBodyError {
+    #[error("{0}")]
+    Protobuf(String),
+    #[error("SetRequest has no key")]
+    NoKey,
+    #[error("invalid request: {0}")]
+    Json(String),
+}
+
+/// The body of a fork's PUT: `SetRequest{group, key, value, expire}`, every
+/// field present (`expire` 0 for "never"), as mailgun v2 sends it.
+pub fn encode_set_request(group: &[u8], key: &[u8], value: &Value) -> Bytes {
+    let request = pb::SetRequest {
+        group: Some(Bytes::copy_from_slice(group)),
+        key: Some(Bytes::copy_from_slice(key)),
+        value: Some(value.bytes.clone()),
+        expire: Some(value.expiry.to_wire().unwrap_or(0)),
+    };
+    Bytes::from(request.encode_to_vec())
+}
+
+/// Decodes a PUT body into the key it names (the key comes from the body,
+/// not the URL) and the value with its expiry.
+pub fn decode_set_request(body: Bytes) -> Result<(Bytes, Value), WriteBodyError> {
+    let request =
+        pb::SetRequest::decode(body).map_err(|e| WriteBodyError::Protobuf(e.to_string()))?;
+    let key = request.key.ok_or(WriteBodyError::NoKey)?;
+    let value = Value::new(
+        request.value.unwrap_or_default(),
+        Expiry::from_wire(request.expire),
+    );
+    Ok((key, value))
+}
+
+/// groupcache-go v3's remove-keys body, `{"group":"g","keys":["k1",...]}`.
+#[derive(Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RemoveKeys {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub group: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<String>,
+}
+
+/// Decodes a remove-keys body.
+pub fn decode_remove_keys(body: &[u8]) -> Result<RemoveKeys, WriteBodyError> {
+    serde_json::from_slice(body).map_err(|e| WriteBodyError::Json(e.to_string()))
 }
 
 #[cfg(test)]
@@ -448,6 +505,60 @@ mod tests {
         assert_eq!(decode_response(with_qps).unwrap(), never(b"v"));
         assert_eq!(decode_response(Bytes::new()).unwrap(), never(b""));
         assert!(decode_response(Bytes::from_static(b"\x0a\x09short")).is_err());
+    }
+
+    #[test]
+    fn captured_mailgun_get_replies() {
+        // §6.10: a value that never expires still carries `expire` = 0.
+        let mut reply = ResponsePart::value_header(8).as_bytes().to_vec();
+        reply.extend_from_slice(b"origin:a");
+        reply.extend_from_slice(ResponsePart::expire_always(Expiry::Never).as_bytes());
+        assert_eq!(reply, b"\x0a\x08origin:a\x18\x00");
+        let expiry = Expiry::At(1_795_446_879_274_390_282);
+        let mut reply = ResponsePart::value_header(11).as_bytes().to_vec();
+        reply.extend_from_slice(b"origin:exp1");
+        reply.extend_from_slice(ResponsePart::expire_always(expiry).as_bytes());
+        assert_eq!(
+            reply,
+            b"\x0a\x0borigin:exp1\x18\x8a\xa6\xef\xe1\xc8\xad\xad\xf5\x18"
+        );
+    }
+
+    #[test]
+    fn captured_mailgun_put_body() {
+        let captured: &[u8] =
+            b"\x0a\x01g\x12\x07capset0\x1a\x03val\x20\xc6\xa8\xc1\x97\xa9\xae\xad\xf5\x18";
+        let value = Value::new(&b"val"[..], Expiry::At(1_795_446_905_156_686_918));
+        assert_eq!(&encode_set_request(b"g", b"capset0", &value)[..], captured);
+        let (key, decoded) = decode_set_request(Bytes::from_static(captured)).unwrap();
+        assert_eq!((&key[..], decoded), (&b"capset0"[..], value));
+        // Without a TTL the body ends in `20 00`: expire 0 is still sent.
+        let never = Value::new(&b"val"[..], Expiry::Never);
+        let body = encode_set_request(b"g", b"capset0", &never);
+        assert!(body.ends_with(b"\x1a\x03val\x20\x00"), "{body:?}");
+        let (_, decoded) = decode_set_request(body).unwrap();
+        assert_eq!(decoded, never);
+    }
+
+    #[test]
+    fn bad_write_bodies_are_refused() {
+        assert_eq!(
+            decode_set_request(Bytes::from_static(b"\x0a\x01g")),
+            Err(WriteBodyError::NoKey)
+        );
+        assert!(matches!(
+            decode_set_request(Bytes::from_static(b"\x12\x09short")),
+            Err(WriteBodyError::Protobuf(_))
+        ));
+        let keys = decode_remove_keys(br#"{"group":"g","keys":["a","b c"]}"#).unwrap();
+        assert_eq!(keys.keys, ["a", "b c"]);
+        assert_eq!(
+            serde_json::to_string(&RemoveKeys::default()).unwrap(),
+            "{}",
+            "omitempty, as Go encodes it"
+        );
+        let error = decode_remove_keys(b"{").unwrap_err().to_string();
+        assert!(error.starts_with("invalid request: "), "{error}");
     }
 }
 
