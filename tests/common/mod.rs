@@ -262,7 +262,7 @@ impl Reply {
 }
 
 /// A client for `http://` and `https://` URLs.
-pub type TestClient = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
+pub type TestClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// The default test client: `https://` servers must have certificates from
 /// [`tls::Pki::shared`], and it presents [`tls::Pki::shared_client`].
@@ -304,16 +304,31 @@ pub async fn try_get(url: &str) -> Result<Reply, String> {
 
 /// Any method, no body, 20 s deadline.
 pub async fn http_request(method: &str, url: &str) -> Result<Reply, String> {
-    request_with(client(), method, url).await
+    http_send(method, url, Bytes::new()).await
+}
+
+/// Any method with `body` (empty: none), 20 s deadline.
+pub async fn http_send(method: &str, url: &str, body: Bytes) -> Result<Reply, String> {
+    send_with(client(), method, url, body).await
 }
 
 /// [`http_request`] with `client`.
 pub async fn request_with(client: &TestClient, method: &str, url: &str) -> Result<Reply, String> {
+    send_with(client, method, url, Bytes::new()).await
+}
+
+/// [`http_send`] with `client`.
+async fn send_with(
+    client: &TestClient,
+    method: &str,
+    url: &str,
+    body: Bytes,
+) -> Result<Reply, String> {
     let uri: Uri = url.parse().map_err(|e| format!("{e}"))?;
     let request = Request::builder()
         .method(method)
         .uri(uri)
-        .body(Empty::new())
+        .body(Full::new(body))
         .map_err(|e| e.to_string())?;
     let work = async {
         let response = client.request(request).await.map_err(|e| error_chain(&e))?;
@@ -333,7 +348,7 @@ pub async fn request_with(client: &TestClient, method: &str, url: &str) -> Resul
     };
     tokio::time::timeout(Duration::from_secs(20), work)
         .await
-        .map_err(|_| format!("GET {url}: timed out"))?
+        .map_err(|_| format!("{method} {url}: timed out"))?
 }
 
 /// "outer: inner: innermost".

@@ -1,0 +1,146 @@
+//! Set and Remove through the user API, with real processes: three
+//! groupcached nodes in a mailgun pool. A write through any node is read
+//! back through every node, a Remove makes the pool reload the key exactly
+//! once, a write landing while a slow load of the key is in flight is not
+//! undone by that load, and the status names any node that did not
+//! confirm the write.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use groupcached::consistenthash::{Hashing, Ring, DEFAULT_REPLICAS};
+
+const WRITES: &[&str] = &["--protocol", "mailgun", "--allow-writes"];
+
+/// `method /cache/g/{key}` on `node` with `body`.
+async fn write(node: &GcNode, method: &str, key: &str, body: &'static [u8]) -> Reply {
+    let url = format!("{}/cache/g/{}", node.url, esc(key.as_bytes()));
+    http_send(method, &url, Bytes::from_static(body))
+        .await
+        .unwrap_or_else(|e| panic!("{method} {url}: {e}"))
+}
+
+/// The value of `key` through `node`, as text.
+async fn read(node: &GcNode, key: &str) -> String {
+    let reply = node.get(&format!("/cache/g/{}", esc(key.as_bytes()))).await;
+    assert_eq!(
+        reply.status, 200,
+        "{key} through {}: {:?}",
+        node.url, reply.body
+    );
+    String::from_utf8(reply.body.to_vec()).expect("text value")
+}
+
+/// The nodes' indexes as (owner of `key`, the other two), on the mailgun ring.
+fn roles(nodes: &[GcNode], key: &str) -> (usize, usize, usize) {
+    let urls: Vec<String> = nodes.iter().map(|n| n.url.clone()).collect();
+    let ring = Ring::with_hashing(Hashing::Mailgun, DEFAULT_REPLICAS, &urls);
+    let owner_url = ring.get(key.as_bytes()).expect("an owner");
+    let owner = urls.iter().position(|u| u == owner_url).unwrap();
+    let others: Vec<usize> = (0..3).filter(|&i| i != owner).collect();
+    (owner, others[0], others[1])
+}
+
+/// `groups.g.Loads` of `node`.
+async fn loads(node: &GcNode) -> u64 {
+    node.stats().await["groups"]["g"]["Loads"]
+        .as_u64()
+        .expect("Loads")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_through_any_node_is_read_back_through_every_node() {
+    let origin = Origin::start().await;
+    let nodes = start_cluster(&free_ports(3), &origin, WRITES).await;
+    let key = "user:42";
+    for node in &nodes {
+        assert_eq!(read(node, key).await, "value-of-user:42");
+    }
+    assert_eq!(origin.hits(key.as_bytes()), 1);
+    for (i, writer) in nodes.iter().enumerate() {
+        let value: &'static [u8] = [&b"set-0"[..], b"set-1", b"set-2"][i];
+        let reply = write(writer, "PUT", key, value).await;
+        assert_eq!((reply.status, &reply.body[..]), (200, &b"ok\n"[..]));
+        for node in &nodes {
+            assert_eq!(
+                read(node, key).await.as_bytes(),
+                value,
+                "through {}",
+                node.url
+            );
+        }
+    }
+    // A Remove through any node: every node reloads, the origin once.
+    for (i, remover) in nodes.iter().enumerate() {
+        let reply = write(remover, "DELETE", key, b"").await;
+        assert_eq!((reply.status, &reply.body[..]), (200, &b"ok\n"[..]));
+        for node in &nodes {
+            assert_eq!(read(node, key).await, "value-of-user:42");
+        }
+        assert_eq!(origin.hits(key.as_bytes()), 2 + i);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_during_a_slow_load_is_not_undone_by_it() {
+    let origin = Origin::start().await;
+    let nodes = start_cluster(&free_ports(3), &origin, WRITES).await;
+    for method in ["PUT", "DELETE"] {
+        // Answered by the origin after one second.
+        let key = format!("slow-{method}");
+        let (owner, reader, writer) = roles(&nodes, &key);
+        let url = format!("{}/cache/g/{key}", nodes[reader].url);
+        let before = loads(&nodes[owner]).await;
+        let loading = tokio::spawn(async move { http_get(&url).await });
+        // The owner has begun its load of the key (for the reader).
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while loads(&nodes[owner]).await == before {
+            assert!(std::time::Instant::now() < deadline, "no load began");
+        }
+        let reply = write(&nodes[writer], method, &key, b"written").await;
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+        let loaded = loading.await.unwrap();
+        assert_eq!(loaded.body, value_of(key.as_bytes()), "the waiting get");
+        assert_eq!(origin.hits(key.as_bytes()), 1);
+        let expected = if method == "PUT" {
+            b"written".to_vec()
+        } else {
+            value_of(key.as_bytes())
+        };
+        for node in &nodes {
+            assert_eq!(read(node, &key).await.as_bytes(), expected);
+        }
+        // After a Remove the older value was stored nowhere: one reload.
+        let reloads = usize::from(method == "DELETE");
+        assert_eq!(origin.hits(key.as_bytes()), 1 + reloads);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_does_not_confirm_is_named() {
+    let origin = Origin::start().await;
+    let mut nodes = start_cluster(&free_ports(3), &origin, WRITES).await;
+    let down = nodes.pop().expect("three nodes");
+    let down_url = down.url.clone();
+    drop(down); // killed
+    for (method, body) in [("PUT", &b"v"[..]), ("DELETE", &b""[..])] {
+        let reply = write(&nodes[0], method, "k", body).await;
+        assert_eq!(reply.status, 502, "{method}");
+        let text = String::from_utf8(reply.body.to_vec()).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(
+            text.starts_with(&format!("not confirmed by {down_url}: ")),
+            "{text}"
+        );
+    }
+    // Without --allow-writes, 405 naming the flag.
+    let port = free_ports(1)[0];
+    let args = ["--protocol", "mailgun", "--group", "g=echo"].map(String::from);
+    let closed = GcNode::start(port, &args).await;
+    let reply = write(&closed, "PUT", "k", b"v").await;
+    assert_eq!(reply.status, 405);
+    assert!(String::from_utf8_lossy(&reply.body).contains("--allow-writes"));
+}
