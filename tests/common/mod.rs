@@ -549,7 +549,18 @@ pub fn gopeer_path() -> std::path::PathBuf {
     path
 }
 
-/// A running Go groupcache node (`tests/gopeer`), killed on drop.
+/// The fork test peer built by `scripts/build-gopeer`; panics if it is missing.
+pub fn forkpeer_path() -> std::path::PathBuf {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/gopeer/forkpeer");
+    assert!(
+        path.is_file(),
+        "{} does not exist: run scripts/build-gopeer (scripts/test does) before these tests",
+        path.display()
+    );
+    path
+}
+
+/// A running Go groupcache node (`tests/gopeer` or `tests/forkpeer`), killed on drop.
 pub struct GoNode {
     pub proc: Proc,
     pub addr: SocketAddr,
@@ -563,9 +574,19 @@ impl GoNode {
     /// `listening on` line and then for `/healthz`. Unlike groupcached,
     /// gopeer does not add itself to `-peers`: pass the full list.
     pub async fn start(port: u16, args: &[String]) -> GoNode {
+        GoNode::start_program(&gopeer_path(), port, args).await
+    }
+
+    /// Starts `forkpeer ARGS...` (a mailgun or groupcache-go node, by its
+    /// `-dialect`) as [`GoNode::start`] starts gopeer.
+    pub async fn start_fork(port: u16, args: &[String]) -> GoNode {
+        GoNode::start_program(&forkpeer_path(), port, args).await
+    }
+
+    async fn start_program(program: &std::path::Path, port: u16, args: &[String]) -> GoNode {
         use std::io::BufRead;
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let mut command = Command::new(gopeer_path());
+        let mut command = Command::new(program);
         command.args(args).stdout(Stdio::piped());
         hand_over_port(&mut command, port);
         let mut proc = Proc::spawn(&format!("gopeer:{port}"), &mut command);
@@ -606,8 +627,28 @@ impl Frontend for GoNode {
 /// golang's `consistenthash` owner of each key, from `gopeer -ring`, for a
 /// ring of `peers` (added in this order) with `replicas` points per peer.
 pub fn go_ring_owners(peers: &[String], replicas: usize, keys: &[Vec<u8>]) -> Vec<String> {
+    ring_owners(Command::new(gopeer_path()), peers, replicas, keys)
+}
+
+/// The fork's owner of each key, from `forkpeer -ring -dialect DIALECT`.
+pub fn fork_ring_owners(
+    dialect: &str,
+    peers: &[String],
+    replicas: usize,
+    keys: &[Vec<u8>],
+) -> Vec<String> {
+    let mut command = Command::new(forkpeer_path());
+    command.arg("-dialect").arg(dialect);
+    ring_owners(command, peers, replicas, keys)
+}
+
+fn ring_owners(
+    mut command: Command,
+    peers: &[String],
+    replicas: usize,
+    keys: &[Vec<u8>],
+) -> Vec<String> {
     use std::io::{Read, Write};
-    let mut command = Command::new(gopeer_path());
     command
         .arg("-ring")
         .arg("-peers")
@@ -621,7 +662,7 @@ pub fn go_ring_owners(peers: &[String], replicas: usize, keys: &[Vec<u8>]) -> Ve
         .unwrap_or_else(|e| panic!("starting gopeer -ring: {e}"));
     let mut proc = Proc {
         child,
-        name: "gopeer -ring".into(),
+        name: "ring owners".into(),
     };
     let mut input = String::with_capacity(keys.len() * 20);
     for key in keys {
