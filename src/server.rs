@@ -315,7 +315,8 @@ where
         return no_such_group(parts.group());
     };
     let protocol = node.protocol();
-    let written = match protocol.peer_op(&head.method, parts.key()) {
+    let op = protocol.peer_op(&head.method, parts.key());
+    let written = match op {
         PeerOp::Get => return serve_peer_get(node, group, parts.key()).await,
         PeerOp::Refuse(status, message) => return text(status, message.into()),
         PeerOp::Remove => {
@@ -329,7 +330,7 @@ where
                 Ok(body) => body,
                 Err(reply) => return reply,
             };
-            if head.method == Method::PUT {
+            if op == PeerOp::Set {
                 writes::peer_set(group, body)
             } else {
                 writes::peer_remove_keys(group, &body)

@@ -73,6 +73,20 @@ async fn a_write_through_any_node_is_read_back_through_every_node() {
             );
         }
     }
+    // `?hot=1`: the receiving node (not the owner) keeps a copy and answers
+    // from it without asking the owner.
+    let (owner, other, _) = roles(&nodes, key);
+    let hot_items = |stats: serde_json::Value| stats["groups"]["g"]["HotCache"]["Items"].clone();
+    let url = format!("{}/cache/g/{key}?hot=1", nodes[other].url);
+    let reply = http_send("PUT", &url, Bytes::from_static(b"hot"))
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200);
+    assert_eq!(hot_items(nodes[other].stats().await), 1);
+    let served = nodes[owner].stats().await["groups"]["g"]["ServerRequests"].clone();
+    assert_eq!(read(&nodes[other], key).await, "hot");
+    let after = nodes[owner].stats().await["groups"]["g"]["ServerRequests"].clone();
+    assert_eq!(served, after, "answered from the hot copy");
     // A Remove through any node: every node reloads, the origin once.
     for (i, remover) in nodes.iter().enumerate() {
         let reply = write(remover, "DELETE", key, b"").await;
