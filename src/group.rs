@@ -586,11 +586,13 @@ mod tests {
             local_peers(),
         );
         for set in [false, true] {
+            let before = calls.load(Relaxed);
             let loading = tokio::spawn({
                 let group = group.clone();
                 async move { group.get(b"k").await }
             });
-            while calls.load(Relaxed) == usize::from(set) {
+            // The getter has been called: the load is in flight.
+            while calls.load(Relaxed) == before {
                 tokio::task::yield_now().await;
             }
             let written = set.then(|| (Which::Main, Value::from(Bytes::from_static(b"set"))));
