@@ -1,6 +1,7 @@
 //! Mixed pools with the forks' wire, with real processes: two fork peers
 //! (`tests/forkpeer`, speaking mailgun v2's or groupcache-go v3's wire) and
-//! two groupcached nodes in the same mode. The rings agree, a Set through
+//! two groupcached nodes in the same mode. The rings agree (computed, and
+//! between the live nodes: one load per key), a Set through
 //! any node is read back through every node, a Remove through any node
 //! makes the pool reload the key exactly once, and an expiry crosses the
 //! hop both ways.
@@ -108,6 +109,15 @@ async fn writes_cross_the_pool(dialect: &str) {
     let origin = Origin::start().await;
     let pool = Pool::start(dialect, &origin).await;
     let urls = pool.urls();
+    // The live nodes agree on owners: 40 keys read through every node are
+    // each loaded once, by their owner.
+    for i in 0..40 {
+        let key = format!("shared-{i}");
+        for url in &urls {
+            assert_eq!(pool.read(url, &key).await.body, value_of(key.as_bytes()));
+        }
+        assert_eq!(origin.hits(key.as_bytes()), 1, "{key}");
+    }
     // A Set through each node, of a key nobody has read yet.
     for (i, writer) in urls.iter().enumerate() {
         let key = format!("set-{i}");
