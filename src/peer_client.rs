@@ -373,4 +373,80 @@ mod tests {
         assert_eq!(gate.admit(), Some(2));
         assert_eq!(gate.admit(), None);
     }
+
+    /// Answers one request on a loopback port with `200` and an empty body,
+    /// and returns the port and the request's bytes as they arrived.
+    fn capture_one_request() -> (u16, std::thread::JoinHandle<Vec<u8>>) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let handle = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            // The head, then as many body bytes as Content-Length says.
+            loop {
+                let n = stream.read(&mut buf).unwrap();
+                request.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&request).to_lowercase();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let length = text
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length: "))
+                        .map_or(0, |l| l.trim().parse::<usize>().unwrap());
+                    if request.len() >= end + 4 + length || n == 0 {
+                        break;
+                    }
+                }
+            }
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                .unwrap();
+            request
+        });
+        (port, handle)
+    }
+
+    fn client_for(port: u16) -> PeerClient {
+        let http = HttpClient::new(Duration::from_secs(5), 1);
+        PeerClient::new(
+            &format!("http://127.0.0.1:{port}"),
+            "/_groupcache/",
+            http,
+            1,
+        )
+    }
+
+    #[tokio::test]
+    async fn remove_and_set_send_what_mailgun_sends() {
+        // §6.10: DELETE with an empty body, the key path-escaped.
+        let (port, captured) = capture_one_request();
+        client_for(port).remove(b"g", b"cap get/10").await.unwrap();
+        let request = String::from_utf8(captured.join().unwrap()).unwrap();
+        assert!(
+            request.starts_with("DELETE /_groupcache/g/cap%20get%2F10 HTTP/1.1\r\n"),
+            "{request}"
+        );
+        assert!(request.ends_with("\r\n\r\n"), "no body: {request}");
+        // The PUT body is §6.10's captured SetRequest, with no Content-Type.
+        let (port, captured) = capture_one_request();
+        let value = Value::new(
+            &b"val"[..],
+            crate::value::Expiry::At(1_795_446_905_156_686_918),
+        );
+        client_for(port)
+            .set(b"g", b"capset0", &value)
+            .await
+            .unwrap();
+        let request = captured.join().unwrap();
+        let text = String::from_utf8_lossy(&request).to_string();
+        assert!(
+            text.starts_with("PUT /_groupcache/g/capset0 HTTP/1.1\r\n"),
+            "{text}"
+        );
+        assert!(!text.to_lowercase().contains("content-type"), "{text}");
+        let body: &[u8] =
+            b"\x0a\x01g\x12\x07capset0\x1a\x03val\x20\xc6\xa8\xc1\x97\xa9\xae\xad\xf5\x18";
+        assert!(request.ends_with(body), "{text}");
+    }
 }
