@@ -106,12 +106,12 @@ pub struct Args {
 
     /// Which Go groupcache the pool speaks (its ring, statuses and writes);
     /// every node of a pool must use the same.
-    #[arg(long, value_enum, default_value_t = Protocol::Golang)]
+    #[arg(long, env = "GROUPCACHED_PROTOCOL", value_enum, default_value_t = Protocol::Golang)]
     pub protocol: Protocol,
 
     /// Accept PUT and DELETE on /cache/{group}/{key} (mailgun and
     /// groupcache-go pools only).
-    #[arg(long)]
+    #[arg(long, env = "GROUPCACHED_ALLOW_WRITES")]
     pub allow_writes: bool,
 
     /// Ring points per peer (golang's default is 50).
