@@ -322,7 +322,7 @@ mod tests {
     fn a_peer_down_is_skipped_then_probed_once_and_comes_back() {
         let health = Health::default();
         assert_eq!(health.report().state, "up");
-        let refused = PeerError::Status(StatusCode::SERVICE_UNAVAILABLE);
+        let refused = PeerError::Status(StatusCode::SERVICE_UNAVAILABLE, String::new());
         health.admit().unwrap().finish(false, Some(&refused));
         let report = health.report();
         assert_eq!((report.state, report.failures), ("down", 1));
