@@ -488,6 +488,15 @@ fn bad_flags_exit_2_with_one_line_naming_the_flag() {
         (&["--group", "x=http://127.0.0.1/fixed"], "--group"),
         (&["--group", "=echo"], "--group"),
         (&["--listen", "nonsense"], "--listen"),
+        (
+            &[
+                "--peers",
+                "http://127.0.0.1:1",
+                "--etcd",
+                "http://127.0.0.1:2",
+            ],
+            "cannot be used with",
+        ),
         (&["--no-such-flag"], "--no-such-flag"),
     ];
     for &(args, flag) in cases {

@@ -1,10 +1,9 @@
 //! Real `groupcached` processes on loopback: a three-node cluster loads
 //! every key exactly once, the peer and user APIs answer with the right
-//! bytes and statuses, bad flags fail clearly, and SIGTERM drains.
+//! bytes and statuses, and SIGTERM drains. (Bad flags: tests/bad_input.rs.)
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -181,39 +180,6 @@ async fn a_dead_owner_means_local_loads_not_errors() {
     let g = &stats["groups"]["g"];
     assert!(g["PeerErrors"].as_u64().unwrap() > 0, "{g}");
     assert_eq!(g["LocalLoads"], 50);
-}
-
-#[test]
-fn bad_flags_exit_non_zero_with_a_message() {
-    let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_groupcached"))
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
-    };
-    let (code, err) = run(&["--group", "g=ftp://x/{key}", "--listen", "127.0.0.1:0"]);
-    assert_ne!(code, Some(0));
-    assert!(err.contains("http://"), "{err}");
-    let (code, err) = run(&[
-        "--group",
-        "g=echo",
-        "--peers",
-        "http://a:1",
-        "--etcd",
-        "http://127.0.0.1:2379",
-    ]);
-    assert_ne!(code, Some(0));
-    assert!(err.contains("cannot be used with"), "{err}");
-    let (code, err) = run(&["--group", "g=echo", "--cache-bytes", "lots"]);
-    assert_ne!(code, Some(0));
-    assert!(err.contains("--cache-bytes"), "{err}");
-    let (code, err) = run(&["--listen", "nonsense", "--group", "g=echo"]);
-    assert_ne!(code, Some(0));
-    assert!(err.contains("--listen"), "{err}");
 }
 
 /// SIGTERM and SIGINT each: an in-flight request still gets its value, the
