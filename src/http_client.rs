@@ -10,6 +10,12 @@
 //! past the limit), and the bytes held by bodies being read are bounded by a
 //! [`LoadBudget`] shared by every request of the node. `https://` URLs go
 //! over rustls with the caller's client configuration.
+//!
+//! Peers and origins use hyper-util's client rather than reqwest on
+//! purpose: reqwest normalises `.` and `..` path segments (so a key could
+//! reach a different path than the one escaped for it) and honours proxy
+//! variables from the environment (so peer traffic could leave through a
+//! proxy nobody configured for it).
 
 use std::sync::Arc;
 use std::time::Duration;
