@@ -175,8 +175,10 @@ mod tests {
         list.iter().map(|p| p.to_string()).collect()
     }
 
-    fn three() -> Ring {
-        Ring::new(
+    /// The wire doc's three worked-example peers, 50 replicas each.
+    fn three_forked(hashing: Hashing) -> Ring {
+        Ring::with_hashing(
+            hashing,
             DEFAULT_REPLICAS,
             &peers(&[
                 "http://10.0.0.1:8080",
@@ -184,6 +186,10 @@ mod tests {
                 "http://10.0.0.3:8080",
             ]),
         )
+    }
+
+    fn three() -> Ring {
+        three_forked(Hashing::Golang)
     }
 
     #[test]
@@ -267,18 +273,6 @@ mod tests {
         let ring = Ring::new(3, &peers(&["x", "x"]));
         assert_eq!(ring.points.len(), 6);
         assert!(ring.points.iter().all(|&(_, owner)| owner == 1));
-    }
-
-    fn three_forked(hashing: Hashing) -> Ring {
-        Ring::with_hashing(
-            hashing,
-            DEFAULT_REPLICAS,
-            &peers(&[
-                "http://10.0.0.1:8080",
-                "http://10.0.0.2:8080",
-                "http://10.0.0.3:8080",
-            ]),
-        )
     }
 
     #[test]
