@@ -21,7 +21,7 @@ use groupcached::consistenthash::DEFAULT_REPLICAS;
 use groupcached::group::Group;
 use groupcached::http_client::HttpClient;
 use groupcached::node::{Node, PeerSource};
-use groupcached::origin::GetterError;
+use groupcached::getter::GetterError;
 use groupcached::peers::Peers;
 use groupcached::server::Limits;
 use groupcached::value::Value;

@@ -29,7 +29,7 @@ use serde::Serialize;
 
 use crate::cache::{CacheStats, Caches, Which};
 use crate::metrics::LoadTimings;
-use crate::origin::{Getter, GetterError};
+use crate::getter::{Getter, GetterError};
 use crate::peer_client::{PeerError, WarnGate};
 use crate::peers::Peers;
 use crate::singleflight::Flight;

@@ -15,6 +15,7 @@ pub mod consistenthash;
 pub mod dialect;
 pub mod discovery;
 pub mod freshness;
+pub mod getter;
 pub mod group;
 pub mod http_client;
 pub mod metrics;

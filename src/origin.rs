@@ -1,8 +1,7 @@
-//! Origins: where a group loads a value that no cache holds.
+//! The HTTP origin: where a `--group NAME=URL` group loads a value that no
+//! cache holds.
 //!
-//! [`Getter`] is the trait a group calls on a miss (golang's `Getter`); a
-//! Rust program embedding groupcached implements it for its own loader (see
-//! `examples/embedded.rs`). [`HttpOrigin`] is the getter behind the
+//! [`HttpOrigin`] is the [`Getter`] behind the
 //! `--group NAME=URL` flag: it GETs a URL template with `{group}` and `{key}`
 //! replaced by their percent-encoded values. Origin 200 is the value, 404 a
 //! not-found error, anything else an error carrying the origin's status.
@@ -14,55 +13,15 @@
 //! are refused, so an origin that decodes the path once and then resolves
 //! dot-segments (Python's `http.server`, many proxies) still stays inside it.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::time::SystemTime;
 
 use hyper::{StatusCode, Uri};
 
 use crate::freshness::{self, TtlPolicy};
+use crate::getter::{BoxFuture, Getter, GetterError};
 use crate::http_client::{status_text, HostLimit, HttpClient};
 use crate::value::Value;
 use crate::wire;
-
-/// A boxed future, so getters can be stored as trait objects.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// Why a getter produced no value. The text is what peers and users see.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum GetterError {
-    /// The origin has no such key (user API: 404).
-    #[error("{0}")]
-    NotFound(String),
-    /// Loading failed (user API: 502).
-    #[error("{0}")]
-    Failed(String),
-    /// This node has no room for the load right now (user API: 503).
-    #[error("{0}")]
-    Busy(String),
-    /// The key cannot be loaded from this origin (user API: 400).
-    #[error("{0}")]
-    BadKey(String),
-}
-
-/// Loads the value for a key that is in no cache, with its expiry.
-pub trait Getter: Send + Sync + 'static {
-    fn get<'a>(&'a self, key: &'a [u8]) -> BoxFuture<'a, Result<Value, GetterError>>;
-}
-
-/// Any `Fn(key) -> future` is a getter. The future may yield `Bytes` (a
-/// value that never expires) or a [`Value`] with an expiry.
-impl<F, Fut, V> Getter for F
-where
-    F: Fn(Vec<u8>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<V, GetterError>> + Send + 'static,
-    V: Into<Value>,
-{
-    fn get<'a>(&'a self, key: &'a [u8]) -> BoxFuture<'a, Result<Value, GetterError>> {
-        let loading = self(key.to_vec());
-        Box::pin(async move { loading.await.map(Into::into) })
-    }
-}
 
 /// A bad `--group` origin template.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,0 +1,52 @@
+//! The getter: what a group calls to load a value that no cache holds
+//! (golang's `Getter`).
+//!
+//! A Rust program embedding groupcached implements [`Getter`] for its own
+//! loader, or passes any `async fn(Vec<u8>) -> Result<V, GetterError>`
+//! where `V` is `Bytes` (a value that never expires) or a [`Value`] with an
+//! expiry (see `examples/embedded.rs`). The `--group NAME=URL` flag's
+//! getter is `origin::HttpOrigin`.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::value::Value;
+
+/// A boxed future, so getters can be stored as trait objects.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why a getter produced no value. The text is what peers and users see.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GetterError {
+    /// The origin has no such key (user API: 404).
+    #[error("{0}")]
+    NotFound(String),
+    /// Loading failed (user API: 502).
+    #[error("{0}")]
+    Failed(String),
+    /// This node has no room for the load right now (user API: 503).
+    #[error("{0}")]
+    Busy(String),
+    /// The key cannot be loaded from this origin (user API: 400).
+    #[error("{0}")]
+    BadKey(String),
+}
+
+/// Loads the value for a key that is in no cache, with its expiry.
+pub trait Getter: Send + Sync + 'static {
+    fn get<'a>(&'a self, key: &'a [u8]) -> BoxFuture<'a, Result<Value, GetterError>>;
+}
+
+/// Any `Fn(key) -> future` is a getter. The future may yield `Bytes` (a
+/// value that never expires) or a [`Value`] with an expiry.
+impl<F, Fut, V> Getter for F
+where
+    F: Fn(Vec<u8>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<V, GetterError>> + Send + 'static,
+    V: Into<Value>,
+{
+    fn get<'a>(&'a self, key: &'a [u8]) -> BoxFuture<'a, Result<Value, GetterError>> {
+        let loading = self(key.to_vec());
+        Box::pin(async move { loading.await.map(Into::into) })
+    }
+}
