@@ -11,21 +11,17 @@
 //! curl localhost:8081/cache/squares/12      # → 144
 //! curl -i localhost:8081/cache/clock/now    # Cache-Control: max-age=4 or 5
 //! ```
+//!
+//! With `--check` (run by `scripts/test`), it serves on a free port
+//! instead, GETs its own `/cache/squares/12` over HTTP, checks the answer is
+//! 144, shuts down and exits 0.
 
-use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use groupcached::consistenthash::DEFAULT_REPLICAS;
-use groupcached::group::Group;
-use groupcached::http_client::HttpClient;
-use groupcached::node::{Node, PeerSource};
-use groupcached::getter::GetterError;
-use groupcached::peers::Peers;
-use groupcached::server::Limits;
-use groupcached::value::Value;
-use groupcached::wire::DEFAULT_BASE_PATH;
+use groupcached::{GetterError, Node, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 
 /// The getter: the key must be a decimal number; the value is its square.
 async fn square(key: Vec<u8>) -> Result<Bytes, GetterError> {
@@ -51,37 +47,69 @@ async fn clock(_key: Vec<u8>) -> Result<Value, GetterError> {
 }
 
 #[tokio::main]
-async fn main() -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:8081").await?;
-    let self_url = format!("http://{}", listener.local_addr()?);
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let check = std::env::args().any(|arg| arg == "--check");
+    let addr = if check {
+        "127.0.0.1:0"
+    } else {
+        "127.0.0.1:8081"
+    };
+    let listener = TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
 
-    // The peer pool; add other nodes' URLs here (same list on every node).
-    let http = HttpClient::new(Duration::from_secs(5), 64);
-    let peers = Arc::new(Peers::new(
-        self_url.clone(),
-        DEFAULT_BASE_PATH.into(),
-        DEFAULT_REPLICAS,
-        http,
-        64,
-    ));
-    peers.set(vec![self_url]);
-
-    let squares = Group::new("squares", 64 << 20, Arc::new(square), peers.clone());
-    let clock = Group::new("clock", 1 << 20, Arc::new(clock), peers.clone());
+    // The node: its own URL and its groups. With other nodes, list them
+    // all, the same on every node: `.peers(["http://127.0.0.1:8082"])`.
+    let node = Node::builder(format!("http://{addr}"))
+        .group("squares", 64 << 20, square)
+        .group("clock", 1 << 20, clock)
+        .build()?;
 
     // Use the groups directly...
-    let value = squares.get(b"12").await.expect("12 is a number");
+    let value = node.get("squares", b"12").await?;
     println!("12² = {}", String::from_utf8_lossy(&value.bytes));
-    let value = clock.get(b"now").await.expect("the clock works");
+    let value = node.get("clock", b"now").await?;
     println!("loaded at {}", String::from_utf8_lossy(&value.bytes));
 
-    // ...and serve them over HTTP until Ctrl-C.
-    let groups = HashMap::from([(b"squares".to_vec(), squares), (b"clock".to_vec(), clock)]);
-    let node = Node::from_parts(groups, peers, DEFAULT_BASE_PATH.into(), PeerSource::Static);
-    println!("serving on 127.0.0.1:8081; try: curl localhost:8081/cache/squares/12");
-    groupcached::server::run(listener, node, Limits::default(), async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await;
+    // ...and serve them over HTTP until Ctrl-C (or, with --check, until
+    // the node has answered its own request).
+    if !check {
+        println!(
+            "serving on {addr}; try: curl localhost:{}/cache/squares/12",
+            addr.port()
+        );
+        let ctrl_c = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        node.serve(listener, ctrl_c).await;
+        return Ok(());
+    }
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(node.serve(listener, async {
+        let _ = stopped.await;
+    }));
+    let body = http_get(addr, "/cache/squares/12").await?;
+    let _ = stop.send(());
+    serving.await?;
+    if body != "144" {
+        return Err(format!("GET /cache/squares/12: expected 144, got {body:?}").into());
+    }
+    println!("check passed: GET /cache/squares/12 = 144");
     Ok(())
+}
+
+/// The body of a `200 OK` answer to `GET path` on `addr`, over HTTP/1.1.
+async fn http_get(
+    addr: std::net::SocketAddr,
+    path: &str,
+) -> Result<String, Box<dyn std::error::Error>> {
+    let mut stream = TcpStream::connect(addr).await?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).await?;
+    let (head, body) = reply.split_once("\r\n\r\n").ok_or("no end of headers")?;
+    if !head.starts_with("HTTP/1.1 200 ") {
+        return Err(format!("GET {path}: {}", head.lines().next().unwrap_or("")).into());
+    }
+    Ok(body.to_string())
 }

@@ -585,7 +585,7 @@ fn check_origin(group: &str, origin: &str) -> Result<(), ConfigError> {
 /// anything else could never match), and may not shadow the user API,
 /// whose other routes (`/stats`, `/peers`, `/healthz`) have no `/` after
 /// their name and so cannot be reached by a prefix ending in `/`.
-fn base_path_is_valid(base: &str) -> bool {
+pub(crate) fn base_path_is_valid(base: &str) -> bool {
     let Some(inner) = base
         .strip_prefix('/')
         .and_then(|rest| rest.strip_suffix('/'))

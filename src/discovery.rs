@@ -19,10 +19,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client::{Client, ConnectOptions, EventType, GetOptions, PutOptions, WatchOptions};
-use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::peers::Peers;
+use crate::peers::{EtcdStatus, Peers};
 use crate::wire;
 
 /// Where and how this node registers in etcd.
@@ -31,21 +30,6 @@ pub struct EtcdConfig {
     pub endpoints: Vec<String>,
     pub prefix: String,
     pub ttl: Duration,
-}
-
-/// What `GET /peers` shows about etcd.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct EtcdStatus {
-    pub endpoints: Vec<String>,
-    pub prefix: String,
-    /// True while a session is registered and watching.
-    pub connected: bool,
-    /// The lease this node's key is attached to.
-    pub lease_id: Option<i64>,
-    /// The etcd revision of the last peer list seen.
-    pub revision: i64,
-    /// Why the last session ended, if it did.
-    pub last_error: Option<String>,
 }
 
 /// Why a session ended.

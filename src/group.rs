@@ -28,8 +28,8 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::cache::{CacheStats, Caches, Which};
-use crate::metrics::LoadTimings;
 use crate::getter::{Getter, GetterError};
+use crate::metrics::LoadTimings;
 use crate::peer_client::{PeerError, WarnGate};
 use crate::peers::Peers;
 use crate::singleflight::Flight;

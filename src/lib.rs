@@ -9,6 +9,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod app;
+pub mod builder;
 pub mod cache;
 pub mod config;
 pub mod consistenthash;
@@ -31,116 +33,11 @@ pub mod value;
 pub mod wire;
 pub mod writes;
 
-use std::future::Future;
-
-use tokio::net::TcpListener;
-use tokio::sync::{oneshot, watch};
-
-use discovery::EtcdStatus;
-
+pub use app::{run, App, StartError};
+pub use builder::{BuildError, NodeBuilder};
 pub use config::{Args, Config};
-pub use node::Node;
-
-/// Why the node could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    Node(#[from] node::NodeError),
-    #[error("reading the listener's address: {0}")]
-    Listener(#[from] std::io::Error),
-}
-
-/// Runs a node on `listener` (and the peer API on `peer_listener`, for
-/// `--peer-listen`) until `shutdown` resolves. With etcd, the node's lease
-/// is revoked first, then in-flight requests drain.
-pub async fn run(
-    config: Config,
-    listener: TcpListener,
-    peer_listener: Option<TcpListener>,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), StartError> {
-    let self_url = match &config.self_url {
-        Some(url) => url.clone(),
-        None => {
-            let (peer_api, tls) = match &peer_listener {
-                Some(peer) => (peer, &config.tls.peer),
-                None => (&listener, &config.tls.main),
-            };
-            let scheme = if tls.is_some() { "https" } else { "http" };
-            format!("{scheme}://{}", peer_api.local_addr()?)
-        }
-    };
-    let (node, discovery) = match config.etcd.clone() {
-        None => (Node::new(&config, self_url.clone(), None)?, None),
-        Some(etcd) => {
-            let (status, status_receiver) = watch::channel(EtcdStatus::default());
-            let node = Node::new(&config, self_url.clone(), Some(status_receiver))?;
-            let (stop, stopped) = oneshot::channel::<()>();
-            let stopped = async {
-                let _ = stopped.await;
-            };
-            let task = tokio::spawn(discovery::run(etcd, node.peers().clone(), status, stopped));
-            (node, Some((stop, task)))
-        }
-    };
-    tracing::info!(
-        addr = %listener.local_addr()?,
-        peer_addr = ?peer_listener.as_ref().map(TcpListener::local_addr).transpose()?,
-        self_url = %self_url,
-        peers = ?node.peers().list(),
-        etcd = ?config.etcd.as_ref().map(|e| &e.endpoints),
-        "groupcached serving"
-    );
-    let (stop_serving, serving) = watch::channel(false);
-    let shutdown = async move {
-        shutdown.await;
-        if let Some((stop, task)) = discovery {
-            let _ = stop.send(());
-            let _ = task.await;
-        }
-        let _ = stop_serving.send(true);
-    };
-    let stopped = |mut serving: watch::Receiver<bool>| async move {
-        let _ = serving.wait_for(|stop| *stop).await;
-    };
-    let tls = config.tls;
-    let reloads = [&tls.main, &tls.peer]
-        .into_iter()
-        .flatten()
-        .map(|server| server.cert.clone())
-        .collect();
-    let reloads = tokio::spawn(tls::watch_reloads(reloads));
-    let main_apis = match peer_listener {
-        Some(_) => server::Apis::Users,
-        None => server::Apis::All,
-    };
-    let limits = server::Limits {
-        max_connections: config.max_connections,
-        header_read_timeout: config.header_read_timeout,
-    };
-    let main = server::serve(
-        listener,
-        tls.main,
-        main_apis,
-        node.clone(),
-        limits,
-        stopped(serving.clone()),
-    );
-    let peer_api = async {
-        if let Some(peer_listener) = peer_listener {
-            let apis = server::Apis::Peers;
-            server::serve(
-                peer_listener,
-                tls.peer,
-                apis,
-                node,
-                limits,
-                stopped(serving),
-            )
-            .await;
-        }
-    };
-    tokio::join!(main, peer_api, shutdown);
-    reloads.abort();
-    Ok(())
-}
+pub use dialect::Protocol;
+pub use getter::{BoxFuture, Getter, GetterError};
+pub use group::{Group, GroupError};
+pub use node::{GetError, Node};
+pub use value::{Expiry, Value};

@@ -1,5 +1,6 @@
-//! The `groupcached` binary: parse flags, start logging, bind (or take the
-//! listener systemd passed), and run the node until SIGINT or SIGTERM.
+//! The `groupcached` binary: parse and check flags, start logging, build
+//! the app, bind (or take the listener systemd passed), and run the node
+//! until SIGINT or SIGTERM (or until a background task fails: exit 1).
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -34,8 +35,16 @@ fn main() -> ExitCode {
     raise_open_file_limit();
     let listen = args.listen;
     let peer_listen = args.peer_listen;
-    let config = match args.into_config() {
-        Ok(config) => config,
+    let app = match args.into_config() {
+        Ok(config) => groupcached::App::new(config),
+        Err(e) => {
+            eprintln!("groupcached: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // Everything the flags say is checked here, before anything is bound.
+    let app = match app {
+        Ok(app) => app,
         Err(e) => {
             eprintln!("groupcached: {e}");
             return ExitCode::from(2);
@@ -69,7 +78,7 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             },
         };
-        match groupcached::run(config, listener, peer_listener, shutdown_signal()).await {
+        match app.run(listener, peer_listener, shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("groupcached: {e}");

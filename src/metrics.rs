@@ -381,14 +381,10 @@ fn open_fds() -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
     #[tokio::test]
     async fn exposition_reads_the_stats_under_mailguns_names() {
-        let args =
-            crate::Args::try_parse_from(["groupcached", "--group", "g=echo"]).expect("valid flags");
-        let config = args.into_config().expect("valid config");
-        let node = Node::new(&config, "http://127.0.0.1:1".into(), None).expect("node");
+        let node = crate::app::test_node(&["--group", "g=echo"]);
         let group = node.group(b"g").expect("group g");
         for key in [&b"k1"[..], b"k2", b"k1"] {
             group.get(key).await.expect("echo value");

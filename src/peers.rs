@@ -166,6 +166,43 @@ impl Peers {
     }
 }
 
+// Where the peer list comes from and how fresh it is: shown by `/peers`,
+// `/status` and `/metrics`, fed by discovery, so that the core needs no
+// knowledge of etcd's client.
+
+/// Where the peer list comes from, for `GET /peers`.
+#[derive(Clone)]
+pub enum PeerSource {
+    Static,
+    /// Discovery's latest status.
+    Etcd(tokio::sync::watch::Receiver<EtcdStatus>),
+}
+
+impl PeerSource {
+    /// `static` or `etcd`, and with etcd, discovery's latest status.
+    pub fn describe(&self) -> (&'static str, Option<EtcdStatus>) {
+        match self {
+            PeerSource::Static => ("static", None),
+            PeerSource::Etcd(status) => ("etcd", Some(status.borrow().clone())),
+        }
+    }
+}
+
+/// What `GET /peers` shows about etcd.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct EtcdStatus {
+    pub endpoints: Vec<String>,
+    pub prefix: String,
+    /// True while a session is registered and watching.
+    pub connected: bool,
+    /// The lease this node's key is attached to.
+    pub lease_id: Option<i64>,
+    /// The etcd revision of the last peer list seen.
+    pub revision: i64,
+    /// Why the last session ended, if it did.
+    pub last_error: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

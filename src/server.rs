@@ -45,10 +45,10 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::dialect::PeerOp;
-use crate::discovery::EtcdStatus;
 use crate::group::{Group, GroupStats};
 use crate::node::Node;
 use crate::peer_client::WarnGate;
+use crate::peers::EtcdStatus;
 use crate::peers::PeerHealth;
 use crate::tls::{ClientAuth, ServerTls};
 use crate::value::{Expiry, Value};
@@ -707,7 +707,6 @@ fn peers(node: &Node) -> PeersReply {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
     use http_body_util::Empty;
 
     /// A node with one group, `g`, whose value for a key is the key, and
@@ -718,10 +717,8 @@ mod tests {
 
     /// [`echo_node`] with more flags.
     fn echo_node_with(flags: &[&str]) -> Node {
-        let args = ["groupcached", "--group", "g=echo"].iter().chain(flags);
-        let args = crate::Args::try_parse_from(args).expect("valid flags");
-        let config = args.into_config().expect("valid config");
-        Node::new(&config, "http://127.0.0.1:1".into(), None).expect("node")
+        let flags: Vec<&str> = ["--group", "g=echo"].iter().chain(flags).copied().collect();
+        crate::app::test_node(&flags)
     }
 
     /// A connection to a single listener without TLS.

@@ -8,10 +8,10 @@
 
 use serde::Serialize;
 
-use crate::discovery::EtcdStatus;
 use crate::group::GroupStats;
 use crate::node::Node;
 use crate::peer_client::HealthReport;
+use crate::peers::EtcdStatus;
 
 /// The page itself.
 pub const PAGE: &str = include_str!("status.html");

@@ -1,0 +1,455 @@
+//! The `groupcached` binary's node: turning a validated [`Config`] into a
+//! running node, its etcd discovery, its listeners and its shutdown.
+//!
+//! Two steps, so that nothing the flags say can fail once a port is bound:
+//! [`App::new`] builds everything that needs no listener (HTTP clients, TLS
+//! material, every group's getter), and [`App::run`] takes the bound
+//! listeners, learns this node's URL from them when `--self` is not given,
+//! assembles the node, and serves until shutdown.
+//!
+//! Long-lived background tasks (etcd discovery, the TLS reload watcher) are
+//! watched: one that panics or ends before shutdown is logged by name and
+//! stops the node, and [`App::run`] returns the error, instead of the node
+//! running on silently without membership or certificate reloads.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::SystemTime;
+
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::{Config, GroupSpec};
+use crate::discovery;
+use crate::freshness::Lifetime;
+use crate::getter::{Getter, GetterError};
+use crate::http_client::{HttpClient, LoadBudget};
+use crate::node::{GroupParts, Node, Parts};
+use crate::origin::{HttpOrigin, TemplateError};
+use crate::peers::{EtcdStatus, PeerSource, Peers};
+use crate::server;
+use crate::tls;
+use crate::value::Value;
+use crate::wire;
+
+/// Why the node could not start, or stopped on its own.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A `--group` origin that cannot be used.
+    #[error("--group {group}: {error}")]
+    Origin {
+        /// The group's name.
+        group: String,
+        /// What is wrong with its origin template.
+        error: TemplateError,
+    },
+    /// The listener's address cannot be read.
+    #[error("reading the listener's address: {0}")]
+    Listener(#[from] std::io::Error),
+    /// A background task panicked or ended before shutdown.
+    #[error(transparent)]
+    Task(#[from] TaskEnded),
+}
+
+/// A node checked and built as far as it can be without its listeners.
+pub struct App {
+    config: Config,
+    groups: Vec<GroupParts>,
+    peer_http: HttpClient,
+}
+
+impl App {
+    /// Builds the clients and every group's getter from `config`: every
+    /// error the flags can cause shows here, before anything is bound.
+    pub fn new(config: Config) -> Result<App, StartError> {
+        let (origin_http, peer_http) = http_clients(&config);
+        let groups = config
+            .groups
+            .iter()
+            .map(|spec| {
+                Ok(GroupParts {
+                    name: spec.name.clone(),
+                    cache_bytes: config.cache_bytes,
+                    getter: origin_getter(spec, &origin_http, config.max_conns_per_peer)?,
+                    ttl: spec.ttl,
+                })
+            })
+            .collect::<Result<_, StartError>>()?;
+        Ok(App {
+            config,
+            groups,
+            peer_http,
+        })
+    }
+
+    /// Runs the node on `listener` (and the peer API on `peer_listener`,
+    /// for `--peer-listen`) until `shutdown` resolves or a background task
+    /// ends. With etcd, the node's lease is revoked first, then in-flight
+    /// requests drain.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        peer_listener: Option<TcpListener>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), StartError> {
+        let App {
+            config,
+            groups,
+            peer_http,
+        } = self;
+        let self_url = match &config.self_url {
+            Some(url) => url.clone(),
+            None => {
+                let (peer_api, tls) = match &peer_listener {
+                    Some(peer) => (peer, &config.tls.peer),
+                    None => (&listener, &config.tls.main),
+                };
+                let scheme = if tls.is_some() { "https" } else { "http" };
+                format!("{scheme}://{}", peer_api.local_addr()?)
+            }
+        };
+        let peers = peer_pool(&config, peer_http, &self_url);
+        let mut tasks = Vec::new();
+        let (source, stop_discovery) = match config.etcd.clone() {
+            None => {
+                set_static_peers(&config, &peers);
+                (PeerSource::Static, None)
+            }
+            Some(etcd) => {
+                let (status, status_receiver) = watch::channel(EtcdStatus::default());
+                let (stop, stopped) = oneshot::channel::<()>();
+                let stopped = async {
+                    let _ = stopped.await;
+                };
+                let discovery = discovery::run(etcd, peers.clone(), status, stopped);
+                tasks.push(Watched::spawn(
+                    "etcd discovery",
+                    OnShutdown::Await,
+                    discovery,
+                ));
+                (PeerSource::Etcd(status_receiver), Some(stop))
+            }
+        };
+        let node = assemble(&config, groups, peers, source);
+        tracing::info!(
+            addr = %listener.local_addr()?,
+            peer_addr = ?peer_listener.as_ref().map(TcpListener::local_addr).transpose()?,
+            self_url = %self_url,
+            peers = ?node.peers().list(),
+            etcd = ?config.etcd.as_ref().map(|e| &e.endpoints),
+            "groupcached serving"
+        );
+        let tls = config.tls;
+        let reloads: Vec<_> = [&tls.main, &tls.peer]
+            .into_iter()
+            .flatten()
+            .map(|server| server.cert.clone())
+            .collect();
+        if !reloads.is_empty() {
+            let watcher = tls::watch_reloads(reloads);
+            tasks.push(Watched::spawn(
+                "TLS reload watcher",
+                OnShutdown::Abort,
+                watcher,
+            ));
+        }
+        let (stop_serving, serving) = watch::channel(false);
+        let shutdown = async move {
+            let ended = tokio::select! {
+                () = shutdown => None,
+                ended = first_ended(&mut tasks) => Some(ended),
+            };
+            if let Some(ended) = &ended {
+                tracing::error!(task = ended.task, error = %ended, "shutting down");
+            }
+            if let Some(stop) = stop_discovery {
+                let _ = stop.send(());
+            }
+            for task in tasks {
+                task.finish().await;
+            }
+            let _ = stop_serving.send(true);
+            ended
+        };
+        let stopped = |mut serving: watch::Receiver<bool>| async move {
+            let _ = serving.wait_for(|stop| *stop).await;
+        };
+        let main_apis = match peer_listener {
+            Some(_) => server::Apis::Users,
+            None => server::Apis::All,
+        };
+        let limits = server::Limits {
+            max_connections: config.max_connections,
+            header_read_timeout: config.header_read_timeout,
+        };
+        let main = server::serve(
+            listener,
+            tls.main,
+            main_apis,
+            node.clone(),
+            limits,
+            stopped(serving.clone()),
+        );
+        let peer_api = async {
+            if let Some(peer_listener) = peer_listener {
+                let apis = server::Apis::Peers;
+                server::serve(
+                    peer_listener,
+                    tls.peer,
+                    apis,
+                    node,
+                    limits,
+                    stopped(serving),
+                )
+                .await;
+            }
+        };
+        let ((), (), ended) = tokio::join!(main, peer_api, shutdown);
+        match ended {
+            Some(ended) => Err(ended.into()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The clients for origin loads and for peer fetches (each with its own TLS
+/// configuration) and the one load budget they share. Origins get `--origin-timeout` and values up to
+/// `--max-value-bytes`. A peer fetch may have to wait for the owner's own
+/// origin load, so it gets `--origin-timeout` + `--peer-timeout`, and
+/// accepts a `GetResponse` carrying a value of up to `--max-value-bytes`:
+/// what an owner loads, a requester accepts.
+fn http_clients(config: &Config) -> (HttpClient, HttpClient) {
+    let max_value = usize::try_from(config.max_value_bytes).unwrap_or(usize::MAX);
+    let budget = LoadBudget::new(config.load_budget);
+    let client = |tls| {
+        HttpClient::with_tls(config.peer_timeout, config.max_conns_per_peer, tls)
+            .with_budget(budget.clone())
+    };
+    let origin = client(config.tls.origin_client.clone())
+        .with_timeout(config.origin_timeout)
+        .with_max_body(max_value);
+    let peer = client(config.tls.peer_client.clone())
+        .with_timeout(config.origin_timeout.saturating_add(config.peer_timeout))
+        .with_max_body(wire::max_response_len(max_value));
+    (origin, peer)
+}
+
+/// The getter of a `--group`: the built-in `echo`, or an HTTP origin.
+fn origin_getter(
+    spec: &GroupSpec,
+    http: &HttpClient,
+    max_conns: usize,
+) -> Result<Arc<dyn Getter>, StartError> {
+    if spec.origin == "echo" {
+        // The echo origin sends no caching headers: only the policy applies.
+        let ttl = spec.ttl;
+        return Ok(Arc::new(move |key: Vec<u8>| async move {
+            let expiry = ttl.expiry(Lifetime::Unspecified, SystemTime::now());
+            Ok::<_, GetterError>(Value::new(key, expiry))
+        }));
+    }
+    let origin = HttpOrigin::new(&spec.name, &spec.origin, http.clone(), max_conns, spec.ttl)
+        .map_err(|error| StartError::Origin {
+            group: spec.name.clone(),
+            error,
+        })?;
+    Ok(Arc::new(origin))
+}
+
+/// A long-lived background task: its end before shutdown is an error.
+struct Watched {
+    /// What the task does, for the log line and the error.
+    name: &'static str,
+    /// `None` once the task has been seen to end.
+    handle: Option<JoinHandle<()>>,
+    on_shutdown: OnShutdown,
+}
+
+/// What shutdown does with a watched task still running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OnShutdown {
+    /// Wait for it: it was told to stop and has work to finish (discovery
+    /// revokes its lease).
+    Await,
+    /// Abort it: it has nothing to finish.
+    Abort,
+}
+
+/// A watched background task panicked or ended before shutdown.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("background task {task} {how}")]
+pub struct TaskEnded {
+    /// The task's name.
+    pub task: &'static str,
+    /// `ended`, `panicked: MESSAGE` or `was cancelled`.
+    pub how: String,
+}
+
+impl Watched {
+    fn spawn(
+        name: &'static str,
+        on_shutdown: OnShutdown,
+        task: impl Future<Output = ()> + Send + 'static,
+    ) -> Watched {
+        Watched {
+            name,
+            handle: Some(tokio::spawn(task)),
+            on_shutdown,
+        }
+    }
+
+    /// At shutdown: waits for or aborts a task still running.
+    async fn finish(self) {
+        if let Some(handle) = self.handle {
+            if self.on_shutdown == OnShutdown::Abort {
+                handle.abort();
+            }
+            let _ = handle.await;
+        }
+    }
+}
+
+/// Resolves when the first of `tasks` ends, saying which and how; never
+/// when there are none.
+async fn first_ended(tasks: &mut [Watched]) -> TaskEnded {
+    std::future::poll_fn(|cx| {
+        for task in tasks.iter_mut() {
+            let Some(handle) = &mut task.handle else {
+                continue;
+            };
+            if let Poll::Ready(result) = Pin::new(handle).poll(cx) {
+                task.handle = None;
+                let how = match result {
+                    Ok(()) => "ended".to_string(),
+                    Err(e) if e.is_panic() => {
+                        let payload = e.into_panic();
+                        let message = payload
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| payload.downcast_ref::<String>().cloned())
+                            .unwrap_or_default();
+                        format!("panicked: {message}")
+                    }
+                    Err(_) => "was cancelled".to_string(),
+                };
+                return Poll::Ready(TaskEnded {
+                    task: task.name,
+                    how,
+                });
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// The pool of a node known to its peers as `self_url`, still empty.
+fn peer_pool(config: &Config, http: HttpClient, self_url: &str) -> Arc<Peers> {
+    let peers = Peers::new(
+        self_url.to_string(),
+        config.base_path.clone(),
+        config.replicas,
+        http,
+        config.max_conns_per_peer,
+    );
+    Arc::new(peers.with_protocol(config.protocol))
+}
+
+/// `--peers`, with this node's own URL appended if missing.
+fn set_static_peers(config: &Config, peers: &Peers) {
+    let mut list = config.peers.clone();
+    let self_url = peers.self_url().to_string();
+    if !list.contains(&self_url) {
+        list.push(self_url);
+    }
+    peers.set(list);
+}
+
+/// The node of `config`, over `groups` and `peers`.
+fn assemble(
+    config: &Config,
+    groups: Vec<GroupParts>,
+    peers: Arc<Peers>,
+    source: PeerSource,
+) -> Node {
+    Node::assemble(Parts {
+        peers,
+        base_path: config.base_path.clone(),
+        source,
+        groups,
+        allow_writes: config.allow_writes,
+        max_value: config.max_value_bytes,
+    })
+}
+
+/// For the unit tests of the layers above the node: the node the binary
+/// would run with `flags`, known to its (static) peers as
+/// `http://127.0.0.1:1`.
+#[cfg(test)]
+pub(crate) fn test_node(flags: &[&str]) -> Node {
+    use clap::Parser;
+    let args = ["groupcached"].iter().chain(flags);
+    let args = crate::Args::try_parse_from(args).expect("valid flags");
+    let config = args.into_config().expect("valid config");
+    let App {
+        config,
+        groups,
+        peer_http,
+    } = App::new(config).expect("valid groups");
+    let peers = peer_pool(&config, peer_http, "http://127.0.0.1:1");
+    set_static_peers(&config, &peers);
+    assemble(&config, groups, peers, PeerSource::Static)
+}
+
+/// [`App::new`] then [`App::run`].
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    peer_listener: Option<TcpListener>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartError> {
+    App::new(config)?
+        .run(listener, peer_listener, shutdown)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_task_is_reported_by_name() {
+        let mut tasks = vec![
+            Watched::spawn("idle", OnShutdown::Abort, std::future::pending()),
+            Watched::spawn("doomed", OnShutdown::Abort, async {
+                tokio::task::yield_now().await;
+                panic!("lost the lease");
+            }),
+        ];
+        let ended = first_ended(&mut tasks).await;
+        assert_eq!(
+            ended.to_string(),
+            "background task doomed panicked: lost the lease"
+        );
+        for task in tasks {
+            task.finish().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_task_that_returns_is_reported_too() {
+        let mut tasks = vec![Watched::spawn("quitter", OnShutdown::Await, async {})];
+        let ended = first_ended(&mut tasks).await;
+        assert_eq!(ended.to_string(), "background task quitter ended");
+    }
+
+    #[tokio::test]
+    async fn no_tasks_never_end() {
+        let mut never = std::pin::pin!(first_ended(&mut []));
+        let polled = std::future::poll_fn(|cx| Poll::Ready(never.as_mut().poll(cx))).await;
+        assert!(polled.is_pending());
+    }
+}

@@ -1,0 +1,292 @@
+//! Embedding: a node from a self URL, its peers and its groups, in about
+//! three calls (golang's `NewGroup`, `NewHTTPPoolOpts` and `Set`).
+//!
+//! ```no_run
+//! # async fn square(key: Vec<u8>) -> Result<bytes::Bytes, groupcached::GetterError> {
+//! #     Ok(key.into())
+//! # }
+//! # async fn embed() -> Result<(), Box<dyn std::error::Error>> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8081").await?;
+//! let node = groupcached::Node::builder("http://127.0.0.1:8081")
+//!     .peers(["http://127.0.0.1:8082"])
+//!     .group("squares", 64 << 20, square)
+//!     .build()?;
+//! let value = node.get("squares", b"12").await?;
+//! node.serve(listener, std::future::pending()).await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Every option has the `groupcached` binary's default, and [`NodeBuilder::build`]
+//! checks what the binary's flags check: peer URLs, the base path, group
+//! names (each given once) and the numeric limits. Values never expire
+//! unless the getter says so, and the node accepts no writes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{base_path_is_valid, limits, DEFAULT_MAX_VALUE_BYTES};
+use crate::consistenthash::DEFAULT_REPLICAS;
+use crate::dialect::Protocol;
+use crate::freshness::TtlPolicy;
+use crate::getter::Getter;
+use crate::http_client::HttpClient;
+use crate::node::{GroupParts, Node, Parts};
+use crate::peers::{PeerSource, Peers};
+use crate::wire::{self, BadPeerUrl, DEFAULT_BASE_PATH};
+
+/// Builds a [`Node`]; start with [`Node::builder`].
+#[must_use]
+pub struct NodeBuilder {
+    self_url: String,
+    base_path: String,
+    peers: Vec<String>,
+    groups: Vec<GroupParts>,
+    protocol: Protocol,
+    replicas: usize,
+    fetch_timeout: Duration,
+    max_conns_per_peer: usize,
+}
+
+/// Why [`NodeBuilder::build`] made no node.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    /// A peer URL (or the node's own) is not `http://host:port`.
+    #[error("peer URL {url:?}: {error}")]
+    Url {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        error: BadPeerUrl,
+    },
+    /// The base path is not `/SEGMENT/.../` or shadows the user API.
+    #[error(
+        "base path {0:?}: must be /SEGMENT/.../ of A-Z a-z 0-9 - . _ ~ and not start with /cache/"
+    )]
+    BasePath(String),
+    /// A group name is empty or contains `/`.
+    #[error("group name {0:?}: must be non-empty and contain no '/'")]
+    GroupName(String),
+    /// Two groups have the same name.
+    #[error("group {0:?}: a group of that name was already given")]
+    DuplicateGroup(String),
+    /// A number outside the range the binary's flag of that name allows.
+    #[error("{option}: {value} is not between {min} and {max}")]
+    OutOfRange {
+        /// The builder method.
+        option: &'static str,
+        /// The value given.
+        value: u64,
+        /// The smallest value allowed.
+        min: u64,
+        /// The largest value allowed.
+        max: u64,
+    },
+    /// A zero fetch timeout would fail every peer fetch.
+    #[error("fetch_timeout: must be more than zero")]
+    ZeroTimeout,
+}
+
+impl NodeBuilder {
+    pub(crate) fn new(self_url: String) -> NodeBuilder {
+        NodeBuilder {
+            self_url,
+            base_path: DEFAULT_BASE_PATH.to_string(),
+            peers: Vec::new(),
+            groups: Vec::new(),
+            protocol: Protocol::default(),
+            replicas: DEFAULT_REPLICAS,
+            // The binary's --origin-timeout + --peer-timeout: a fetch may
+            // wait for the owner's own origin load.
+            fetch_timeout: Duration::from_secs(15),
+            max_conns_per_peer: 64,
+        }
+    }
+
+    /// The peer API's path prefix (`--base-path`; default `/_groupcache/`),
+    /// the same on every node of the pool.
+    pub fn base_path(mut self, base_path: impl Into<String>) -> NodeBuilder {
+        self.base_path = base_path.into();
+        self
+    }
+
+    /// The other nodes of the pool (`HTTPPool.Set`); this node's own URL is
+    /// added if missing. Every node must list the same peers.
+    pub fn peers<I>(mut self, peers: I) -> NodeBuilder
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.peers.extend(peers.into_iter().map(Into::into));
+        self
+    }
+
+    /// A group named `name` whose main and hot caches hold up to
+    /// `cache_bytes` together, loading misses from `getter` (golang's
+    /// `NewGroup`).
+    pub fn group(mut self, name: &str, cache_bytes: u64, getter: impl Getter) -> NodeBuilder {
+        self.groups.push(GroupParts {
+            name: name.to_string(),
+            cache_bytes,
+            getter: Arc::new(getter),
+            ttl: TtlPolicy::default(),
+        });
+        self
+    }
+
+    /// Which Go groupcache the pool speaks (`--protocol`; default golang's).
+    pub fn protocol(mut self, protocol: Protocol) -> NodeBuilder {
+        self.protocol = protocol;
+        self
+    }
+
+    /// Points per peer on the ring (`--replicas`; default 50).
+    pub fn replicas(mut self, replicas: usize) -> NodeBuilder {
+        self.replicas = replicas;
+        self
+    }
+
+    /// The deadline of one fetch from a peer, including the owner's own
+    /// load (default 15 s, the binary's `--origin-timeout` +
+    /// `--peer-timeout`).
+    pub fn fetch_timeout(mut self, timeout: Duration) -> NodeBuilder {
+        self.fetch_timeout = timeout;
+        self
+    }
+
+    /// Most concurrent requests to one peer (`--max-conns-per-peer`;
+    /// default 64).
+    pub fn max_conns_per_peer(mut self, max: usize) -> NodeBuilder {
+        self.max_conns_per_peer = max;
+        self
+    }
+
+    /// Checks everything and makes the node; with static peers it is
+    /// ready to [`Node::get`] and [`Node::serve`] at once.
+    pub fn build(self) -> Result<Node, BuildError> {
+        for url in std::iter::once(&self.self_url).chain(&self.peers) {
+            wire::check_peer_url(url).map_err(|error| BuildError::Url {
+                url: url.clone(),
+                error,
+            })?;
+        }
+        if !base_path_is_valid(&self.base_path) {
+            return Err(BuildError::BasePath(self.base_path));
+        }
+        for (i, group) in self.groups.iter().enumerate() {
+            if group.name.is_empty() || group.name.contains('/') {
+                return Err(BuildError::GroupName(group.name.clone()));
+            }
+            if self.groups[..i].iter().any(|g| g.name == group.name) {
+                return Err(BuildError::DuplicateGroup(group.name.clone()));
+            }
+        }
+        in_range("replicas", self.replicas, limits::REPLICAS)?;
+        in_range(
+            "max_conns_per_peer",
+            self.max_conns_per_peer,
+            limits::MAX_CONNS_PER_PEER,
+        )?;
+        if self.fetch_timeout.is_zero() {
+            return Err(BuildError::ZeroTimeout);
+        }
+        let max_value = usize::try_from(DEFAULT_MAX_VALUE_BYTES).unwrap_or(usize::MAX);
+        let http = HttpClient::new(self.fetch_timeout, self.max_conns_per_peer)
+            .with_max_body(wire::max_response_len(max_value));
+        let peers = Peers::new(
+            self.self_url.clone(),
+            self.base_path.clone(),
+            self.replicas,
+            http,
+            self.max_conns_per_peer,
+        )
+        .with_protocol(self.protocol);
+        let mut list = self.peers;
+        if !list.contains(&self.self_url) {
+            list.push(self.self_url);
+        }
+        peers.set(list);
+        Ok(Node::assemble(Parts {
+            peers: Arc::new(peers),
+            base_path: self.base_path,
+            source: PeerSource::Static,
+            groups: self.groups,
+            allow_writes: false,
+            max_value: 0,
+        }))
+    }
+}
+
+/// `value` if it lies in `min..=max`.
+fn in_range(option: &'static str, value: usize, (min, max): (u64, u64)) -> Result<(), BuildError> {
+    let value = u64::try_from(value).unwrap_or(u64::MAX);
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(BuildError::OutOfRange {
+            option,
+            value,
+            min,
+            max,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::getter::GetterError;
+
+    async fn echo(key: Vec<u8>) -> Result<bytes::Bytes, GetterError> {
+        Ok(key.into())
+    }
+
+    fn builder() -> NodeBuilder {
+        Node::builder("http://127.0.0.1:1").group("g", 1 << 20, echo)
+    }
+
+    fn error(builder: NodeBuilder) -> String {
+        match builder.build() {
+            Ok(_) => panic!("built"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_built_node_gets_through_its_getter() {
+        let node = builder().build().unwrap();
+        let value = node.get("g", b"k").await.unwrap();
+        assert_eq!(&value.bytes[..], b"k");
+        assert_eq!(node.group("g").unwrap().name(), "g");
+        assert_eq!(node.base_path(), "/_groupcache/");
+        let missing = node.get("nope", b"k").await.unwrap_err();
+        assert_eq!(missing.to_string(), "no such group: nope");
+    }
+
+    #[test]
+    fn bad_options_are_one_line_errors() {
+        let cases = [
+            (builder().base_path("/cache/x/"), "base path \"/cache/x/\""),
+            (builder().base_path("nope"), "base path \"nope\""),
+            (builder().peers(["http://a:1/"]), "peer URL \"http://a:1/\""),
+            (Node::builder("localhost"), "peer URL \"localhost\""),
+            (
+                builder().group("g", 1, echo),
+                "group \"g\": a group of that name",
+            ),
+            (builder().group("a/b", 1, echo), "group name \"a/b\""),
+            (builder().group("", 1, echo), "group name \"\""),
+            (
+                builder().replicas(0),
+                "replicas: 0 is not between 1 and 10000",
+            ),
+            (builder().max_conns_per_peer(0), "max_conns_per_peer: 0"),
+            (builder().fetch_timeout(Duration::ZERO), "fetch_timeout"),
+        ];
+        for (builder, expected) in cases {
+            let error = error(builder);
+            assert!(error.starts_with(expected), "{error}");
+            assert_eq!(error.lines().count(), 1, "{error}");
+        }
+    }
+}
