@@ -126,8 +126,7 @@ where
 async fn ceiling(args: &[String]) -> Result<(), Error> {
     let listen: String = arg(args, 0, "LISTEN")?;
     let size: usize = arg(args, 1, "VALUE_BYTES")?;
-    let body =
-        groupcached::wire::encode_response(&vec![b'v'; size], groupcached::value::Expiry::Never);
+    let body = groupcached::wire::encode_response(&vec![b'v'; size], groupcached::Expiry::Never);
     serve(&listen, move |_| {
         let mut reply = Response::new(Full::new(body.clone()));
         reply.headers_mut().insert(

@@ -106,6 +106,7 @@ impl Caches {
     /// HTTP client reads each body into a buffer of its own size, so a value
     /// never pins much more than itself. A value that has already expired,
     /// or whose entry cannot fit the limit, is returned without being stored.
+    #[cfg(test)]
     pub fn add(&self, which: Which, key: &[u8], value: Value) -> Value {
         self.add_unless_written(which, key, value, None)
     }

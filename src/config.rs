@@ -252,33 +252,33 @@ pub struct Args {
 /// `--log-format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
+    /// Human-readable lines.
     Text,
+    /// One JSON object a line.
     Json,
 }
 
 /// What the node runs with, validated.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub self_url: Option<String>,
-    pub peers: Vec<String>,
-    pub groups: Vec<GroupSpec>,
-    pub cache_bytes: u64,
-    pub base_path: String,
-    pub protocol: Protocol,
-    pub allow_writes: bool,
-    pub replicas: usize,
-    pub peer_timeout: Duration,
-    pub origin_timeout: Duration,
-    pub max_value_bytes: u64,
-    pub load_budget: u64,
-    pub max_conns_per_peer: usize,
+    pub(crate) self_url: Option<String>,
+    pub(crate) peers: Vec<String>,
+    pub(crate) groups: Vec<GroupSpec>,
+    pub(crate) cache_bytes: u64,
+    pub(crate) base_path: String,
+    pub(crate) protocol: Protocol,
+    pub(crate) allow_writes: bool,
+    pub(crate) replicas: usize,
+    pub(crate) peer_timeout: Duration,
+    pub(crate) origin_timeout: Duration,
+    pub(crate) max_value_bytes: u64,
+    pub(crate) load_budget: u64,
+    pub(crate) max_conns_per_peer: usize,
     /// `None`: half the open-file limit (see `server`).
-    pub max_connections: Option<usize>,
-    pub header_read_timeout: Duration,
-    pub etcd: Option<EtcdConfig>,
-    pub tls: TlsSettings,
-    /// `--peer-listen`: serve the peer API there and not on `--listen`.
-    pub peer_listen: Option<SocketAddr>,
+    pub(crate) max_connections: Option<usize>,
+    pub(crate) header_read_timeout: Duration,
+    pub(crate) etcd: Option<EtcdConfig>,
+    pub(crate) tls: TlsSettings,
 }
 
 /// The TLS flags, loaded: every file was read and parsed at start.
@@ -405,7 +405,6 @@ impl Args {
             })
         };
         Ok(Config {
-            peer_listen: self.peer_listen,
             tls,
             self_url: self.self_url,
             peers: self.peers,

@@ -34,6 +34,7 @@ pub enum GetterError {
 
 /// Loads the value for a key that is in no cache, with its expiry.
 pub trait Getter: Send + Sync + 'static {
+    /// Loads `key`'s value; called at most once at a time per key and node.
     fn get<'a>(&'a self, key: &'a [u8]) -> BoxFuture<'a, Result<Value, GetterError>>;
 }
 

@@ -38,14 +38,21 @@ use crate::value::Value;
 /// Why a get produced no value. The text is what peers and users see.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GroupError {
+    /// The getter produced no value.
     #[error("{0}")]
     Getter(#[from] GetterError),
+    /// The load panicked.
     #[error("load panicked")]
     Panicked,
     /// A fork's owner answered 404 or 503: its final word, passed on
     /// without a local load, as the forks' clients do.
     #[error("{message}")]
-    Refused { not_found: bool, message: String },
+    Refused {
+        /// True for 404 (the key does not exist), false for 503.
+        not_found: bool,
+        /// The owner's text.
+        message: String,
+    },
 }
 
 impl GroupError {
@@ -129,7 +136,12 @@ pub struct GroupStats {
 
 impl Group {
     /// A group named `name` whose caches hold at most `cache_bytes` bytes.
-    pub fn new(name: &str, cache_bytes: u64, getter: Arc<dyn Getter>, peers: Arc<Peers>) -> Group {
+    pub(crate) fn new(
+        name: &str,
+        cache_bytes: u64,
+        getter: Arc<dyn Getter>,
+        peers: Arc<Peers>,
+    ) -> Group {
         Group {
             inner: Arc::new(Inner {
                 name: name.to_string(),
@@ -145,6 +157,7 @@ impl Group {
         }
     }
 
+    /// The group's name, as the cluster knows it.
     pub fn name(&self) -> &str {
         &self.inner.name
     }
@@ -155,7 +168,7 @@ impl Group {
     }
 
     /// Durations of this group's peer fetches and origin loads.
-    pub fn timings(&self) -> &LoadTimings {
+    pub(crate) fn timings(&self) -> &LoadTimings {
         &self.inner.timings
     }
 
@@ -181,7 +194,7 @@ impl Group {
 
     /// Gets `key` for a peer that believes this node owns it: from the
     /// caches or the getter, never from another peer.
-    pub async fn get_for_peer(&self, key: &[u8]) -> Loaded {
+    pub(crate) async fn get_for_peer(&self, key: &[u8]) -> Loaded {
         let stats = &self.inner.stats;
         stats.server_requests.fetch_add(1, Relaxed);
         stats.gets.fetch_add(1, Relaxed);
@@ -197,22 +210,22 @@ impl Group {
     /// stores `value` in the given cache. Loads of the key in flight store
     /// nothing afterwards. `Err(size)`: the entry (key plus value) cannot
     /// fit this group's caches and was not stored.
-    pub fn write(&self, key: &[u8], value: Option<(Which, Value)>) -> Result<(), u64> {
+    pub(crate) fn write(&self, key: &[u8], value: Option<(Which, Value)>) -> Result<(), u64> {
         self.inner.caches.write(key, value)
     }
 
     /// The largest entry (key plus value) this group's caches can hold.
-    pub fn max_entry_bytes(&self) -> u64 {
+    pub(crate) fn max_entry_bytes(&self) -> u64 {
         self.inner.caches.limit()
     }
 
     /// The pool's peers.
-    pub fn peers(&self) -> &Arc<Peers> {
+    pub(crate) fn peers(&self) -> &Arc<Peers> {
         &self.inner.peers
     }
 
     /// The group's counters and both caches' counters.
-    pub fn stats(&self) -> GroupStats {
+    pub(crate) fn stats(&self) -> GroupStats {
         let s = &self.inner.stats;
         let (main_cache, hot_cache) = self.inner.caches.stats();
         GroupStats {

@@ -84,7 +84,8 @@ impl LoadBudget {
         }
     }
 
-    /// Bytes available to loads right now (for tests and stats).
+    /// Bytes available to loads right now.
+    #[cfg(test)]
     pub fn available(&self) -> u64 {
         self.kib.available_permits() as u64 * 1024
     }
@@ -207,12 +208,6 @@ impl HttpClient {
     /// A semaphore allowing `n` concurrent requests to one host.
     pub fn host_limit(n: usize) -> HostLimit {
         Arc::new(Semaphore::new(n.max(1)))
-    }
-
-    /// GETs `uri` and returns the status and the whole body.
-    pub async fn get(&self, uri: Uri, limit: &Semaphore) -> Result<(StatusCode, Bytes), HttpError> {
-        let (status, _, body) = self.get_with_headers(uri, limit).await?;
-        Ok((status, body))
     }
 
     /// GETs `uri` and returns the status, the headers and the whole body.

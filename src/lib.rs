@@ -1,41 +1,54 @@
 //! groupcached: a groupcache node that joins golang/groupcache HTTPPool
-//! clusters as an equal peer.
+//! clusters as an equal peer, as a binary (`groupcached`) or embedded in a
+//! Rust program.
 //!
-//! A request enters [`server`], becomes a [`group`] lookup, and is answered
-//! from the [`cache`], fetched from the owning peer ([`peers`] picks it with
-//! the [`consistenthash`] ring, [`peer_client`] fetches it), or loaded from
-//! the [`origin`] once per key ([`singleflight`]). [`wire`] holds every
-//! byte-level protocol detail; [`discovery`] feeds peer lists from etcd.
+//! Embedding takes about three calls and a [`Getter`] (golang's
+//! `NewGroup`, `NewHTTPPoolOpts` and `Set`): [`Node::builder`] with this
+//! node's URL, [`NodeBuilder::peers`] and [`NodeBuilder::group`], then
+//! [`NodeBuilder::build`]. [`Node::get`] loads a key through the cluster;
+//! [`Node::serve`] serves the user and peer APIs on a listener the caller
+//! bound (see `examples/embedded.rs`). [`consistenthash`] computes which
+//! peer owns a key; [`wire`] has the protocol details a client needs
+//! (escaping keys into URLs, the peer reply's encoding).
+//!
+//! Inside, a request enters `server`, becomes a `group` lookup, and is
+//! answered from the `cache`, fetched from the owning peer (`peers` picks
+//! it with the ring, `peer_client` fetches it), or loaded through the
+//! group's getter (`origin` for `--group NAME=URL`) once per key
+//! (`singleflight`). `app` turns the binary's [`Config`] into a running
+//! node; `discovery` feeds it peer lists from etcd.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
-pub mod app;
-pub mod builder;
-pub mod cache;
-pub mod config;
 pub mod consistenthash;
-pub mod dialect;
-pub mod discovery;
-pub mod freshness;
-pub mod getter;
-pub mod group;
-pub mod http_client;
-pub mod metrics;
-pub mod node;
-pub mod origin;
-pub mod peer_client;
-pub mod peers;
-pub mod server;
-pub mod singleflight;
-pub mod status;
-pub mod tls;
-pub mod value;
 pub mod wire;
-pub mod writes;
 
-pub use app::{run, App, StartError};
+mod app;
+mod builder;
+mod cache;
+mod config;
+mod dialect;
+mod discovery;
+mod freshness;
+mod getter;
+mod group;
+mod http_client;
+mod metrics;
+mod node;
+mod origin;
+mod peer_client;
+mod peers;
+mod server;
+mod singleflight;
+mod status;
+mod tls;
+mod value;
+mod writes;
+
+pub use app::{run, App, StartError, TaskEnded};
 pub use builder::{BuildError, NodeBuilder};
-pub use config::{Args, Config};
+pub use config::{Args, Config, LogFormat};
 pub use dialect::Protocol;
 pub use getter::{BoxFuture, Getter, GetterError};
 pub use group::{Group, GroupError};

@@ -6,8 +6,8 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use groupcached::config::LogFormat;
 use groupcached::Args;
+use groupcached::LogFormat;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 

@@ -79,6 +79,7 @@ impl<T: Clone + Send + Sync + 'static> Flight<T> {
     }
 
     /// How many keys have a call in flight.
+    #[cfg(test)]
     pub fn in_flight(&self) -> usize {
         lock(&self.calls).len()
     }

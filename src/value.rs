@@ -99,7 +99,9 @@ pub fn unix_nanos(time: SystemTime) -> i64 {
 /// plain `Bytes`, which converts into a `Value` that never expires.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Value {
+    /// The value itself.
     pub bytes: Bytes,
+    /// When it stops being served.
     pub expiry: Expiry,
 }
 

@@ -16,7 +16,9 @@ use prost::Message;
 use crate::value::{Expiry, Value};
 
 /// The golang/groupcache protobuf messages, generated from `proto/groupcache.proto`.
-pub mod pb {
+// GetRequest is unused: over HTTP the group and key travel in the path.
+#[allow(dead_code)]
+pub(crate) mod pb {
     include!(concat!(env!("OUT_DIR"), "/groupcachepb.rs"));
 }
 
@@ -29,8 +31,10 @@ pub const PROTOBUF_CONTENT_TYPE: &str = "application/x-protobuf";
 /// Why a request path could not be decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {
+    /// A `%` not followed by two hex digits.
     #[error("invalid percent-escape in path")]
     BadEscape,
+    /// The path names a group but no key.
     #[error("bad request")]
     NoKey,
 }
@@ -42,8 +46,10 @@ pub const MAX_PEER_URL_BYTES: usize = 7 + 253 + 6;
 /// Why a string is not a peer URL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum BadPeerUrl {
+    /// Not `http://host[:port]` or `https://host[:port]`.
     #[error("expected http://host:port or https://host:port with no trailing '/'")]
     Syntax,
+    /// Longer than [`MAX_PEER_URL_BYTES`].
     #[error("longer than {MAX_PEER_URL_BYTES} bytes")]
     TooLong,
 }
@@ -127,7 +133,7 @@ fn hex_value(c: u8) -> Option<u8> {
 
 /// Splits a decoded path (after the base path) at its first `/` into
 /// group and key. No `/` at all is golang's 400 `bad request`.
-pub fn split_group_key(rest: &[u8]) -> Result<(&[u8], &[u8]), PathError> {
+pub(crate) fn split_group_key(rest: &[u8]) -> Result<(&[u8], &[u8]), PathError> {
     let slash = rest
         .iter()
         .position(|&b| b == b'/')
@@ -136,13 +142,14 @@ pub fn split_group_key(rest: &[u8]) -> Result<(&[u8], &[u8]), PathError> {
 }
 
 /// A decoded (group, key) pair.
-pub type GroupKey = (Vec<u8>, Vec<u8>);
+#[cfg(test)]
+pub(crate) type GroupKey = (Vec<u8>, Vec<u8>);
 
 /// A request path decoded and split into group and key. It borrows the raw
 /// path when that has no `%` escape (the usual case), so parsing a request
 /// allocates nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PathParts<'a> {
+pub(crate) struct PathParts<'a> {
     decoded: Cow<'a, [u8]>,
     group_start: usize,
     slash: usize,
@@ -160,7 +167,10 @@ impl PathParts<'_> {
 
 /// Decodes a raw request path that starts with `prefix` and splits it into
 /// group and key. Returns `None` when the path does not start with `prefix`.
-pub fn split_path<'a>(raw_path: &'a str, prefix: &str) -> Option<Result<PathParts<'a>, PathError>> {
+pub(crate) fn split_path<'a>(
+    raw_path: &'a str,
+    prefix: &str,
+) -> Option<Result<PathParts<'a>, PathError>> {
     let raw = raw_path.as_bytes();
     let decoded = if raw.contains(&b'%') {
         match unescape(raw) {
@@ -186,7 +196,8 @@ pub fn split_path<'a>(raw_path: &'a str, prefix: &str) -> Option<Result<PathPart
 }
 
 /// [`split_path`], with the group and key copied out.
-pub fn parse_path(raw_path: &str, prefix: &str) -> Option<Result<GroupKey, PathError>> {
+#[cfg(test)]
+pub(crate) fn parse_path(raw_path: &str, prefix: &str) -> Option<Result<GroupKey, PathError>> {
     split_path(raw_path, prefix)
         .map(|parsed| parsed.map(|parts| (parts.group().to_vec(), parts.key().to_vec())))
 }
@@ -196,7 +207,7 @@ pub fn parse_path(raw_path: &str, prefix: &str) -> Option<Result<GroupKey, PathE
 /// `expire` field (3) after it. At most 11 bytes, so a reply can send them
 /// without allocating.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ResponsePart {
+pub(crate) struct ResponsePart {
     bytes: [u8; 11],
     len: u8,
 }
@@ -244,7 +255,7 @@ impl ResponsePart {
 /// bytes: the value's tag and length, the value, and the longest `expire`
 /// field (its tag and a 10-byte varint). A requester accepts this much from
 /// an owner whose values are limited to `value_len`.
-pub fn max_response_len(value_len: usize) -> usize {
+pub(crate) fn max_response_len(value_len: usize) -> usize {
     let header = ResponsePart::value_header(value_len).as_bytes().len();
     value_len.saturating_add(header + 11)
 }
@@ -264,7 +275,7 @@ pub fn encode_response(value: &[u8], expiry: Expiry) -> Bytes {
 
 /// Decodes a peer's `GetResponse` body. A missing value is the empty value;
 /// a missing or zero `expire` is "never"; other unknown fields are skipped.
-pub fn decode_response(body: Bytes) -> Result<Value, prost::DecodeError> {
+pub(crate) fn decode_response(body: Bytes) -> Result<Value, prost::DecodeError> {
     let response = pb::GetResponse::decode(body)?;
     Ok(Value::new(
         response.value.unwrap_or_default(),
@@ -274,7 +285,7 @@ pub fn decode_response(body: Bytes) -> Result<Value, prost::DecodeError> {
 
 /// Why a write body from a peer could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum WriteBodyError {
+pub(crate) enum WriteBodyError {
     #[error("{0}")]
     Protobuf(String),
     #[error("SetRequest has no key")]
@@ -285,7 +296,7 @@ pub enum WriteBodyError {
 
 /// The body of a fork's PUT: `SetRequest{group, key, value, expire}`, every
 /// field present (`expire` 0 for "never"), as mailgun v2 sends it.
-pub fn encode_set_request(group: &[u8], key: &[u8], value: &Value) -> Bytes {
+pub(crate) fn encode_set_request(group: &[u8], key: &[u8], value: &Value) -> Bytes {
     let request = pb::SetRequest {
         group: Some(Bytes::copy_from_slice(group)),
         key: Some(Bytes::copy_from_slice(key)),
@@ -297,7 +308,7 @@ pub fn encode_set_request(group: &[u8], key: &[u8], value: &Value) -> Bytes {
 
 /// Decodes a PUT body into the key it names (the key comes from the body,
 /// not the URL) and the value with its expiry.
-pub fn decode_set_request(body: Bytes) -> Result<(Bytes, Value), WriteBodyError> {
+pub(crate) fn decode_set_request(body: Bytes) -> Result<(Bytes, Value), WriteBodyError> {
     let request =
         pb::SetRequest::decode(body).map_err(|e| WriteBodyError::Protobuf(e.to_string()))?;
     let key = request.key.ok_or(WriteBodyError::NoKey)?;
@@ -310,7 +321,7 @@ pub fn decode_set_request(body: Bytes) -> Result<(Bytes, Value), WriteBodyError>
 
 /// groupcache-go v3's remove-keys body, `{"group":"g","keys":["k1",...]}`.
 #[derive(Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct RemoveKeys {
+pub(crate) struct RemoveKeys {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub group: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -318,7 +329,7 @@ pub struct RemoveKeys {
 }
 
 /// Decodes a remove-keys body.
-pub fn decode_remove_keys(body: &[u8]) -> Result<RemoveKeys, WriteBodyError> {
+pub(crate) fn decode_remove_keys(body: &[u8]) -> Result<RemoveKeys, WriteBodyError> {
     serde_json::from_slice(body).map_err(|e| WriteBodyError::Json(e.to_string()))
 }
 

@@ -208,10 +208,10 @@ async fn start_hostile_origin() -> (Hostile, Arc<Notify>) {
 /// The hostile peer: answers `/_groupcache/g/{key}` by the key's prefix.
 fn hostile_peer(path: &str) -> Act {
     let key = path.rsplit('/').next().unwrap_or("");
-    let framing = groupcached::wire::ResponsePart::value_header(MAX + 1);
     if key.starts_with("peer-oversized") {
         // A well-formed GetResponse whose value is one byte over the limit.
-        let body = [framing.as_bytes(), &vec![b'p'; MAX + 1]].concat();
+        let value = vec![b'p'; MAX + 1];
+        let body = groupcached::wire::encode_response(&value, groupcached::Expiry::Never);
         Act::Raw(ok(&body))
     } else if key.starts_with("peer-huge-cl") {
         Act::Raw(b"HTTP/1.1 200 OK\r\nContent-Length: 999999999999\r\n\r\n\x0a".to_vec())

@@ -11,6 +11,8 @@ use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair,
 };
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 /// A test CA and the directory its files go to.
 pub struct Pki {
@@ -125,24 +127,49 @@ impl Pki {
     /// A rustls client configuration trusting this CA, presenting
     /// `identity` if given.
     pub fn client_config(&self, identity: Option<&Issued>) -> Arc<rustls::ClientConfig> {
-        let ca = groupcached::tls::FlagPath::new("ca", self.ca.clone());
-        let identity = identity.map(|i| groupcached::tls::Identity {
-            cert: groupcached::tls::FlagPath::new("cert", i.cert.clone()),
-            key: groupcached::tls::FlagPath::new("key", i.key.clone()),
-        });
-        groupcached::tls::client_config(Some(&ca), identity.as_ref()).unwrap()
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(&self.ca).unwrap() {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots);
+        let config = match identity {
+            None => builder.with_no_client_auth(),
+            Some(identity) => {
+                let (certs, key) = identity.load();
+                builder.with_client_auth_cert(certs, key).unwrap()
+            }
+        };
+        Arc::new(config)
     }
 
     /// A rustls server configuration serving `identity`.
     pub fn acceptor(&self, identity: &Issued) -> tokio_rustls::TlsAcceptor {
-        let identity = groupcached::tls::Identity {
-            cert: groupcached::tls::FlagPath::new("cert", identity.cert.clone()),
-            key: groupcached::tls::FlagPath::new("key", identity.key.clone()),
-        };
-        let tls =
-            groupcached::tls::ServerTls::new(&identity, None, groupcached::tls::ClientAuth::Off)
-                .unwrap();
-        tls.acceptor
+        let (certs, key) = identity.load();
+        let mut config = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        tokio_rustls::TlsAcceptor::from(Arc::new(config))
+    }
+}
+
+/// The crypto the node uses.
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+impl Issued {
+    /// The certificate chain and key, read from their files.
+    fn load(&self) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+        let certs = CertificateDer::pem_file_iter(&self.cert).unwrap();
+        let certs = certs.collect::<Result<_, _>>().unwrap();
+        (certs, PrivateKeyDer::from_pem_file(&self.key).unwrap())
     }
 }
 
