@@ -4,8 +4,9 @@
 //! the whole list (and the ring built from it, in the given order), and
 //! [`Peers::pick`] returns the owner's client, or `None` when this node owns
 //! the key (by exact string equality with its own URL) or the list is empty.
-//! The list comes from `--peers` or from etcd (see `discovery`). The ring
-//! is golang's or the forks' as the pool's [`Protocol`] says.
+//! The list comes from `--peers` or from etcd (see `discovery`); a
+//! [`PeerSource`] says which, and how fresh the list is. The ring is
+//! golang's or the forks' as the pool's [`Protocol`] says.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
