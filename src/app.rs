@@ -100,15 +100,21 @@ impl App {
             groups,
             peer_http,
         } = self;
+        // Before any task is spawned: an error here leaves nothing running.
+        let addr = listener.local_addr()?;
+        let peer_addr = peer_listener
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()?;
         let self_url = match &config.self_url {
             Some(url) => url.clone(),
             None => {
-                let (peer_api, tls) = match &peer_listener {
+                let (peer_api, tls) = match peer_addr {
                     Some(peer) => (peer, &config.tls.peer),
-                    None => (&listener, &config.tls.main),
+                    None => (addr, &config.tls.main),
                 };
                 let scheme = if tls.is_some() { "https" } else { "http" };
-                format!("{scheme}://{}", peer_api.local_addr()?)
+                format!("{scheme}://{peer_api}")
             }
         };
         let peers = peer_pool(&config, peer_http, &self_url);
@@ -135,8 +141,8 @@ impl App {
         };
         let node = assemble(&config, groups, peers, source);
         tracing::info!(
-            addr = %listener.local_addr()?,
-            peer_addr = ?peer_listener.as_ref().map(TcpListener::local_addr).transpose()?,
+            addr = %addr,
+            peer_addr = ?peer_addr,
             self_url = %self_url,
             peers = ?node.peers().list(),
             etcd = ?config.etcd.as_ref().map(|e| &e.endpoints),
