@@ -4,6 +4,9 @@
 //! A user get runs: main/hot lookup → singleflight → owner by the ring →
 //! fetch from the owner (1 in 10 remote values mirrored into the hot cache)
 //! → if that fails, load locally → getter, value into the main cache.
+//! The group reaches its peers only through [`PickPeer`] and [`FetchPeer`],
+//! and stops waiting for an owner after the pool's fetch timeout whatever
+//! the peer does.
 //! Every value carries its expiry: a copy in the hot cache keeps the owner's
 //! expiry, and a value that has already expired (one its origin marked
 //! uncacheable) answers the gets waiting for it but is cached nowhere.
@@ -29,9 +32,10 @@ use serde::Serialize;
 
 use crate::cache::{CacheStats, Caches, Which};
 use crate::getter::{Getter, GetterError};
+use crate::http_client::HttpError;
 use crate::metrics::LoadTimings;
 use crate::peer_client::{PeerError, WarnGate};
-use crate::peers::Peers;
+use crate::peers::{FetchPeer, PickPeer};
 use crate::singleflight::Flight;
 use crate::value::Value;
 
@@ -90,7 +94,11 @@ pub struct Group {
 struct Inner {
     name: String,
     getter: Arc<dyn Getter>,
-    peers: Arc<Peers>,
+    peers: Arc<dyn PickPeer>,
+    /// Whether a value fetched from a peer is mirrored into the hot cache
+    /// when the protocol leaves it to chance: [`one_in_ten`], or a fixed
+    /// choice in tests.
+    mirror_sample: fn() -> bool,
     caches: Caches,
     stats: Stats,
     /// How long peer fetches and origin loads take (misses only).
@@ -135,18 +143,32 @@ pub struct GroupStats {
 }
 
 impl Group {
-    /// A group named `name` whose caches hold at most `cache_bytes` bytes.
+    /// A group named `name` whose caches hold at most `cache_bytes` bytes,
+    /// fetching keys other nodes own from `peers` (a node's [`Peers`]).
+    ///
+    /// [`Peers`]: crate::peers::Peers
     pub(crate) fn new(
         name: &str,
         cache_bytes: u64,
         getter: Arc<dyn Getter>,
-        peers: Arc<Peers>,
+        peers: Arc<dyn PickPeer>,
+    ) -> Group {
+        Group::with_mirror_sample(name, cache_bytes, getter, peers, one_in_ten)
+    }
+
+    fn with_mirror_sample(
+        name: &str,
+        cache_bytes: u64,
+        getter: Arc<dyn Getter>,
+        peers: Arc<dyn PickPeer>,
+        mirror_sample: fn() -> bool,
     ) -> Group {
         Group {
             inner: Arc::new(Inner {
                 name: name.to_string(),
                 getter,
                 peers,
+                mirror_sample,
                 caches: Caches::new(cache_bytes),
                 stats: Stats::default(),
                 timings: LoadTimings::new(name),
@@ -219,11 +241,6 @@ impl Group {
         self.inner.caches.limit()
     }
 
-    /// The pool's peers.
-    pub(crate) fn peers(&self) -> &Arc<Peers> {
-        &self.inner.peers
-    }
-
     /// The group's counters and both caches' counters.
     pub(crate) fn stats(&self) -> GroupStats {
         let s = &self.inner.stats;
@@ -262,12 +279,12 @@ impl Group {
         }
         inner.stats.loads_deduped.fetch_add(1, Relaxed);
         let started = Instant::now();
-        let fetched = peer.get(inner.name.as_bytes(), &key).await;
+        let fetched = self.fetch(peer.as_ref(), &key).await;
         inner.timings.peer_fetch(started.elapsed());
         match fetched {
             Ok(value) => {
                 inner.stats.peer_loads.fetch_add(1, Relaxed);
-                if inner.peers.protocol().always_fills_hot() || one_in_ten() {
+                if inner.peers.protocol().always_fills_hot() || (inner.mirror_sample)() {
                     let since = Some(since);
                     return Ok(inner
                         .caches
@@ -288,7 +305,7 @@ impl Group {
                 if let Some(unlogged) = peer.failure_to_log() {
                     tracing::warn!(
                         group = %inner.name,
-                        peer = peer.base(),
+                        peer = peer.url(),
                         error = %e,
                         unlogged,
                         "peer fetch failed, loading locally"
@@ -297,6 +314,16 @@ impl Group {
             }
         }
         self.load_locally(&key, since, false).await
+    }
+
+    /// Fetches `key` from its owner, giving up after the pool's fetch
+    /// timeout even if the peer never answers.
+    async fn fetch(&self, peer: &dyn FetchPeer, key: &[u8]) -> Result<Value, PeerError> {
+        let timeout = self.inner.peers.fetch_timeout();
+        let fetching = peer.fetch(self.inner.name.as_bytes(), key);
+        tokio::time::timeout(timeout, fetching)
+            .await
+            .unwrap_or(Err(PeerError::Http(HttpError::Timeout(timeout))))
     }
 
     /// Loads `key` with this node's getter, once per key in flight.
@@ -369,21 +396,111 @@ fn one_in_ten() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dialect::Protocol;
+    use crate::getter::BoxFuture;
     use crate::http_client::HttpClient;
+    use crate::peers::Peers;
     use crate::value::Expiry;
     use bytes::Bytes;
+    use hyper::StatusCode;
     use std::sync::atomic::AtomicUsize;
+    use std::sync::Mutex;
     use std::time::Duration;
 
-    fn local_peers() -> Arc<Peers> {
-        let http = HttpClient::new(Duration::from_millis(500), 4);
-        Arc::new(Peers::new(
-            "http://127.0.0.1:1".into(),
-            "/_groupcache/".into(),
-            50,
-            http,
-            4,
-        ))
+    /// The fake pool's fetch timeout.
+    const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
+
+    /// A pool that names one owner for every key (or none: every key is
+    /// local) and counts how often it was asked.
+    struct FakePool {
+        owner: Option<Arc<FakePeer>>,
+        protocol: Protocol,
+        picks: AtomicUsize,
+    }
+
+    impl FakePool {
+        fn new(owner: Option<Arc<FakePeer>>, protocol: Protocol) -> Arc<FakePool> {
+            Arc::new(FakePool {
+                owner,
+                protocol,
+                picks: AtomicUsize::new(0),
+            })
+        }
+    }
+
+    impl PickPeer for FakePool {
+        fn pick(&self, _key: &[u8]) -> Option<Arc<dyn FetchPeer>> {
+            self.picks.fetch_add(1, Relaxed);
+            let owner: Arc<dyn FetchPeer> = self.owner.clone()?;
+            Some(owner)
+        }
+
+        fn protocol(&self) -> Protocol {
+            self.protocol
+        }
+
+        fn fetch_timeout(&self) -> Duration {
+            FETCH_TIMEOUT
+        }
+    }
+
+    /// How a fake owner answers every fetch.
+    enum Answer {
+        Value(&'static str),
+        Error(PeerError),
+        Hang,
+    }
+
+    /// An owner that records the keys it was asked for.
+    struct FakePeer {
+        answer: Answer,
+        fetched: Mutex<Vec<Vec<u8>>>,
+    }
+
+    impl FakePeer {
+        fn new(answer: Answer) -> Arc<FakePeer> {
+            Arc::new(FakePeer {
+                answer,
+                fetched: Mutex::new(Vec::new()),
+            })
+        }
+
+        /// The keys fetched so far, in order; a test lock cannot be poisoned
+        /// by a fetch, which never panics.
+        fn fetched(&self) -> Vec<Vec<u8>> {
+            self.fetched.lock().unwrap().clone()
+        }
+    }
+
+    impl FetchPeer for FakePeer {
+        fn fetch<'a>(
+            &'a self,
+            group: &'a [u8],
+            key: &'a [u8],
+        ) -> BoxFuture<'a, Result<Value, PeerError>> {
+            assert_eq!(group, b"g");
+            self.fetched.lock().unwrap().push(key.to_vec());
+            Box::pin(async move {
+                match &self.answer {
+                    Answer::Value(value) => Ok(Value::from(Bytes::from_static(value.as_bytes()))),
+                    Answer::Error(error) => Err(error.clone()),
+                    Answer::Hang => std::future::pending().await,
+                }
+            })
+        }
+
+        fn url(&self) -> &str {
+            "http://fake-owner"
+        }
+    }
+
+    /// A group over `pool` whose golang-style mirroring is never chosen.
+    fn group_over(pool: &Arc<FakePool>, getter: Arc<dyn Getter>) -> Group {
+        Group::with_mirror_sample("g", 1 << 20, getter, pool.clone(), || false)
+    }
+
+    fn local_peers() -> Arc<FakePool> {
+        FakePool::new(None, Protocol::Golang)
     }
 
     /// A getter that counts calls and answers `value-of-<key>` after a delay.
@@ -467,7 +584,14 @@ mod tests {
     async fn owner_down_falls_back_to_a_local_load() {
         // Self is 127.0.0.1:1; the other peer is a closed port, and with
         // two peers some keys are owned by it.
-        let peers = local_peers();
+        let http = HttpClient::new(Duration::from_millis(500), 4);
+        let peers = Arc::new(Peers::new(
+            "http://127.0.0.1:1".into(),
+            "/_groupcache/".into(),
+            50,
+            http,
+            4,
+        ));
         peers.set(vec![
             "http://127.0.0.1:1".into(),
             "http://127.0.0.1:9".into(),
@@ -496,16 +620,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn peer_gets_count_server_requests_and_load_locally() {
-        let peers = local_peers();
-        peers.set(vec!["http://127.0.0.1:9".into()]); // the ring says: not us
+    async fn peer_gets_count_server_requests_and_load_locally_never_from_a_peer() {
+        // The pool says another node owns every key.
+        let owner = FakePeer::new(Answer::Value("remote"));
+        let pool = FakePool::new(Some(owner.clone()), Protocol::Golang);
         let calls = Arc::new(AtomicUsize::new(0));
-        let group = Group::new(
-            "g",
-            1 << 20,
-            counting_getter(calls.clone(), Duration::ZERO),
-            peers,
-        );
+        let group = group_over(&pool, counting_getter(calls.clone(), Duration::ZERO));
         assert_eq!(group.get_for_peer(b"k").await.unwrap().bytes, "value-of-k");
         assert_eq!(group.get_for_peer(b"k").await.unwrap().bytes, "value-of-k");
         let stats = group.stats();
@@ -518,6 +638,8 @@ mod tests {
             (0, 0, 1)
         );
         assert_eq!(calls.load(Relaxed), 1);
+        assert_eq!(pool.picks.load(Relaxed), 0, "the pool was never asked");
+        assert!(owner.fetched().is_empty());
     }
 
     #[tokio::test]
@@ -621,5 +743,157 @@ mod tests {
         }
         // Remove: one older load, one load after it. Set: one older load.
         assert_eq!(calls.load(Relaxed), 3);
+    }
+
+    #[tokio::test]
+    async fn a_value_from_the_owner_is_returned_without_a_local_load() {
+        let owner = FakePeer::new(Answer::Value("remote"));
+        let pool = FakePool::new(Some(owner.clone()), Protocol::Golang);
+        let calls = Arc::new(AtomicUsize::new(0));
+        let group = group_over(&pool, counting_getter(calls.clone(), Duration::ZERO));
+        assert_eq!(group.get(b"k").await.unwrap().bytes, "remote");
+        assert_eq!(calls.load(Relaxed), 0, "the getter is not called");
+        assert_eq!(owner.fetched(), [b"k".to_vec()]);
+        let stats = group.stats();
+        assert_eq!(
+            (stats.loads, stats.peer_loads, stats.local_loads),
+            (1, 1, 0)
+        );
+        assert_eq!((stats.peer_errors, stats.local_load_errs), (0, 0));
+        // Not mirrored and not the owner: nothing is cached here.
+        assert_eq!((stats.main_cache.items, stats.hot_cache.items), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn golang_mirrors_exactly_the_sampled_fetches_into_the_hot_cache() {
+        // The 2nd and 5th fetches are chosen (golang: 1 in 10 at random).
+        fn second_and_fifth() -> bool {
+            static FETCHES: AtomicUsize = AtomicUsize::new(0);
+            matches!(FETCHES.fetch_add(1, Relaxed), 1 | 4)
+        }
+        let owner = FakePeer::new(Answer::Value("remote"));
+        let pool = FakePool::new(Some(owner.clone()), Protocol::Golang);
+        let getter = counting_getter(Arc::new(AtomicUsize::new(0)), Duration::ZERO);
+        let group = Group::with_mirror_sample("g", 1 << 20, getter, pool, second_and_fifth);
+        let keys: Vec<Vec<u8>> = (0..6).map(|i| format!("k{i}").into_bytes()).collect();
+        for key in &keys {
+            assert_eq!(group.get(key).await.unwrap().bytes, "remote");
+        }
+        assert_eq!(owner.fetched(), keys);
+        assert_eq!(group.stats().hot_cache.items, 2);
+        // Mirrored keys are hits now; the others are fetched again.
+        for key in &keys {
+            assert_eq!(group.get(key).await.unwrap().bytes, "remote");
+        }
+        let again = &owner.fetched()[keys.len()..];
+        assert_eq!(again, [&keys[0][..], &keys[2], &keys[3], &keys[5]]);
+        let stats = group.stats();
+        assert_eq!((stats.cache_hits, stats.peer_loads), (2, 10));
+    }
+
+    #[tokio::test]
+    async fn the_forks_mirror_every_fetched_value_and_a_hit_asks_no_peer() {
+        for protocol in [Protocol::Mailgun, Protocol::GroupcacheGo] {
+            let owner = FakePeer::new(Answer::Value("remote"));
+            let pool = FakePool::new(Some(owner.clone()), protocol);
+            let getter = counting_getter(Arc::new(AtomicUsize::new(0)), Duration::ZERO);
+            let group = group_over(&pool, getter);
+            for _ in 0..3 {
+                assert_eq!(group.get(b"k").await.unwrap().bytes, "remote");
+            }
+            assert_eq!(owner.fetched().len(), 1, "{protocol:?}");
+            assert_eq!(
+                pool.picks.load(Relaxed),
+                1,
+                "{protocol:?}: hits skip the pool"
+            );
+            let stats = group.stats();
+            assert_eq!((stats.hot_cache.items, stats.cache_hits), (1, 2));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hung_owner_is_given_up_on_after_the_fetch_timeout() {
+        let owner = FakePeer::new(Answer::Hang);
+        let pool = FakePool::new(Some(owner.clone()), Protocol::Golang);
+        let calls = Arc::new(AtomicUsize::new(0));
+        let group = group_over(&pool, counting_getter(calls.clone(), Duration::ZERO));
+        let started = tokio::time::Instant::now();
+        for loaded in concurrent_gets(&group, b"k", 10).await {
+            assert_eq!(loaded.unwrap().bytes, "value-of-k");
+        }
+        let waited = started.elapsed();
+        assert!(
+            (FETCH_TIMEOUT..FETCH_TIMEOUT + Duration::from_millis(10)).contains(&waited),
+            "{waited:?}"
+        );
+        assert_eq!(owner.fetched().len(), 1, "one fetch for all ten gets");
+        assert_eq!(calls.load(Relaxed), 1);
+        let stats = group.stats();
+        assert_eq!(
+            (stats.peer_errors, stats.peer_loads, stats.local_loads),
+            (1, 0, 1)
+        );
+    }
+
+    #[tokio::test]
+    async fn golang_loads_locally_whatever_the_owner_answers() {
+        let refusals = [StatusCode::NOT_FOUND, StatusCode::SERVICE_UNAVAILABLE];
+        let errors = refusals
+            .map(|status| PeerError::Status(status, "no".into()))
+            .into_iter()
+            .chain([
+                PeerError::Status(StatusCode::INTERNAL_SERVER_ERROR, "boom".into()),
+                PeerError::Http(HttpError::Request("connection refused".into())),
+                PeerError::Down,
+            ]);
+        for error in errors {
+            let down = error == PeerError::Down;
+            let owner = FakePeer::new(Answer::Error(error));
+            let pool = FakePool::new(Some(owner.clone()), Protocol::Golang);
+            let calls = Arc::new(AtomicUsize::new(0));
+            let group = group_over(&pool, counting_getter(calls.clone(), Duration::ZERO));
+            assert_eq!(group.get(b"k").await.unwrap().bytes, "value-of-k");
+            assert_eq!(calls.load(Relaxed), 1);
+            let stats = group.stats();
+            // A peer marked down is skipped, not counted as an error.
+            let errors = if down { 0 } else { 1 };
+            assert_eq!((stats.peer_errors, stats.local_loads), (errors, 1));
+            // Loaded here, so cached here: the next get asks no one.
+            assert_eq!(group.get(b"k").await.unwrap().bytes, "value-of-k");
+            assert_eq!(owner.fetched().len(), 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_forks_pass_on_an_owners_404_or_503_without_a_local_load() {
+        for protocol in [Protocol::Mailgun, Protocol::GroupcacheGo] {
+            for (status, not_found) in [
+                (StatusCode::NOT_FOUND, true),
+                (StatusCode::SERVICE_UNAVAILABLE, false),
+            ] {
+                let refusal = PeerError::Status(status, "no such key".into());
+                let owner = FakePeer::new(Answer::Error(refusal));
+                let pool = FakePool::new(Some(owner), protocol);
+                let calls = Arc::new(AtomicUsize::new(0));
+                let group = group_over(&pool, counting_getter(calls.clone(), Duration::ZERO));
+                let error = group.get(b"k").await.unwrap_err();
+                let expected = GroupError::Refused {
+                    not_found,
+                    message: "no such key".into(),
+                };
+                assert_eq!(error, expected, "{protocol:?}");
+                assert_eq!(calls.load(Relaxed), 0, "{protocol:?}: no local load");
+                let stats = group.stats();
+                assert_eq!((stats.peer_errors, stats.local_loads), (0, 0));
+            }
+            // Any other failure still falls back to a local load.
+            let failure = PeerError::Status(StatusCode::INTERNAL_SERVER_ERROR, "boom".into());
+            let pool = FakePool::new(Some(FakePeer::new(Answer::Error(failure))), protocol);
+            let calls = Arc::new(AtomicUsize::new(0));
+            let group = group_over(&pool, counting_getter(calls.clone(), Duration::ZERO));
+            assert_eq!(group.get(b"k").await.unwrap().bytes, "value-of-k");
+            assert_eq!(calls.load(Relaxed), 1);
+        }
     }
 }

@@ -192,6 +192,11 @@ impl HttpClient {
         }
     }
 
+    /// The deadline of each request (and of each wait for a connection).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// The largest body this client accepts.
     pub fn max_body(&self) -> usize {
         self.max_body

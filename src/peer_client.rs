@@ -13,7 +13,8 @@
 //! each failure in a row, up to 5 s. While a peer is down, fetches from it
 //! fail at once with [`PeerError::Down`] (so its keys load locally without
 //! waiting), except one probe at a time once the back-off has passed; the
-//! first fetch that gets any answer marks it up again.
+//! first fetch that gets any answer marks it up again. A fetch the group
+//! stops waiting for at the peer deadline counts as one that timed out.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -22,7 +23,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hyper::{Method, StatusCode, Uri};
 
+use crate::getter::BoxFuture;
 use crate::http_client::{status_text, HostLimit, HttpClient, HttpError};
+use crate::peers::FetchPeer;
 use crate::value::Value;
 use crate::wire;
 
@@ -66,32 +69,27 @@ impl PeerClient {
         }
     }
 
-    /// `{peer}{base_path}`, for logs.
-    pub fn base(&self) -> &str {
-        &self.base
-    }
-
-    /// Whether a failed fetch from this peer should be logged: at most once
-    /// a second, so a dead owner under load does not flood the log. `Some(n)`: log, and `n` failures went unlogged since the last.
-    pub fn failure_to_log(&self) -> Option<u64> {
-        self.warnings.admit()
-    }
-
     /// This peer's health, for `GET /peers`.
     pub fn health(&self) -> HealthReport {
         self.health.report()
     }
 
     /// Fetches `group`/`key` from this peer, unless it is marked down.
-    pub async fn get(&self, group: &[u8], key: &[u8]) -> Result<Value, PeerError> {
-        let mut attempt = self.health.admit().ok_or(PeerError::Down)?;
-        let result = self.fetch(group, key).await;
+    /// `started`: when the caller began waiting; the caller gives up after
+    /// this client's timeout counted from then.
+    async fn get(&self, started: Instant, group: &[u8], key: &[u8]) -> Result<Value, PeerError> {
+        let mut attempt = self
+            .health
+            .admit()
+            .ok_or(PeerError::Down)?
+            .giving_up_at(started, self.http.timeout());
+        let result = self.get_value(group, key).await;
         let unreachable = matches!(&result, Err(PeerError::Http(e)) if e.is_unreachable());
         attempt.finish(!unreachable, result.as_ref().err());
         result
     }
 
-    async fn fetch(&self, group: &[u8], key: &[u8]) -> Result<Value, PeerError> {
+    async fn get_value(&self, group: &[u8], key: &[u8]) -> Result<Value, PeerError> {
         let body = self.send(Method::GET, group, key, Bytes::new()).await?;
         let value = wire::decode_response(body)?;
         // The client takes bodies up to `max_response_len(max value)`; that
@@ -136,6 +134,28 @@ impl PeerClient {
     }
 }
 
+impl FetchPeer for PeerClient {
+    /// The caller's deadline starts now, before the future is first polled.
+    fn fetch<'a>(
+        &'a self,
+        group: &'a [u8],
+        key: &'a [u8],
+    ) -> BoxFuture<'a, Result<Value, PeerError>> {
+        Box::pin(self.get(Instant::now(), group, key))
+    }
+
+    /// `{peer}{base_path}`.
+    fn url(&self) -> &str {
+        &self.base
+    }
+
+    /// At most once a second, so a dead owner under load does not flood
+    /// the log.
+    fn failure_to_log(&self) -> Option<u64> {
+        self.warnings.admit()
+    }
+}
+
 /// The first back-off of a peer marked down, and the longest.
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -171,12 +191,16 @@ pub struct HealthReport {
     pub last_error: Option<String>,
 }
 
-/// One admitted fetch; dropping it unfinished (a cancelled probe) lets the
-/// next fetch probe instead.
+/// One admitted fetch. Dropped unfinished once the caller's deadline has
+/// passed (the group gave up on it), it counts as a fetch that timed out;
+/// dropped earlier (a cancelled probe), it lets the next fetch probe
+/// instead.
 struct Attempt<'a> {
     health: &'a Health,
     probe: bool,
     finished: bool,
+    /// The caller's deadline and the timeout it ends, if it has one.
+    deadline: Option<(Instant, Duration)>,
 }
 
 impl Health {
@@ -199,6 +223,7 @@ impl Health {
             health: self,
             probe,
             finished: false,
+            deadline: None,
         })
     }
 
@@ -221,6 +246,13 @@ impl Health {
 }
 
 impl Attempt<'_> {
+    /// The attempt counts as timed out if dropped unfinished `timeout`
+    /// after `started` or later.
+    fn giving_up_at(mut self, started: Instant, timeout: Duration) -> Self {
+        self.deadline = started.checked_add(timeout).map(|at| (at, timeout));
+        self
+    }
+
     /// Records whether the peer answered at all, and the fetch's error.
     fn finish(&mut self, answered: bool, error: Option<&PeerError>) {
         self.finished = true;
@@ -248,8 +280,15 @@ impl Attempt<'_> {
 
 impl Drop for Attempt<'_> {
     fn drop(&mut self) {
-        if self.probe && !self.finished {
-            self.health.lock().probing = false;
+        if self.finished {
+            return;
+        }
+        match self.deadline {
+            Some((deadline, timeout)) if Instant::now() >= deadline => {
+                self.finish(false, Some(&PeerError::Http(HttpError::Timeout(timeout))));
+            }
+            _ if self.probe => self.health.lock().probing = false,
+            _ => {}
         }
     }
 }
@@ -352,6 +391,21 @@ mod tests {
                 last_error: Some("server returned: 503 Service Unavailable".into()),
             }
         );
+    }
+
+    #[test]
+    fn a_fetch_dropped_at_its_deadline_counts_as_timed_out() {
+        let health = Health::default();
+        // Dropped before the deadline (cancelled): nothing is recorded.
+        let attempt = health.admit().unwrap();
+        drop(attempt.giving_up_at(Instant::now(), Duration::from_secs(3600)));
+        assert_eq!(health.report().state, "up");
+        // Dropped at the deadline (the group stopped waiting): a timeout.
+        let attempt = health.admit().unwrap();
+        drop(attempt.giving_up_at(Instant::now(), Duration::ZERO));
+        let report = health.report();
+        assert_eq!((report.state, report.failures), ("down", 1));
+        assert_eq!(report.last_error.as_deref(), Some("timed out after 0ns"));
     }
 
     #[test]

@@ -2,19 +2,62 @@
 //!
 //! This is golang's `HTTPPool.Set` and `PickPeer`: [`Peers::set`] replaces
 //! the whole list (and the ring built from it, in the given order), and
-//! [`Peers::pick`] returns the owner's client, or `None` when this node owns
+//! [`PickPeer::pick`] returns the owner's client, or `None` when this node owns
 //! the key (by exact string equality with its own URL) or the list is empty.
 //! The list comes from `--peers` or from etcd (see `discovery`); a
 //! [`PeerSource`] says which, and how fresh the list is. The ring is
 //! golang's or the forks' as the pool's [`Protocol`] says.
+//!
+//! A group sees the pool only through [`PickPeer`] and the owner it picks
+//! only through [`FetchPeer`] (golang's `PeerPicker` and `ProtoGetter`), so
+//! its tests can put fake peers behind them. Writes and `/peers` are not
+//! part of that seam: they use [`Peers`] itself.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use crate::consistenthash::Ring;
 use crate::dialect::Protocol;
+use crate::getter::BoxFuture;
 use crate::http_client::HttpClient;
-use crate::peer_client::{HealthReport, PeerClient};
+use crate::peer_client::{HealthReport, PeerClient, PeerError};
+use crate::value::Value;
+
+/// What a group asks of its peer pool (golang's `PeerPicker`).
+pub trait PickPeer: Send + Sync + 'static {
+    /// The owner of `key` when it is another node; `None` when this node
+    /// loads the key itself.
+    fn pick(&self, key: &[u8]) -> Option<Arc<dyn FetchPeer>>;
+
+    /// The pool's protocol: whether an owner's refusal is final and how
+    /// often fetched values are mirrored into the hot cache.
+    fn protocol(&self) -> Protocol;
+
+    /// How long a fetch from an owner may take; after that the group stops
+    /// waiting for it and loads the key itself.
+    fn fetch_timeout(&self) -> Duration;
+}
+
+/// One other node a group fetches values from (golang's `ProtoGetter`).
+pub trait FetchPeer: Send + Sync + 'static {
+    /// Fetches `group`/`key` from this peer, with the owner's expiry.
+    fn fetch<'a>(
+        &'a self,
+        group: &'a [u8],
+        key: &'a [u8],
+    ) -> BoxFuture<'a, Result<Value, PeerError>>;
+
+    /// The peer's URL, for logs.
+    fn url(&self) -> &str;
+
+    /// Whether a failed fetch from this peer should be logged now:
+    /// `Some(n)` when it should, with `n` failures left unlogged since the
+    /// last one.
+    fn failure_to_log(&self) -> Option<u64> {
+        Some(0)
+    }
+}
 
 /// The current membership, shared by every group of the node.
 pub struct Peers {
@@ -38,7 +81,7 @@ pub struct PeerHealth {
 /// One peer list and everything derived from it.
 struct Membership {
     ring: Ring,
-    clients: HashMap<String, PeerClient>,
+    clients: HashMap<String, Arc<PeerClient>>,
 }
 
 impl Peers {
@@ -89,12 +132,12 @@ impl Peers {
             .filter(|peer| **peer != self.self_url)
             .map(|peer| {
                 let client = old.clients.get(peer).cloned().unwrap_or_else(|| {
-                    PeerClient::new(
+                    Arc::new(PeerClient::new(
                         peer,
                         &self.base_path,
                         self.http.clone(),
                         self.max_conns_per_peer,
-                    )
+                    ))
                 });
                 (peer.clone(), client)
             })
@@ -135,15 +178,8 @@ impl Peers {
             .collect()
     }
 
-    /// The owner of `key`: `None` means this node loads it.
-    pub fn pick(&self, key: &[u8]) -> Option<PeerClient> {
-        let membership = self.membership();
-        let owner = membership.ring.get(key)?;
-        membership.clients.get(owner).cloned()
-    }
-
     /// Every other node, with its URL, in peer-list order.
-    pub fn others(&self) -> Vec<(String, PeerClient)> {
+    pub fn others(&self) -> Vec<(String, Arc<PeerClient>)> {
         let membership = self.membership();
         let peers = membership.ring.peers();
         peers
@@ -164,6 +200,27 @@ impl Peers {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+}
+
+impl PickPeer for Peers {
+    /// The owner's client, by the ring; `None` when this node owns the key
+    /// or the list is empty.
+    fn pick(&self, key: &[u8]) -> Option<Arc<dyn FetchPeer>> {
+        let membership = self.membership();
+        let owner = membership.ring.get(key)?;
+        let client: Arc<dyn FetchPeer> = membership.clients.get(owner)?.clone();
+        Some(client)
+    }
+
+    fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    /// The peer client's request deadline: origin-timeout + peer-timeout
+    /// in a node built from flags.
+    fn fetch_timeout(&self) -> Duration {
+        self.http.timeout()
     }
 }
 

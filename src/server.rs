@@ -422,7 +422,7 @@ where
     };
     let key = parts.key();
     let unconfirmed = if head.method == Method::DELETE {
-        writes::user_remove(group, key).await
+        writes::user_remove(group, node.peers(), key).await
     } else {
         let options = match SetOptions::from_query(head.uri.query().unwrap_or_default()) {
             Ok(options) => options,
@@ -434,7 +434,7 @@ where
             Err(reply) => return reply,
         };
         let policy = node.ttl_policy(parts.group());
-        match writes::user_set(group, &policy, key, value, options).await {
+        match writes::user_set(group, node.peers(), &policy, key, value, options).await {
             Ok(unconfirmed) => unconfirmed,
             Err(e) => return write_error(&e),
         }

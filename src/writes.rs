@@ -23,6 +23,7 @@ use crate::cache::Which;
 use crate::freshness::{Lifetime, TtlPolicy};
 use crate::group::Group;
 use crate::peer_client::PeerError;
+use crate::peers::Peers;
 use crate::value::Value;
 use crate::wire::{self, WriteBodyError};
 
@@ -140,9 +141,10 @@ impl Unconfirmed {
     }
 }
 
-/// A user's Set of `key` through this node.
+/// A user's Set of `key` through this node, whose pool is `peers`.
 pub async fn user_set(
     group: &Group,
+    peers: &Peers,
     policy: &TtlPolicy,
     key: &[u8],
     bytes: Bytes,
@@ -158,7 +160,6 @@ pub async fn user_set(
     }
     let lifetime = options.ttl.map_or(Lifetime::Unspecified, Lifetime::Fresh);
     let value = Value::new(bytes, policy.expiry(lifetime, SystemTime::now()));
-    let peers = group.peers();
     let owner = peers.owner(key);
     let everywhere = peers.protocol().set_goes_everywhere();
     let mut sends = JoinSet::new();
@@ -184,10 +185,11 @@ pub async fn user_set(
     Ok(collect(sends).await)
 }
 
-/// A user's Remove of `key` through this node: every node drops it.
-pub async fn user_remove(group: &Group, key: &[u8]) -> Unconfirmed {
+/// A user's Remove of `key` through this node, whose pool is `peers`:
+/// every node drops it.
+pub async fn user_remove(group: &Group, peers: &Peers, key: &[u8]) -> Unconfirmed {
     let mut sends = JoinSet::new();
-    for (url, client) in group.peers().others() {
+    for (url, client) in peers.others() {
         let (name, key) = (group.name().to_string(), key.to_vec());
         sends.spawn(async move { (url, client.remove(name.as_bytes(), &key).await) });
     }
