@@ -537,7 +537,9 @@ mod tests {
         results
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    // Paused time: the getter's delay passes only once every get is
+    // waiting, so all hundred join the one load.
+    #[tokio::test(start_paused = true)]
     async fn hundred_concurrent_gets_load_once() {
         let calls = Arc::new(AtomicUsize::new(0));
         let group = Group::new(
@@ -560,7 +562,7 @@ mod tests {
         assert_eq!(calls.load(Relaxed), 1);
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[tokio::test(start_paused = true)]
     async fn a_getter_error_reaches_every_waiter_and_is_not_cached() {
         let calls = Arc::new(AtomicUsize::new(0));
         let group = Group::new(
@@ -657,7 +659,7 @@ mod tests {
         assert_eq!(&value[9..], key);
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[tokio::test(start_paused = true)]
     async fn uncacheable_values_answer_every_waiter_and_are_loaded_again() {
         let calls = Arc::new(AtomicUsize::new(0));
         let counter = calls.clone();
@@ -693,9 +695,13 @@ mod tests {
             }
         });
         let group = Group::new("g", 1 << 20, getter, local_peers());
+        let first = group.get(b"k").await.unwrap();
+        assert_eq!(first.bytes, "v1");
         assert_eq!(group.get(b"k").await.unwrap().bytes, "v1");
-        assert_eq!(group.get(b"k").await.unwrap().bytes, "v1");
-        tokio::time::sleep(Duration::from_millis(60)).await;
+        // Expiry is wall-clock time: poll until it has passed.
+        while !first.expiry.is_expired() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         assert_eq!(group.get(b"k").await.unwrap().bytes, "v2");
         let stats = group.stats();
         assert_eq!((stats.local_loads, stats.cache_hits), (2, 1));
@@ -711,7 +717,8 @@ mod tests {
         assert!((8_000..12_000).contains(&hits), "{hits}");
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    // Paused time: the load stays in flight while the test writes.
+    #[tokio::test(start_paused = true)]
     async fn a_write_during_a_load_is_never_undone_by_it() {
         let calls = Arc::new(AtomicUsize::new(0));
         let group = Group::new(
