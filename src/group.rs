@@ -320,6 +320,8 @@ impl Group {
     /// timeout even if the peer never answers.
     async fn fetch(&self, peer: &dyn FetchPeer, key: &[u8]) -> Result<Value, PeerError> {
         let timeout = self.inner.peers.fetch_timeout();
+        // `fetch` before the timer: the peer client counts the same deadline
+        // from its call, so when this timer fires it sees it has passed.
         let fetching = peer.fetch(self.inner.name.as_bytes(), key);
         tokio::time::timeout(timeout, fetching)
             .await
