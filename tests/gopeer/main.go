@@ -6,7 +6,7 @@
 // kinds of node the same way:
 //
 //	gopeer (-listen ADDR | with LISTEN_FDS=1 and a listener on fd 3) [-self URL] [-peers A,B,...] -group NAME=ORIGIN ...
-//	       [-cache-bytes N] [-replicas N] [-base-path P]
+//	       [-cache-bytes N] [-replicas N] [-base-path P] [-max-idle-per-host N]
 //	       [-etcd URL,... [-etcd-prefix P] [-etcd-ttl DUR] [-v]]
 //	       [-tls-cert F -tls-key F] [-ca F] [-client-cert F -client-key F] [-client-ca F]
 //
@@ -14,6 +14,14 @@
 // Transport trusts for https peers, -client-cert/-client-key the client
 // certificate it presents to them, and -client-ca makes the peer API
 // require a client certificate signed by that CA (users need none).
+//
+// By default the pool fetches from peers with http.DefaultTransport, which
+// keeps at most 2 idle connections per host, as golang/groupcache does out
+// of the box. -max-idle-per-host N gives it a transport tuned as a cache's
+// user would: DefaultTransport's dialer and timeouts, N idle and at most N
+// open connections per peer (groupcached's --max-conns-per-peer bounds its
+// pool the same way), no cap on idle connections over all peers, and no
+// proxy. scripts/bench runs such "Go tuned" nodes next to default ones.
 //
 // The HTTPPool is served on its base path (without Go's ServeMux, so no path
 // cleaning redirects); GET /cache/{group}/{key} returns the raw value,
@@ -159,6 +167,21 @@ func certPool(path string) *x509.CertPool {
 	return pool
 }
 
+// tunedTransport is http.DefaultTransport with its connection pool sized
+// for a cache: perHost idle and open connections to each peer, where the
+// default keeps only 2 idle and opens a new connection for every request
+// beyond them.
+func tunedTransport(perHost int) *http.Transport {
+	// Cannot panic: DefaultTransport is an *http.Transport unless a program
+	// replaces it, and this one does not.
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.Proxy = nil
+	t.MaxIdleConns = 0 // no limit over all peers; each is bounded below
+	t.MaxIdleConnsPerHost = perHost
+	t.MaxConnsPerHost = perHost
+	return t
+}
+
 func main() {
 	listen := flag.String("listen", "", "address to listen on")
 	self := flag.String("self", "", "this node's URL (default http://LISTEN)")
@@ -177,6 +200,7 @@ func main() {
 	clientCert := flag.String("client-cert", "", "client certificate presented to peers")
 	clientKey := flag.String("client-key", "", "the PEM key of -client-cert")
 	clientCA := flag.String("client-ca", "", "require peer API clients to present a certificate from this CA")
+	maxIdlePerHost := flag.Int("max-idle-per-host", 0, "tune the pool's transport: idle and open connections per peer (0: http.DefaultTransport)")
 	var groups groupFlags
 	flag.Var(&groups, "group", "NAME=ORIGIN_TEMPLATE (repeatable)")
 	flag.Parse()
@@ -211,6 +235,10 @@ func main() {
 	}
 	pool := &trackedPool{pool: groupcache.NewHTTPPoolOpts(*self, &groupcache.HTTPPoolOptions{BasePath: *basePath, Replicas: *replicas})}
 	// Set copies Transport into each peer's getter: assign it first.
+	var transport *http.Transport
+	if *maxIdlePerHost > 0 {
+		transport = tunedTransport(*maxIdlePerHost)
+	}
 	if *caFile != "" || *clientCert != "" {
 		clientTLS := &tls.Config{}
 		if *caFile != "" {
@@ -223,7 +251,12 @@ func main() {
 			}
 			clientTLS.Certificates = []tls.Certificate{cert}
 		}
-		transport := &http.Transport{TLSClientConfig: clientTLS, MaxIdleConnsPerHost: 64}
+		if transport == nil {
+			transport = &http.Transport{MaxIdleConnsPerHost: 64}
+		}
+		transport.TLSClientConfig = clientTLS
+	}
+	if transport != nil {
 		pool.pool.Transport = func(context.Context) http.RoundTripper { return transport }
 	}
 	pool.Set(peers...)
