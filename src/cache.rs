@@ -24,7 +24,7 @@ use std::sync::Mutex;
 use lru::LruCache;
 use serde::Serialize;
 
-use crate::value::Value;
+use crate::value::{Expiry, Value};
 
 /// Which of a group's two caches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,14 +91,20 @@ impl Caches {
     /// cache it probes, as golang does; an expired entry is removed and is
     /// a miss.
     pub fn get(&self, key: &[u8]) -> Option<Value> {
+        self.get_if(key, Expiry::is_expired)
+    }
+
+    /// [`Caches::get`], with `expired` saying which expiries have passed
+    /// (tests pass a later instant rather than waiting for the clock).
+    fn get_if(&self, key: &[u8], expired: impl Fn(Expiry) -> bool) -> Option<Value> {
         if self.limit == 0 {
             return None;
         }
         let mut pair = self.lock();
-        if let Some(value) = pair.main.get(key) {
+        if let Some(value) = pair.main.get(key, &expired) {
             return Some(value);
         }
-        pair.hot.get(key)
+        pair.hot.get(key, &expired)
     }
 
     /// Stores `value` under `key` in one cache, evicts down to the limit,
@@ -214,11 +220,11 @@ impl Lru {
         }
     }
 
-    fn get(&mut self, key: &[u8]) -> Option<Value> {
+    fn get(&mut self, key: &[u8], expired: impl Fn(Expiry) -> bool) -> Option<Value> {
         self.stats.gets += 1;
         let value = self.entries.get(key)?;
         // `is_expired` reads the clock only for values that expire.
-        if !value.expiry.is_expired() {
+        if !expired(value.expiry) {
             let value = value.clone();
             self.stats.hits += 1;
             return Some(value);
@@ -389,19 +395,25 @@ mod tests {
     #[test]
     fn expired_entries_are_misses_in_both_caches() {
         let caches = Caches::new(1000);
-        let soon = Expiry::after(Duration::from_millis(50));
+        // Lookups happen at `now` and then at `later`, not on the wall clock.
+        let now = crate::value::now_nanos();
+        let soon = Expiry::after_at(Duration::from_secs(3600), now);
+        let later = now + Duration::from_secs(3601).as_nanos() as i64;
+        let at = |t: i64| move |expiry: Expiry| expiry.is_expired_at(t);
         caches.add(Which::Main, b"m", Value::new(&b"main"[..], soon));
         caches.add(Which::Hot, b"h", Value::new(&b"hot"[..], soon));
         caches.add(Which::Main, b"n", v(b"never"));
-        let far = Value::new(&b"far"[..], Expiry::after(Duration::from_secs(3600)));
+        let far = Value::new(
+            &b"far"[..],
+            Expiry::after_at(Duration::from_secs(7200), now),
+        );
         caches.add(Which::Hot, b"f", far.clone());
-        assert_eq!(caches.get(b"m").unwrap().expiry, soon);
-        assert_eq!(caches.get(b"h").unwrap().bytes, "hot");
-        std::thread::sleep(Duration::from_millis(60));
-        assert!(caches.get(b"m").is_none(), "expired in main");
-        assert!(caches.get(b"h").is_none(), "expired in hot");
-        assert_eq!(caches.get(b"n").unwrap().bytes, "never");
-        assert_eq!(caches.get(b"f"), Some(far));
+        assert_eq!(caches.get_if(b"m", at(now)).unwrap().expiry, soon);
+        assert_eq!(caches.get_if(b"h", at(now)).unwrap().bytes, "hot");
+        assert!(caches.get_if(b"m", at(later)).is_none(), "expired in main");
+        assert!(caches.get_if(b"h", at(later)).is_none(), "expired in hot");
+        assert_eq!(caches.get_if(b"n", at(later)).unwrap().bytes, "never");
+        assert_eq!(caches.get_if(b"f", at(later)), Some(far));
         let (main, hot) = caches.stats();
         assert_eq!(
             (main.bytes, main.items, main.evictions, main.expired),
