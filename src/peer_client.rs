@@ -18,10 +18,12 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::{Method, StatusCode, Uri};
+// tokio's clock, so that tests can pause and advance it.
+use tokio::time::Instant;
 
 use crate::getter::BoxFuture;
 use crate::http_client::{status_text, HostLimit, HttpClient, HttpError};
@@ -357,8 +359,8 @@ impl Default for WarnGate {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_peer_down_is_skipped_then_probed_once_and_comes_back() {
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_down_is_skipped_then_probed_once_and_comes_back() {
         let health = Health::default();
         assert_eq!(health.report().state, "up");
         let refused = PeerError::Status(StatusCode::SERVICE_UNAVAILABLE, String::new());
@@ -369,9 +371,11 @@ mod tests {
             report.last_error.as_deref(),
             Some("server returned: 503 Service Unavailable")
         );
-        assert!(report.retry_in_ms > 0 && report.retry_in_ms <= 500);
+        assert_eq!(report.retry_in_ms, 500);
         assert!(health.admit().is_none(), "down: fetches fail at once");
-        health.lock().retry_at = Some(Instant::now());
+        tokio::time::advance(Duration::from_millis(499)).await;
+        assert!(health.admit().is_none(), "down until the back-off passes");
+        tokio::time::advance(Duration::from_millis(1)).await;
         let mut probe = health.admit().expect("the back-off has passed");
         assert_eq!(health.report().state, "probing");
         assert!(health.admit().is_none(), "one probe at a time");
@@ -379,8 +383,8 @@ mod tests {
         drop(probe);
         let report = health.report();
         assert_eq!((report.state, report.failures), ("down", 2));
-        assert!(report.retry_in_ms > 500, "the back-off grew");
-        health.lock().retry_at = Some(Instant::now());
+        assert_eq!(report.retry_in_ms, 1000, "the back-off doubled");
+        tokio::time::advance(Duration::from_millis(1000)).await;
         health.admit().unwrap().finish(true, None);
         assert_eq!(
             health.report(),
@@ -408,23 +412,25 @@ mod tests {
         assert_eq!(report.last_error.as_deref(), Some("timed out after 0ns"));
     }
 
-    #[test]
-    fn a_dropped_probe_lets_the_next_fetch_probe() {
+    #[tokio::test(start_paused = true)]
+    async fn a_dropped_probe_lets_the_next_fetch_probe() {
         let health = Health::default();
         health.admit().unwrap().finish(false, None);
-        health.lock().retry_at = Some(Instant::now());
+        tokio::time::advance(FIRST_BACKOFF).await;
         drop(health.admit().unwrap());
         assert!(health.admit().is_some());
     }
 
-    #[test]
-    fn warn_gate_admits_one_event_per_interval_and_counts_the_rest() {
+    #[tokio::test(start_paused = true)]
+    async fn warn_gate_admits_one_event_per_interval_and_counts_the_rest() {
         let gate = WarnGate::new(Duration::from_millis(200));
         assert_eq!(gate.admit(), Some(0));
         assert_eq!(gate.admit(), None);
         assert_eq!(gate.admit(), None);
-        std::thread::sleep(Duration::from_millis(250));
-        assert_eq!(gate.admit(), Some(2));
+        tokio::time::advance(Duration::from_millis(199)).await;
+        assert_eq!(gate.admit(), None);
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(gate.admit(), Some(3));
         assert_eq!(gate.admit(), None);
     }
 
@@ -462,7 +468,7 @@ mod tests {
     }
 
     fn client_for(port: u16) -> PeerClient {
-        let http = HttpClient::new(Duration::from_secs(5), 1);
+        let http = HttpClient::new(Duration::from_secs(60), 1);
         PeerClient::new(
             &format!("http://127.0.0.1:{port}"),
             "/_groupcache/",
