@@ -118,48 +118,71 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn hundred_concurrent_callers_share_one_call() {
+    /// Polls `call` once, so that it has led or joined the flight, counts
+    /// it in `joined`, then waits for its result.
+    async fn join_then_wait<T>(call: impl Future<Output = T>, joined: &AtomicUsize) -> T {
+        tokio::pin!(call);
+        let early = tokio::select! {
+            biased;
+            early = &mut call => Some(early),
+            () = std::future::ready(()) => None,
+        };
+        joined.fetch_add(1, Ordering::SeqCst);
+        match early {
+            Some(early) => early,
+            None => call.await,
+        }
+    }
+
+    /// Runs `callers` concurrent calls of `key` on tasks, each doing
+    /// `work`, which finishes only once every caller has joined; their
+    /// results and how many times `work` ran.
+    async fn concurrent_callers(
+        callers: usize,
+        key: &'static [u8],
+        result: Result<String, String>,
+    ) -> (Vec<Option<Result<String, String>>>, usize) {
         let flight: Arc<Flight<Result<String, String>>> = Arc::default();
         let calls = Arc::new(AtomicUsize::new(0));
+        let joined = Arc::new(AtomicUsize::new(0));
+        let (release, released) = watch::channel(false);
         let mut tasks = Vec::new();
-        for _ in 0..100 {
-            let (flight, calls) = (flight.clone(), calls.clone());
+        for _ in 0..callers {
+            let (flight, calls, joined) = (flight.clone(), calls.clone(), joined.clone());
+            let (mut released, result) = (released.clone(), result.clone());
             tasks.push(tokio::spawn(async move {
-                flight
-                    .run(b"slow", || async move {
-                        calls.fetch_add(1, Ordering::SeqCst);
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        Ok("value".to_string())
-                    })
-                    .await
+                let work = || async move {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    let _ = released.wait_for(|&r| r).await;
+                    result
+                };
+                join_then_wait(flight.run(key, work), &joined).await
             }));
         }
-        for task in tasks {
-            assert_eq!(task.await.unwrap(), Some(Ok("value".to_string())));
+        while joined.load(Ordering::SeqCst) < callers {
+            tokio::task::yield_now().await;
         }
-        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        release.send_replace(true);
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(task.await.unwrap());
+        }
         assert_eq!(flight.in_flight(), 0);
+        (results, calls.load(Ordering::SeqCst))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hundred_concurrent_callers_share_one_call() {
+        let (results, calls) = concurrent_callers(100, b"slow", Ok("value".into())).await;
+        assert_eq!(results, vec![Some(Ok("value".to_string())); 100]);
+        assert_eq!(calls, 1);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_error_reaches_every_waiter() {
-        let flight: Arc<Flight<Result<String, String>>> = Arc::default();
-        let mut tasks = Vec::new();
-        for _ in 0..20 {
-            let flight = flight.clone();
-            tasks.push(tokio::spawn(async move {
-                flight
-                    .run(b"bad", || async {
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        Err("boom".to_string())
-                    })
-                    .await
-            }));
-        }
-        for task in tasks {
-            assert_eq!(task.await.unwrap(), Some(Err("boom".to_string())));
-        }
+        let (results, calls) = concurrent_callers(20, b"bad", Err("boom".into())).await;
+        assert_eq!(results, vec![Some(Err("boom".to_string())); 20]);
+        assert_eq!(calls, 1);
     }
 
     #[tokio::test]
