@@ -44,11 +44,25 @@ pub fn free_ports(n: usize) -> Vec<u16> {
 }
 
 /// A loopback port nothing listens on (connections are refused), for a
-/// peer that is down. It was bound and released, so another process could
-/// take it meanwhile; nothing here binds it again.
+/// peer that is down: a socket bound to it but never listening, held for
+/// the rest of the process so that no other test (or test run) takes it.
 pub fn closed_port() -> u16 {
-    let listener = StdListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().unwrap().port()
+    use nix::sys::socket::{
+        bind, getsockname, socket, AddressFamily, SockFlag, SockType, SockaddrIn,
+    };
+    use std::os::fd::AsRawFd;
+    static CLOSED: Mutex<Vec<OwnedFd>> = Mutex::new(Vec::new());
+    let socket = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .expect("a TCP socket");
+    bind(socket.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 0)).expect("bind a free port");
+    let bound: SockaddrIn = getsockname(socket.as_raw_fd()).expect("the bound address");
+    CLOSED.lock().unwrap().push(socket);
+    bound.port()
 }
 
 /// Makes `command` start with the listener [`free_ports`] bound for `port`
@@ -138,6 +152,7 @@ pub async fn wait_for_exit(child: &mut Child, timeout: Duration) -> Option<i32> 
         if let Ok(Some(status)) = child.try_wait() {
             return Some(status.code().unwrap_or(-1));
         }
+        // Poll interval; the loop waits for the exit.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     None
@@ -229,6 +244,7 @@ pub async fn poll_until(within: Duration, mut condition: impl FnMut() -> bool) {
             Instant::now() < deadline,
             "condition still false after {within:?}"
         );
+        // Poll interval; the loop waits for `condition`.
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -243,6 +259,7 @@ pub async fn wait_healthy(url: &str) {
             }
         }
         assert!(Instant::now() < deadline, "{url} never became healthy");
+        // Poll interval; the loop waits for a 200.
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -416,6 +433,7 @@ impl Origin {
                         let hits = hits.clone();
                         async move {
                             if request.uri().path().starts_with("/v/slow") {
+                                // A deliberately slow origin (`slow` keys), to keep a load in flight.
                                 tokio::time::sleep(Duration::from_secs(1)).await;
                             }
                             Ok::<_, Infallible>(serve_origin(&hits, request))

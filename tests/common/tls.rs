@@ -75,12 +75,12 @@ impl Pki {
     /// trusts it and presents its [`Pki::shared_client`] certificate.
     pub fn shared() -> &'static Pki {
         static PKI: OnceLock<Pki> = OnceLock::new();
-        // A static is never dropped: one directory per test binary, made
-        // afresh by each run, so runs leave no new directories behind.
+        // One directory per process, so that runs at the same time never
+        // share (or overwrite) a CA. A static is never dropped: each process
+        // removes those of processes that have exited instead.
         PKI.get_or_init(|| {
-            let exe = std::env::current_exe().unwrap();
-            let binary = exe.file_stem().unwrap().to_string_lossy().into_owned();
-            Pki::in_dir("shared", &format!("pki-shared-{binary}"))
+            remove_dead_shared_dirs();
+            Pki::in_dir("shared", &format!("pki-shared-{}", std::process::id()))
         })
     }
 
@@ -170,6 +170,23 @@ impl Issued {
         let certs = CertificateDer::pem_file_iter(&self.cert).unwrap();
         let certs = certs.collect::<Result<_, _>>().unwrap();
         (certs, PrivateKeyDer::from_pem_file(&self.key).unwrap())
+    }
+}
+
+/// Removes the `pki-shared-{pid}` directories of processes that are gone.
+fn remove_dead_shared_dirs() {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let pid = name.to_str().and_then(|n| n.strip_prefix("pki-shared-"));
+        if pid
+            .is_some_and(|pid| pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists())
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 
