@@ -663,7 +663,8 @@ async fn groupcached_serves_through_a_go_owner_dying() {
 
     // 900 requests, 16 in flight: Go-owned keys (fresh ones and the warm
     // ones again) and groupcached-owned keys. The Go node is killed once a
-    // third of them are done.
+    // third of them are done; those after the 400th wait for the kill, so
+    // however the machine schedules us, the kill lands mid-load.
     let mut requests = Vec::new();
     for i in 0..300 {
         requests.push(go_owned[20 + i % (go_owned.len() - 20)].clone());
@@ -671,14 +672,19 @@ async fn groupcached_serves_through_a_go_owner_dying() {
         requests.push(rust_owned[i].clone());
     }
     let done = Arc::new(AtomicUsize::new(0));
+    let (kill, killed) = tokio::sync::watch::channel(false);
     let load = {
         let done = done.clone();
         let url = rs.url.clone();
+        let requests = requests.into_iter().enumerate().collect();
         tokio::spawn(async move {
-            bounded(16, requests, move |key| {
+            bounded(16, requests, move |(i, key)| {
                 let url = format!("{url}/cache/g/{}", esc(&key));
-                let done = done.clone();
+                let (done, mut killed) = (done.clone(), killed.clone());
                 async move {
+                    if i >= 400 {
+                        let _ = killed.wait_for(|&k| k).await;
+                    }
                     let reply = try_get(&url).await;
                     done.fetch_add(1, SeqCst);
                     (key, reply)
@@ -687,14 +693,12 @@ async fn groupcached_serves_through_a_go_owner_dying() {
             .await
         })
     };
-    while done.load(SeqCst) < 300 {
-        assert!(!load.is_finished(), "the requests finished before the kill");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    poll_until(Duration::from_secs(60), || done.load(SeqCst) >= 300).await;
     go.proc.signal("KILL");
     let exit = go.proc.wait_exit(Duration::from_secs(5)).await;
     assert!(exit.is_some(), "the Go node did not die");
     let killed_at = done.load(SeqCst);
+    kill.send_replace(true);
 
     for (key, reply) in load.await.unwrap() {
         let reply = reply.unwrap_or_else(|e| panic!("key {}: {e}", show(&key)));
