@@ -143,7 +143,7 @@ async fn joins_and_sigterm_leaves_of_either_kind_are_seen_by_every_node_at_once(
     let base: Vec<&Node> = nodes.iter().collect();
     await_peers(&base, &sorted_urls(&ports[..2]), true, PROMPTLY).await;
 
-    // The joiners' leases live 10 s, so seeing them leave within 2 s can
+    // The joiners' leases live 10 s, so seeing them leave within PROMPTLY can
     // only come from the lease being revoked, never from it expiring.
     let long_ttl = Duration::from_secs(10);
     for (kind, port) in [("Go", ports[2]), ("groupcached", ports[3])] {

@@ -117,6 +117,7 @@ impl Etcd {
                     self.log_tail()
                 );
             } else {
+                // Poll interval; the loop waits for the log line checked above.
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
@@ -132,6 +133,7 @@ impl Etcd {
             if Instant::now() > deadline {
                 panic!("etcd was not healthy after 15 s:\n{}", self.log_tail());
             }
+            // Poll interval; the loop waits for the health checked above.
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         self.proc = Some(proc);
@@ -265,8 +267,10 @@ impl Drop for Registration {
 pub const PREFIX: &str = "/groupcache/peers/";
 /// The lease TTL most nodes here register with; short to keep tests fast.
 pub const TTL: Duration = Duration::from_secs(3);
-/// How soon every node must see a join or a graceful leave.
-pub const PROMPTLY: Duration = Duration::from_secs(2);
+/// How soon every node must see a join or a graceful leave: generous for a
+/// loaded machine, yet well under the 10 s lease TTL of the graceful-leave
+/// tests, so a leave seen in time was not a lease running out.
+pub const PROMPTLY: Duration = Duration::from_secs(5);
 /// How often `/peers` is polled.
 pub const POLL: Duration = Duration::from_millis(50);
 
@@ -306,6 +310,7 @@ pub async fn await_registered(etcd: &Etcd, want: &[String], within: Duration) ->
             start.elapsed() < within,
             "after {within:?} the keys in etcd are {registered:?}, not {want:?}"
         );
+        // Poll interval; the loop waits for the keys checked above.
         tokio::time::sleep(POLL).await;
     }
 }
@@ -378,6 +383,7 @@ pub async fn await_peers<N: Frontend>(
                     .join("\n")
             );
         }
+        // Poll interval; the loop waits for the lists checked above.
         tokio::time::sleep(POLL).await;
     }
 }
