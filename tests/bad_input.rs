@@ -433,6 +433,7 @@ async fn wait_until_askable(node: &str, peer: &str) {
             return;
         }
         assert!(Instant::now() < deadline, "{peers}");
+        // Poll interval; the loop waits for the state checked above.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -803,6 +804,7 @@ async fn etcd_values_that_are_not_peer_urls_are_ignored() {
                 "{}: {list:?}, want {want:?}",
                 node.url
             );
+            // Poll interval; the loop waits for the list checked above.
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

@@ -101,17 +101,22 @@ async fn serve_hostile(
                 stream.write_all(&chunk).await?;
             }
         }
-        Act::Hang => tokio::time::sleep(Duration::from_secs(60)).await,
+        Act::Hang => {
+            // A deliberately hung origin: the node must give up on it.
+            tokio::time::sleep(Duration::from_secs(60)).await
+        }
         Act::Drip => {
             stream
                 .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
                 .await?;
             for _ in 0..1000 {
+                // A deliberately dripping origin: one byte every 100 ms.
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 stream.write_all(b"x").await?;
             }
         }
         Act::Later(delay, bytes) => {
+            // A deliberately slow origin.
             tokio::time::sleep(delay).await;
             stream.write_all(&bytes).await?;
         }
@@ -454,6 +459,7 @@ async fn loads_over_the_budget_get_503() {
             }
             assert_eq!(reply.status, 200, "{:?}", reply.body);
         }
+        // Poll interval; the loop waits for the refusal checked above.
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
     let body = String::from_utf8_lossy(&refused.body);
@@ -461,6 +467,7 @@ async fn loads_over_the_budget_get_503() {
     // Release the held body: both it and the refused key load now.
     while !held.is_finished() {
         release.notify_waiters();
+        // Poll interval: notify again until the held load has its body.
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let held = held.await.unwrap();
@@ -563,6 +570,7 @@ async fn wait_healthy_any(url: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while try_get(url).await.is_err() {
         assert!(Instant::now() < deadline, "{url} never answered");
+        // Poll interval; the loop waits for the server to answer.
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -645,6 +653,7 @@ async fn a_frozen_owner_is_marked_down_and_found_back() {
             break;
         }
         assert!(Instant::now() < deadline, "still {now}");
+        // Poll interval; the loop waits for the owner to be up again.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(

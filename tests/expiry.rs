@@ -32,6 +32,7 @@ async fn wait_for_value(node: &impl Frontend, key: &str, want: &str) {
             Instant::now() < deadline,
             "{key} never became {want:?} (still {body:?})"
         );
+        // Poll interval; the loop waits for the value checked above.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

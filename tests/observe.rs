@@ -141,6 +141,7 @@ impl Prometheus {
                 Instant::now() < deadline,
                 "prometheus did not listen:\n{log}"
             );
+            // Poll interval; the loop waits for the log line checked above.
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         Prometheus {
@@ -239,6 +240,7 @@ async fn prometheus_scrapes_what_stats_says() {
             Instant::now() < deadline,
             "Prometheus says gets {gets:?}, bytes {bytes:?}; /stats says {want_gets:?}, {want_bytes:?}"
         );
+        // Poll interval; the loop waits for the figures checked above.
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // Every node was scraped without errors.

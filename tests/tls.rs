@@ -224,6 +224,7 @@ async fn rotated_certificate_is_served_without_a_failed_request() {
             std::time::Instant::now() < deadline,
             "new certificate never served"
         );
+        // Poll interval; the loop waits for the new certificate.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let before = done.load(SeqCst);
