@@ -585,7 +585,9 @@ async fn a_frozen_owner_is_marked_down_and_found_back() {
     let nodes = start_cluster(
         &ports,
         &origin,
-        &["--peer-timeout", "300ms", "--origin-timeout", "300ms"],
+        // The frozen owner's fetches time out after 2.3 s; the origin's
+        // own loads have 2 s, plenty on a loaded machine.
+        &["--peer-timeout", "300ms", "--origin-timeout", "2s"],
     )
     .await;
     let (a, b) = (&nodes[0], &nodes[1]);
@@ -696,8 +698,9 @@ async fn a_slow_origin_is_loaded_once_cluster_wide() {
 
 /// A load that waits for one of the origin's connection permits gets its
 /// whole `--origin-timeout` once it has one: with 2 permits, 4 distinct
-/// keys whose origin answers after 1 s all load within a 1.5 s deadline
-/// (the last two wait about 1 s for a permit, then load for 1 s).
+/// keys whose origin answers after 1 s all load within a 1.9 s deadline
+/// (the last two wait about 1 s for a permit, then load for 1 s; were the
+/// wait counted they would need 2 s).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_load_queued_for_a_connection_gets_its_own_deadline() {
     let origin = Origin::start().await;
@@ -708,7 +711,7 @@ async fn a_load_queued_for_a_connection_gets_its_own_deadline() {
         "--max-conns-per-peer",
         "2",
         "--origin-timeout",
-        "1500ms",
+        "1900ms",
     ]);
     let node = GcNode::start(port, &args).await;
     let keys: Vec<String> = (0..4).map(|i| format!("slow-{i}")).collect();
