@@ -561,42 +561,61 @@ async fn connections_are_capped_and_idle_ones_time_out() {
     let origin = Origin::start().await;
     let node = one_node(
         &origin,
-        &["--max-connections", "8", "--header-read-timeout", "300ms"],
+        // 40 idle connections, 8 at a time, 1 s each: the node sits at its
+        // cap for 5 s, long enough to be seen even by a starved test.
+        &["--max-connections", "8", "--header-read-timeout", "1s"],
     )
     .await;
-    let pid = node.proc.child.id();
-    let fds = || {
-        std::fs::read_dir(format!("/proc/{pid}/fd"))
-            .map(|dir| dir.count())
-            .unwrap_or(0)
-    };
-    let baseline = fds();
+    let (pid, port) = (node.proc.child.id(), node.addr.port());
+    let accepted = || accepted_connections(pid, port);
     let mut idle = Vec::new();
     for _ in 0..40 {
         idle.push(TcpStream::connect(node.addr).await.unwrap());
     }
     // The node accepts up to the cap (the test client's keep-alive
-    // connection from start-up, counted in `baseline`, may hold one slot)...
-    poll_until(Duration::from_secs(10), || fds() >= baseline + 7).await;
-    assert!(
-        fds() <= baseline + 8,
-        "{} fds over the cap of 8",
-        fds() - baseline
-    );
+    // connection from start-up may hold one slot)...
+    poll_until(Duration::from_secs(10), || accepted() >= 7).await;
+    assert!(accepted() <= 8, "{} connections, cap 8", accepted());
     // ...drops each idle one after the header timeout, and serves a real
     // client queued behind all 40.
     still_serves(&node.url, "after-idle-flood").await;
-    assert!(
-        fds() <= baseline + 8,
-        "{} fds over the cap of 8",
-        fds() - baseline
-    );
+    assert!(accepted() <= 8, "{} connections, cap 8", accepted());
     for mut stream in idle {
         let mut rest = Vec::new();
         let read = stream.read_to_end(&mut rest);
         let closed = tokio::time::timeout(Duration::from_secs(10), read).await;
         assert!(closed.is_ok(), "an idle connection was never closed");
     }
+}
+
+/// How many client connections process `pid` holds open on its loopback
+/// listening `port`: its socket descriptors that /proc/net/tcp lists as
+/// connected with that local port (not its listener, not its connections
+/// to origins or peers, not connections still waiting in the backlog).
+fn accepted_connections(pid: u32, port: u16) -> usize {
+    let inodes: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter_map(|link| {
+            let link = link.to_string_lossy();
+            Some(
+                link.strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_string(),
+            )
+        })
+        .collect();
+    let local = format!("0100007F:{port:04X}");
+    std::fs::read_to_string("/proc/net/tcp")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        // sl, local, remote, state (0A is LISTEN), ..., inode.
+        .filter(|f| f.len() > 9 && f[1] == local && f[3] != "0A" && inodes.contains(f[9]))
+        .count()
 }
 
 /// A node whose warnings go to a log file: started as `wrapper...
