@@ -96,7 +96,11 @@ async fn a_killed_node_is_dropped_when_its_lease_expires() {
     let survivors: Vec<&GcNode> = nodes.iter().collect();
     let took = await_peers(&survivors, &sorted_urls(&ports[1..]), true, TTL + PROMPTLY).await;
     eprintln!("SIGKILLed node dropped after {took:?} (lease TTL {TTL:?})");
-    let _ = killed.proc.wait_exit(Duration::from_secs(5)).await;
+    // -1: ended by a signal.
+    assert_eq!(
+        killed.proc.wait_exit(Duration::from_secs(10)).await,
+        Some(-1)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

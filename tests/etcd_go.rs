@@ -196,7 +196,11 @@ async fn killed_nodes_of_either_kind_are_dropped_when_their_leases_expire() {
         let survivors: Vec<&Node> = nodes.iter().collect();
         let took = await_peers(&survivors, &sorted_urls(&alive), true, TTL + PROMPTLY).await;
         eprintln!("SIGKILLed {kind} node dropped after {took:?} (lease TTL {TTL:?})");
-        let _ = killed.proc().wait_exit(Duration::from_secs(5)).await;
+        // -1: ended by a signal.
+        assert_eq!(
+            killed.proc().wait_exit(Duration::from_secs(10)).await,
+            Some(-1)
+        );
     }
 }
 
