@@ -1,5 +1,6 @@
 //! The three families of Go groupcache pools a node can join, and what
-//! differs between them (see `shared/groupcache-wire.md` §3.3 and §6): the
+//! differs between them (golang/groupcache, mailgun/groupcache v2 and
+//! groupcache/groupcache-go v3, as their `http.go` files behave): the
 //! ring, the statuses a peer answers, how a peer's refusal is taken, how
 //! often fetched values are mirrored, and the write methods of the forks'
 //! peer API (PUT = Set, DELETE = Remove, groupcache-go's POST remove-keys).

@@ -4,8 +4,8 @@
 //! `expire` field for values that expire), and the forks' write bodies: the
 //! protobuf `SetRequest` of a PUT and groupcache-go's JSON remove-keys list.
 //!
-//! The rules are the HTTPPool ones (see `shared/groupcache-wire.md` §1–2):
-//! the server percent-decodes the path only (a `+` stays a `+`) and splits
+//! The rules are golang/groupcache's `HTTPPool` ones (its `http.go`): the
+//! server percent-decodes the path only (a `+` stays a `+`) and splits
 //! at the first `/` after the base path; the key keeps every later byte.
 
 use std::borrow::Cow;
