@@ -429,6 +429,70 @@ async fn groupcached_fetches_from_a_go_owner() {
     assert_eq!(stat(&rust_stats, "g", "LocalLoads"), 0, "{rust_stats}");
 }
 
+/// A Go owner whose pool is served through an `http.ServeMux` (as
+/// `NewHTTPPool` mounts it) answers `301` to a peer request whose decoded
+/// path cleaning changes, such as a key with a leading `/` or with `//`.
+/// groupcached does what golang's client does: it does not follow the
+/// redirect (the owner never sees the cleaned key), counts a peer error and
+/// loads the key itself, so the user still gets the right value. Other keys
+/// are fetched from the owner as usual. (Keys with `.` or `..` segments are
+/// redirected too, but the local load that follows is then refused with 400
+/// by groupcached's HTTP origin, which would resolve them into another path.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groupcached_loads_a_key_itself_when_a_go_owner_redirects() {
+    let origin = Origin::start().await;
+    let ports = free_ports(2);
+    let peers = urls(&ports);
+    let ring = Ring::new(DEFAULT_REPLICAS, &peers);
+    let (go_port, rust_port) = (ports[0], ports[1]);
+    let go_url = url_of(go_port);
+    let owned_by_go = |stem: &str| {
+        find_key(stem.as_bytes(), |key| {
+            ring.get(key) == Some(go_url.as_str())
+        })
+    };
+    let redirected: Vec<Vec<u8>> = ["/lead", "a//b", "//"]
+        .into_iter()
+        .map(owned_by_go)
+        .collect();
+    let plain = owned_by_go("plain/key");
+
+    let mut args = go_args(&peers, &[("g", &origin)]);
+    args.push("-serve-mux".into());
+    let go_owner = GoNode::start(go_port, &args).await;
+    let rust_asker = GcNode::start(rust_port, &gc_args(&peers, &[("g", &origin)], &[])).await;
+
+    let mut keys = redirected.clone();
+    keys.push(plain.clone());
+    for (key, replies) in fetch_all(vec![rust_asker.url.clone()], &keys).await {
+        let reply = &replies[0];
+        assert_eq!(
+            reply.status,
+            200,
+            "key {}: {}",
+            show(&key),
+            preview(&reply.body)
+        );
+        assert!(
+            reply.body[..] == origin_value(&key)[..],
+            "key {}: wrong value ({})",
+            show(&key),
+            preview(&reply.body)
+        );
+        assert_eq!(origin.hits(&key), 1, "origin loads of {}", show(&key));
+    }
+    assert_eq!(origin.total_hits(), keys.len(), "no cleaned key was loaded");
+
+    let go_stats = go_owner.stats().await;
+    let rust_stats = rust_asker.stats().await;
+    // Only the plain key got past the mux to the pool.
+    assert_eq!(stat(&go_stats, "g", "ServerRequests"), 1, "{go_stats}");
+    assert_eq!(stat(&go_stats, "g", "LocalLoads"), 1, "{go_stats}");
+    assert_eq!(stat(&rust_stats, "g", "PeerLoads"), 1, "{rust_stats}");
+    assert_eq!(stat(&rust_stats, "g", "PeerErrors"), 3, "{rust_stats}");
+    assert_eq!(stat(&rust_stats, "g", "LocalLoads"), 3, "{rust_stats}");
+}
+
 // ---------------------------------------------------------------------------
 // 4. A mixed cluster
 

@@ -6,7 +6,7 @@
 // kinds of node the same way:
 //
 //	gopeer (-listen ADDR | with LISTEN_FDS=1 and a listener on fd 3) [-self URL] [-peers A,B,...] -group NAME=ORIGIN ...
-//	       [-cache-bytes N] [-replicas N] [-base-path P] [-max-idle-per-host N]
+//	       [-cache-bytes N] [-replicas N] [-base-path P] [-max-idle-per-host N] [-serve-mux]
 //	       [-etcd URL,... [-etcd-prefix P] [-etcd-ttl DUR] [-v]]
 //	       [-tls-cert F -tls-key F] [-ca F] [-client-cert F -client-key F] [-client-ca F]
 //
@@ -23,11 +23,14 @@
 // pool the same way), no cap on idle connections over all peers, and no
 // proxy. scripts/bench runs such "Go tuned" nodes next to default ones.
 //
-// The HTTPPool is served on its base path (without Go's ServeMux, so no path
-// cleaning redirects); GET /cache/{group}/{key} returns the raw value,
-// GET /stats the groups' Stats and CacheStats as JSON, GET /peers the list
-// last passed to the pool's Set as groupcached shows it (self, peers,
-// source, and with -etcd the etcd status), GET /healthz "ok".
+// The HTTPPool is served on its base path, by default without Go's ServeMux,
+// so no path cleaning redirects; -serve-mux puts an http.ServeMux in front,
+// as NewHTTPPool's http.DefaultServeMux is, which answers 301 to paths that
+// cleaning changes (a key with a leading / or //). GET /cache/{group}/{key}
+// returns the raw value, GET /stats the groups' Stats and CacheStats as
+// JSON, GET /peers the list last passed to the pool's Set as groupcached
+// shows it (self, peers, source, and with -etcd the etcd status), GET
+// /healthz "ok".
 //
 // With -etcd the peer list comes from etcd through go/etcdpeers (the pool
 // starts as just self, as groupcached's does); SIGINT and SIGTERM revoke the
@@ -200,6 +203,7 @@ func main() {
 	clientCert := flag.String("client-cert", "", "client certificate presented to peers")
 	clientKey := flag.String("client-key", "", "the PEM key of -client-cert")
 	clientCA := flag.String("client-ca", "", "require peer API clients to present a certificate from this CA")
+	serveMux := flag.Bool("serve-mux", false, "serve through an http.ServeMux, as a pool made by NewHTTPPool is (the mux cleans paths and redirects)")
 	maxIdlePerHost := flag.Int("max-idle-per-host", 0, "tune the pool's transport: idle and open connections per peer (0: http.DefaultTransport)")
 	var groups groupFlags
 	flag.Var(&groups, "group", "NAME=ORIGIN_TEMPLATE (repeatable)")
@@ -344,6 +348,13 @@ func main() {
 
 	fmt.Printf("listening on %s\n", ln.Addr())
 	server := &http.Server{Handler: handler}
+	if *serveMux {
+		// NewHTTPPool registers the pool on http.DefaultServeMux; a ServeMux
+		// answers 301 to any request whose decoded path cleaning changes.
+		mux := http.NewServeMux()
+		mux.Handle("/", handler)
+		server.Handler = mux
+	}
 	if *tlsCert != "" {
 		server.TLSConfig = &tls.Config{}
 		if *clientCA != "" {
