@@ -263,6 +263,63 @@ mod tests {
         assert_eq!(missing.to_string(), "no such group: nope");
     }
 
+    /// Two nodes built and served in one process, each on a listener bound
+    /// to port 0: a key owned by the other node is loaded there, once, and
+    /// reaches the asker over the peer API; `serve` returns on shutdown.
+    #[tokio::test]
+    async fn two_built_nodes_fetch_from_each_other_over_http() {
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        use tokio::net::TcpListener;
+
+        let mut listeners = Vec::new();
+        let mut urls = Vec::new();
+        for _ in 0..2 {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            urls.push(format!("http://{}", listener.local_addr().unwrap()));
+            listeners.push(listener);
+        }
+        let loads: Arc<[AtomicUsize; 2]> = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+        let mut nodes = Vec::new();
+        let mut served = Vec::new();
+        let (stop, stopped) = tokio::sync::watch::channel(());
+        for (i, listener) in listeners.into_iter().enumerate() {
+            let loads = loads.clone();
+            let getter = move |key: Vec<u8>| {
+                loads[i].fetch_add(1, SeqCst);
+                async move { Ok::<_, GetterError>(bytes::Bytes::from([b"v:", &key[..]].concat())) }
+            };
+            let node = Node::builder(urls[i].clone())
+                .peers(urls.clone())
+                .group("g", 1 << 20, getter)
+                .build()
+                .unwrap();
+            nodes.push(node.clone());
+            let mut stopped = stopped.clone();
+            served.push(tokio::spawn(node.serve(listener, async move {
+                let _ = stopped.changed().await;
+            })));
+        }
+
+        let ring = crate::consistenthash::Ring::new(DEFAULT_REPLICAS, &urls);
+        let key = (0..)
+            .map(|i| format!("key-{i}"))
+            .find(|key| ring.get(key.as_bytes()) == Some(urls[1].as_str()))
+            .unwrap(); // the ring has two nodes, so some key is node 1's
+        for _ in 0..3 {
+            let value = nodes[0].get("g", key.as_bytes()).await.unwrap();
+            assert_eq!(value.bytes, format!("v:{key}").as_bytes());
+        }
+        // Node 1 loaded it once; node 0 asked node 1 (and at most mirrored
+        // it in its hot cache), never its own getter.
+        assert_eq!(loads[1].load(SeqCst), 1);
+        assert_eq!(loads[0].load(SeqCst), 0);
+
+        stop.send(()).unwrap();
+        for serving in served {
+            serving.await.unwrap();
+        }
+    }
+
     #[test]
     fn bad_options_are_one_line_errors() {
         let cases = [
