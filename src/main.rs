@@ -66,6 +66,7 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
+        let shutdown = shutdown_signal();
         let (inherited, inherited_peer) = inherited;
         let listener = match bind_or_take("--listen", listen, inherited).await {
             Ok(listener) => listener,
@@ -78,7 +79,7 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             },
         };
-        match app.run(listener, peer_listener, shutdown_signal()).await {
+        match app.run(listener, peer_listener, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("groupcached: {e}");
@@ -167,17 +168,22 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-/// Resolves on the first SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let (Ok(mut interrupt), Ok(mut terminate)) = (
+/// Registers for SIGINT and SIGTERM now, before anything is bound, so a
+/// signal that comes as soon as the node answers stops it cleanly instead
+/// of killing it by the default action; the future ends at the first one.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    let registered = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
-    ) else {
-        tracing::error!("cannot listen for signals; stop with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = interrupt.recv() => tracing::info!("SIGINT: shutting down"),
-        _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
+    );
+    async move {
+        let (Ok(mut interrupt), Ok(mut terminate)) = registered else {
+            tracing::error!("cannot listen for signals; stop with SIGKILL");
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = interrupt.recv() => tracing::info!("SIGINT: shutting down"),
+            _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
+        }
     }
 }

@@ -362,9 +362,11 @@ func main() {
 			server.TLSConfig.ClientAuth = tls.VerifyClientCertIfGiven
 		}
 	}
+	// Notify before serving: a signal that comes as soon as the node
+	// answers must stop it cleanly, not kill it by the default action.
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
 	go func() {
-		signals := make(chan os.Signal, 1)
-		signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
 		<-signals
 		if registry != nil {
 			registry.Close()

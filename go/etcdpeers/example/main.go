@@ -64,9 +64,11 @@ func main() {
 	})
 	server := &http.Server{Handler: mux}
 
+	// Notify before serving: a signal that comes as soon as the node
+	// answers must stop it cleanly, not kill it by the default action.
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
 	go func() {
-		signals := make(chan os.Signal, 1)
-		signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
 		<-signals
 		registry.Close() // revoke first, so no peer sends us keys we no longer serve
 		server.Close()
