@@ -1,9 +1,10 @@
 // forkpeer is a test peer that speaks the wire of the two maintained Go
 // groupcache forks, mailgun/groupcache v2 and groupcache/groupcache-go v3,
 // for groupcached's mixed-cluster tests. The forks cannot be installed
-// offline, so this is written from their documented behaviour (the wire
-// doc, §3.3 and §6), not from their code. It uses only the standard library
-// and Debian's golang/groupcache (its lru and singleflight packages).
+// offline, so this is written from their documented behaviour and bytes
+// captured from a real mailgun v2.6.0 node, not from their code. It uses only the standard library,
+// Debian's golang/groupcache (its lru and singleflight packages) and
+// tests/gonode, which it shares with tests/gopeer.
 //
 //	forkpeer -dialect mailgun|groupcache-go (-listen ADDR | LISTEN_FDS=1 and fd 3)
 //	         [-self URL] -peers A,B,... -group NAME=ORIGIN ... [-cache-bytes N]
@@ -26,7 +27,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/md5"
 	"encoding/binary"
@@ -38,10 +38,8 @@ import (
 	"hash/fnv"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -51,6 +49,7 @@ import (
 
 	"github.com/golang/groupcache/lru"
 	"github.com/golang/groupcache/singleflight"
+	"groupcached/gonode"
 )
 
 var (
@@ -376,32 +375,13 @@ func (g *group) fetch(peer, key string) (entry, error) {
 	return e, nil
 }
 
-func escape(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == '~' {
-			b.WriteByte(c)
-		} else {
-			fmt.Fprintf(&b, "%%%02X", c)
-		}
-	}
-	return b.String()
-}
-
 func (g *group) loadLocal(key string) (entry, error) {
-	target := strings.ReplaceAll(strings.ReplaceAll(g.origin, "{group}", escape(g.name)), "{key}", escape(key))
-	resp, err := client.Get(target)
+	body, status, err := gonode.LoadOrigin(g.origin, g.name, key)
+	if status == http.StatusNotFound {
+		return entry{}, &statusError{errNotFound, err.Error()}
+	}
 	if err != nil {
-		return entry{}, fmt.Errorf("origin request failed: %v", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if resp.StatusCode == http.StatusNotFound {
-		return entry{}, &statusError{errNotFound, "origin returned " + resp.Status}
-	}
-	if resp.StatusCode != http.StatusOK || err != nil {
-		return entry{}, fmt.Errorf("origin returned %s", resp.Status)
+		return entry{}, err
 	}
 	e := entry{value: body}
 	if *ttl > 0 {
@@ -410,7 +390,9 @@ func (g *group) loadLocal(key string) (entry, error) {
 	return e, nil
 }
 
-// set is the fork's Group.Set (§6.7).
+// set is the fork's Group.Set: mailgun PUTs to the owner alone (and keeps a
+// hot copy with hot); groupcache-go PUTs to the owner, then to every other
+// peer.
 func (g *group) set(key string, value []byte, expire int64, hot bool) error {
 	_, err := g.flight.Do("set:"+key, func() (interface{}, error) {
 		e := entry{value: value, expire: expire}
@@ -465,7 +447,8 @@ func (g *group) setLocal(key string, e entry) {
 	g.populate(g.mainCache, key, e)
 }
 
-// remove is the fork's Group.Remove (§6.7).
+// remove is the fork's Group.Remove: a DELETE to the owner first, then to
+// every other peer for its hot copy.
 func (g *group) remove(key string) error {
 	_, err := g.flight.Do("remove:"+key, func() (interface{}, error) {
 		owner := g.ring.get(key)
@@ -637,11 +620,6 @@ func (n *node) serveUser(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, "ok\n")
 }
 
-type groupFlags []string
-
-func (g *groupFlags) String() string     { return strings.Join(*g, ",") }
-func (g *groupFlags) Set(v string) error { *g = append(*g, v); return nil }
-
 func main() {
 	listen := flag.String("listen", "", "address to listen on")
 	self := flag.String("self", "", "this node's URL (default http://LISTEN)")
@@ -649,7 +627,7 @@ func main() {
 	cacheBytes := flag.Int64("cache-bytes", 64<<20, "cache size per group")
 	replicas := flag.Int("replicas", 50, "ring replicas")
 	ringMode := flag.Bool("ring", false, "print owners of hex keys read from stdin")
-	var groups groupFlags
+	var groups gonode.GroupFlags
 	flag.Var(&groups, "group", "NAME=ORIGIN_TEMPLATE (repeatable)")
 	flag.Parse()
 	if *dialect != "mailgun" && *dialect != "groupcache-go" {
@@ -660,27 +638,10 @@ func main() {
 		peers = strings.Split(*peerList, ",")
 	}
 	if *ringMode {
-		r := newRing(*replicas, peers)
-		in := bufio.NewScanner(os.Stdin)
-		in.Buffer(make([]byte, 1<<20), 1<<20)
-		out := bufio.NewWriter(os.Stdout)
-		defer out.Flush()
-		for in.Scan() {
-			key, err := hex.DecodeString(in.Text())
-			if err != nil {
-				log.Fatalf("bad hex key %q: %v", in.Text(), err)
-			}
-			fmt.Fprintln(out, r.get(string(key)))
-		}
+		gonode.PrintOwners(newRing(*replicas, peers).get)
 		return
 	}
-	var ln net.Listener
-	var err error
-	if os.Getenv("LISTEN_FDS") == "1" {
-		ln, err = net.FileListener(os.NewFile(3, "listener"))
-	} else {
-		ln, err = net.Listen("tcp", *listen)
-	}
+	ln, err := gonode.Listener(*listen)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -44,80 +44,37 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"strings"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/golang/groupcache"
 	"github.com/golang/groupcache/consistenthash"
 	"groupcached/etcdpeers"
+	"groupcached/gonode"
 )
-
-type groupFlags []string
-
-func (g *groupFlags) String() string     { return strings.Join(*g, ",") }
-func (g *groupFlags) Set(v string) error { *g = append(*g, v); return nil }
-
-var client = &http.Client{Timeout: 10 * time.Second}
-
-// escape percent-encodes every byte outside A-Z a-z 0-9 - _ . ~, as
-// groupcached does for origin URLs.
-func escape(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == '~' {
-			b.WriteByte(c)
-		} else {
-			fmt.Fprintf(&b, "%%%02X", c)
-		}
-	}
-	return b.String()
-}
 
 // originGetter loads from an HTTP origin URL template, with the same error
 // texts as groupcached's origin.
 func originGetter(group, template string) groupcache.GetterFunc {
-	template = strings.ReplaceAll(template, "{group}", escape(group))
 	return func(ctx context.Context, key string, dest groupcache.Sink) error {
-		resp, err := client.Get(strings.ReplaceAll(template, "{key}", escape(key)))
+		body, _, err := gonode.LoadOrigin(template, group, key)
 		if err != nil {
-			return fmt.Errorf("origin request failed: %v", err)
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("origin returned %s", resp.Status)
-		}
-		if err != nil {
-			return fmt.Errorf("origin request failed: %v", err)
+			return err
 		}
 		return dest.SetBytes(body)
 	}
-}
-
-// listener is the socket passed as fd 3 with LISTEN_FDS=1 (systemd socket
-// activation, as the tests start nodes), or else a new one on addr.
-func listener(addr string) (net.Listener, error) {
-	if os.Getenv("LISTEN_FDS") == "1" {
-		return net.FileListener(os.NewFile(3, "listener"))
-	}
-	return net.Listen("tcp", addr)
 }
 
 // trackedPool passes Set on to the HTTPPool and remembers the list, for
@@ -144,17 +101,7 @@ func (t *trackedPool) list() []string {
 func ring(peers []string, replicas int) {
 	m := consistenthash.New(replicas, nil)
 	m.Add(peers...)
-	in := bufio.NewScanner(os.Stdin)
-	in.Buffer(make([]byte, 1<<20), 1<<20)
-	out := bufio.NewWriter(os.Stdout)
-	defer out.Flush()
-	for in.Scan() {
-		key, err := hex.DecodeString(in.Text())
-		if err != nil {
-			log.Fatalf("bad hex key %q: %v", in.Text(), err)
-		}
-		fmt.Fprintln(out, m.Get(string(key)))
-	}
+	gonode.PrintOwners(m.Get)
 }
 
 // certPool reads a PEM CA bundle.
@@ -205,7 +152,7 @@ func main() {
 	clientCA := flag.String("client-ca", "", "require peer API clients to present a certificate from this CA")
 	serveMux := flag.Bool("serve-mux", false, "serve through an http.ServeMux, as a pool made by NewHTTPPool is (the mux cleans paths and redirects)")
 	maxIdlePerHost := flag.Int("max-idle-per-host", 0, "tune the pool's transport: idle and open connections per peer (0: http.DefaultTransport)")
-	var groups groupFlags
+	var groups gonode.GroupFlags
 	flag.Var(&groups, "group", "NAME=ORIGIN_TEMPLATE (repeatable)")
 	flag.Parse()
 
@@ -220,7 +167,7 @@ func main() {
 	if *listen == "" && os.Getenv("LISTEN_FDS") == "" {
 		log.Fatal("-listen is required")
 	}
-	ln, err := listener(*listen)
+	ln, err := gonode.Listener(*listen)
 	if err != nil {
 		log.Fatal(err)
 	}
