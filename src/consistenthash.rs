@@ -175,7 +175,7 @@ mod tests {
         list.iter().map(|p| p.to_string()).collect()
     }
 
-    /// The wire doc's three worked-example peers, 50 replicas each.
+    /// The three peers of the worked example below, 50 replicas each.
     fn three_forked(hashing: Hashing) -> Ring {
         Ring::with_hashing(
             hashing,

@@ -479,7 +479,8 @@ mod tests {
 
     #[tokio::test]
     async fn remove_and_set_send_what_mailgun_sends() {
-        // §6.10: DELETE with an empty body, the key path-escaped.
+        // As mailgun v2.6.0 sends it: DELETE with an empty body, the key
+        // path-escaped.
         let (port, captured) = capture_one_request();
         client_for(port).remove(b"g", b"cap get/10").await.unwrap();
         let request = String::from_utf8(captured.join().unwrap()).unwrap();
@@ -488,7 +489,8 @@ mod tests {
             "{request}"
         );
         assert!(request.ends_with("\r\n\r\n"), "no body: {request}");
-        // The PUT body is §6.10's captured SetRequest, with no Content-Type.
+        // The PUT body is the SetRequest mailgun v2.6.0 sends, with no
+        // Content-Type.
         let (port, captured) = capture_one_request();
         let value = Value::new(
             &b"val"[..],

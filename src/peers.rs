@@ -284,7 +284,7 @@ mod tests {
             "http://10.0.0.2:8080".into(),
             "http://10.0.0.3:8080".into(),
         ]);
-        // Owners from the wire doc's worked example.
+        // Owners as golang's ring gives them (consistenthash's worked example).
         assert!(peers.pick(b"foo").is_none());
         assert!(peers.pick(b"user:42").is_none());
         assert!(peers.pick(b"bar").is_some());

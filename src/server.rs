@@ -879,7 +879,7 @@ mod tests {
         let node = echo_node_with(&["--protocol", "mailgun"]);
         let (_, _, body) = get(&node, "/_groupcache/g/a").await;
         assert_eq!(body, b"\x0a\x01a\x18\x00", "expire 0 always sent");
-        // §6.10's captured PUT body: the key comes from the body.
+        // The PUT body a mailgun v2.6.0 node sends: the key comes from the body.
         let put = b"\x0a\x01g\x12\x07capset0\x1a\x03val\x20\x00";
         assert_eq!(
             send(&node, Method::PUT, "/_groupcache/g/ignored", put).await,

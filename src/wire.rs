@@ -520,7 +520,8 @@ mod tests {
 
     #[test]
     fn captured_mailgun_get_replies() {
-        // §6.10: a value that never expires still carries `expire` = 0.
+        // As a mailgun v2.6.0 node sends it: a value that never expires still
+        // carries `expire` = 0.
         let mut reply = ResponsePart::value_header(8).as_bytes().to_vec();
         reply.extend_from_slice(b"origin:a");
         reply.extend_from_slice(ResponsePart::expire_always(Expiry::Never).as_bytes());

@@ -72,7 +72,7 @@ impl Pool {
     }
 }
 
-/// 10,000 keys and the wire doc's examples have the same owner in Rust's
+/// 10,000 keys and the worked-example keys have the same owner in Rust's
 /// ring and in the fork peer's.
 fn rings_agree(dialect: &str, hashing: Hashing) {
     let peers: Vec<String> = [
