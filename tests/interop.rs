@@ -237,6 +237,23 @@ fn find_key(stem: &[u8], fits: impl Fn(&[u8]) -> bool) -> Vec<u8> {
         .unwrap_or_else(|| panic!("no key for stem {}", show(stem)))
 }
 
+/// `reply` is a 200 carrying the origin's value for `key`.
+fn assert_origin_value(key: &[u8], reply: &Reply) {
+    assert_eq!(
+        reply.status,
+        200,
+        "key {}: {}",
+        show(key),
+        preview(&reply.body)
+    );
+    assert!(
+        reply.body[..] == origin_value(key)[..],
+        "key {}: wrong value ({})",
+        show(key),
+        preview(&reply.body)
+    );
+}
+
 /// GETs `/cache/g/{key}` on each of `nodes` for every key, 16 in flight.
 async fn fetch_all(base_urls: Vec<String>, keys: &[Vec<u8>]) -> Vec<(Vec<u8>, Vec<Reply>)> {
     bounded(16, keys.to_vec(), |key| {
@@ -394,20 +411,7 @@ async fn groupcached_fetches_from_a_go_owner() {
     let rust_asker = GcNode::start(rust_port, &gc_args(&peers, &[("g", &origin)], &[])).await;
 
     for (key, replies) in fetch_all(vec![rust_asker.url.clone()], &keys).await {
-        let reply = &replies[0];
-        assert_eq!(
-            reply.status,
-            200,
-            "key {}: {}",
-            show(&key),
-            preview(&reply.body)
-        );
-        assert!(
-            reply.body[..] == origin_value(&key)[..],
-            "key {}: wrong value ({})",
-            show(&key),
-            preview(&reply.body)
-        );
+        assert_origin_value(&key, &replies[0]);
         assert_eq!(origin.hits(&key), 1, "the Go owner loaded {}", show(&key));
         if key.contains(&b' ') {
             assert_eq!(
@@ -465,20 +469,7 @@ async fn groupcached_loads_a_key_itself_when_a_go_owner_redirects() {
     let mut keys = redirected.clone();
     keys.push(plain.clone());
     for (key, replies) in fetch_all(vec![rust_asker.url.clone()], &keys).await {
-        let reply = &replies[0];
-        assert_eq!(
-            reply.status,
-            200,
-            "key {}: {}",
-            show(&key),
-            preview(&reply.body)
-        );
-        assert!(
-            reply.body[..] == origin_value(&key)[..],
-            "key {}: wrong value ({})",
-            show(&key),
-            preview(&reply.body)
-        );
+        assert_origin_value(&key, &replies[0]);
         assert_eq!(origin.hits(&key), 1, "origin loads of {}", show(&key));
     }
     assert_eq!(origin.total_hits(), keys.len(), "no cleaned key was loaded");
