@@ -38,6 +38,9 @@ pub mod limits {
         (Duration::from_millis(1), Duration::from_secs(3600));
     pub const MAX_VALUE_BYTES: (u64, u64) = (1, 1 << 30);
     pub const LOAD_BUDGET: (u64, u64) = (1, 1 << 40);
+    /// The longest TTL (`--default-ttl`, `--max-ttl`, a write's `?ttl=`):
+    /// the longest lifetime an origin can give, about 68 years.
+    pub const MAX_TTL: Duration = Duration::from_secs(crate::freshness::MAX_DELTA_SECONDS);
 }
 
 /// groupcached: a groupcache node that joins golang/groupcache HTTPPool clusters.
@@ -449,6 +452,9 @@ fn apply_ttls(
         };
         let ttl = parse_duration(text)
             .map_err(|_| error(value, "expected DUR or NAME=DUR, e.g. 30s, 5m or 1h"))?;
+        if ttl > limits::MAX_TTL {
+            return Err(error(value, TTL_TOO_LONG));
+        }
         match name {
             None if everywhere.is_some() => return Err(error(value, "given twice")),
             None => everywhere = Some(ttl),
@@ -638,6 +644,18 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{text:?} is too large"))
 }
 
+/// Why a TTL above [`limits::MAX_TTL`] is refused.
+const TTL_TOO_LONG: &str = "longer than the longest TTL, 2147483648s (about 68 years)";
+
+/// A TTL: a duration of at most [`limits::MAX_TTL`].
+pub fn parse_ttl(text: &str) -> Result<Duration, String> {
+    let ttl = parse_duration(text)?;
+    if ttl > limits::MAX_TTL {
+        return Err(format!("{text:?} is {TTL_TOO_LONG}"));
+    }
+    Ok(ttl)
+}
+
 /// "500ms", "2s", "1m", "1h", "3" (seconds) → a duration.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let (number, unit) = split_number(text, "a duration like 2s")?;
@@ -817,6 +835,22 @@ mod tests {
             "a=2s"
         ])
         .contains("twice"));
+        // The longest TTL is accepted, one second more is not.
+        assert!(config(&["--group", "a=echo", "--max-ttl", "2147483648s"]).is_ok());
+        assert!(config(&["--group", "a=echo", "--default-ttl", "a=596523h"]).is_ok());
+        assert_eq!(
+            err(&["--group", "a=echo", "--default-ttl", "a=2147483649"]),
+            "--default-ttl \"a=2147483649\": longer than the longest TTL, 2147483648s (about 68 years)"
+        );
+        assert_eq!(
+            err(&["--group", "a=echo", "--max-ttl", "999999999999h"]),
+            "--max-ttl \"999999999999h\": longer than the longest TTL, 2147483648s (about 68 years)"
+        );
+        assert_eq!(
+            limits::MAX_TTL.as_secs(),
+            2147483648,
+            "TTL_TOO_LONG names it"
+        );
     }
 
     /// Each flag's bounds, and one value past each end.

@@ -30,8 +30,9 @@ pub enum Lifetime {
 }
 
 /// The largest delta-seconds value a cache must handle (RFC 9111 §1.2.2);
-/// larger values are taken as this.
-const MAX_DELTA_SECONDS: u64 = 1 << 31;
+/// larger values are taken as this. It is also the longest TTL a flag or a
+/// user's write may give.
+pub(crate) const MAX_DELTA_SECONDS: u64 = 1 << 31;
 
 /// The freshness of a 200 response with `headers`, requested at
 /// `request_time` and received at `response_time`.

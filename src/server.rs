@@ -981,6 +981,12 @@ mod tests {
             send(&node, Method::PUT, "/cache/g/k?ttl=x", b"v").await.0,
             400
         );
+        let (status, body) = send(&node, Method::PUT, "/cache/g/k?ttl=2147483649s", b"v").await;
+        assert_eq!(status, 400);
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            "ttl=2147483649s: \"2147483649s\" is longer than the longest TTL, 2147483648s (about 68 years)\n"
+        );
         assert_eq!(
             send(&node, Method::PUT, "/cache/g/k?color=red", b"v")
                 .await

@@ -104,8 +104,8 @@ impl SetOptions {
         for pair in query.split('&').filter(|pair| !pair.is_empty()) {
             match pair.split_once('=').unwrap_or((pair, "")) {
                 ("ttl", text) => {
-                    let ttl = crate::config::parse_duration(text)
-                        .map_err(|e| format!("ttl={text}: {e}"))?;
+                    let ttl =
+                        crate::config::parse_ttl(text).map_err(|e| format!("ttl={text}: {e}"))?;
                     options.ttl = Some(ttl);
                 }
                 ("hot", "1" | "true") => options.hot = true,
