@@ -5,7 +5,8 @@
 //! written under mailgun/groupcache's metric names, so dashboards built for
 //! its exporter work unchanged. Only the miss paths record something new,
 //! the durations of peer fetches and origin loads ([`LoadTimings`], one per
-//! group). Peers, etcd, the process and the build are read at scrape time
+//! group); the write counters, which golang has no names for, are
+//! `groupcached_` ones. Peers, etcd, the process and the build are read at scrape time
 //! too. Each metric is one line of a table or one call below, so a new one
 //! is a line or two.
 
@@ -31,7 +32,7 @@ const BUCKETS: [f64; 14] = [
 
 /// mailgun's group counters (label `group`): name, help, value.
 type GroupField = fn(&GroupStats) -> u64;
-const GROUP_COUNTERS: [(&str, &str, GroupField); 9] = [
+const GROUP_COUNTERS: [(&str, &str, GroupField); 10] = [
     (
         "groupcache_gets_total",
         "Gets, from users and peers.",
@@ -74,8 +75,30 @@ const GROUP_COUNTERS: [(&str, &str, GroupField); 9] = [
     ),
     (
         "groupcache_server_requests_total",
-        "Gets received from peers.",
+        "Requests received from peers: gets, and in a fork's pool writes.",
         |s| s.server_requests,
+    ),
+    (
+        "groupcached_user_writes_unconfirmed_total",
+        "User writes that some node did not confirm (answered 502).",
+        |s| s.unconfirmed_writes,
+    ),
+];
+
+/// Write counters with an `op` label (`set`, `remove`) besides `group`:
+/// name, help, and the set and remove counts.
+const WRITE_COUNTERS: [(&str, &str, GroupField, GroupField); 2] = [
+    (
+        "groupcached_user_writes_total",
+        "User PUTs and DELETEs through this node, sent on to the pool.",
+        |s| s.user_sets,
+        |s| s.user_removes,
+    ),
+    (
+        "groupcached_peer_writes_total",
+        "Values stored here at a peer's request, and keys it asked to remove.",
+        |s| s.peer_sets,
+        |s| s.peer_removes,
     ),
 ];
 
@@ -185,6 +208,17 @@ pub fn render(node: &Node) -> Result<String, prometheus::Error> {
             groups
                 .iter()
                 .map(|(g, s)| (vec![("group", g.name())], field(s) as f64)),
+        );
+    }
+    for (name, help, sets, removes) in WRITE_COUNTERS {
+        out.add(
+            name,
+            help,
+            MetricType::COUNTER,
+            groups.iter().flat_map(|(g, s)| {
+                [("set", sets(s)), ("remove", removes(s))]
+                    .map(|(op, count)| (vec![("group", g.name()), ("op", op)], count as f64))
+            }),
         );
     }
     out.add(
@@ -389,6 +423,7 @@ mod tests {
         for key in [&b"k1"[..], b"k2", b"k1"] {
             group.get(key).await.expect("echo value");
         }
+        crate::writes::peer_remove(group, b"never-loaded");
         let text = render(&node).expect("exposition");
         for line in [
             "groupcache_gets_total{group=\"g\"} 3",
@@ -401,6 +436,9 @@ mod tests {
             "groupcached_peer_ring_share{peer=\"http://127.0.0.1:1\"} 1",
             "# TYPE groupcache_cache_evictions_nonexpired_total counter",
             "groupcached_cache_expirations_total{group=\"g\",type=\"main\"} 0",
+            "groupcached_user_writes_total{group=\"g\",op=\"set\"} 0",
+            "groupcached_peer_writes_total{group=\"g\",op=\"remove\"} 1",
+            "groupcached_user_writes_unconfirmed_total{group=\"g\"} 0",
         ] {
             assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
         }

@@ -45,7 +45,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::dialect::PeerOp;
-use crate::group::{Group, GroupStats};
+use crate::group::{Counted, Group, GroupStats};
 use crate::node::Node;
 use crate::peer_client::WarnGate;
 use crate::peers::EtcdStatus;
@@ -316,6 +316,11 @@ where
     };
     let protocol = node.protocol();
     let op = protocol.peer_op(&head.method, parts.key());
+    if matches!(op, PeerOp::Remove | PeerOp::Set | PeerOp::RemoveKeys) {
+        // As mailgun counts them: a peer's write is a server request too
+        // (a peer's get counts itself).
+        group.count(Counted::ServerRequest);
+    }
     let written = match op {
         PeerOp::Get => return serve_peer_get(node, group, parts.key()).await,
         PeerOp::Refuse(status, message) => return text(status, message.into()),
@@ -906,6 +911,15 @@ mod tests {
             send(&node, Method::POST, "/_groupcache/g/a", b"").await.0,
             200
         );
+        // As mailgun counts: four gets, the PUT, the DELETE and the bad PUT
+        // are server requests; the unknown group's PUT is not.
+        let stats = node.group(b"g").expect("group g").stats();
+        assert_eq!(
+            (stats.server_requests, stats.peer_sets, stats.peer_removes),
+            (7, 1, 1),
+            "{stats:?}"
+        );
+        assert_eq!((stats.user_sets, stats.user_removes), (0, 0));
     }
 
     #[tokio::test]
@@ -934,6 +948,9 @@ mod tests {
             send(&node, Method::PATCH, "/_groupcache/g/k", b"").await,
             (405, b"Only GET, DELETE, PUT, POST are supported\n".to_vec())
         );
+        // Each key of a _remove-keys/ list counts as a removal.
+        let stats = node.group(b"g").expect("group g").stats();
+        assert_eq!((stats.peer_sets, stats.peer_removes), (1, 2), "{stats:?}");
     }
 
     #[tokio::test]
@@ -1000,5 +1017,20 @@ mod tests {
         );
         assert_eq!(send(&node, Method::DELETE, "/cache/g/k", b"").await.0, 200);
         assert_eq!(get(&node, "/cache/g/k").await.2, b"k");
+        // Refused writes are not counted; a lone node confirms every write.
+        let stats = node.group(b"g").expect("group g").stats();
+        assert_eq!(
+            (
+                stats.user_sets,
+                stats.user_removes,
+                stats.unconfirmed_writes
+            ),
+            (1, 1, 0),
+            "{stats:?}"
+        );
+        assert_eq!(
+            (stats.peer_sets, stats.peer_removes, stats.server_requests),
+            (0, 0, 0)
+        );
     }
 }

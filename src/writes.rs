@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 
 use crate::cache::Which;
 use crate::freshness::{Lifetime, TtlPolicy};
-use crate::group::Group;
+use crate::group::{Counted, Group};
 use crate::peer_client::PeerError;
 use crate::peers::Peers;
 use crate::value::Value;
@@ -52,11 +52,19 @@ impl WriteError {
 /// A peer's `PUT`: stores the `SetRequest` in the main cache.
 pub fn peer_set(group: &Group, body: Bytes) -> Result<(), WriteError> {
     let (key, value) = wire::decode_set_request(body)?;
-    store(group, &key, Which::Main, value)
+    store(group, &key, Which::Main, value)?;
+    group.count(Counted::PeerSet);
+    Ok(())
 }
 
 /// A peer's `DELETE`: removes `key` from both caches.
 pub fn peer_remove(group: &Group, key: &[u8]) {
+    remove_here(group, key);
+    group.count(Counted::PeerRemove);
+}
+
+/// Removes `key` from both caches of `group` at this node.
+fn remove_here(group: &Group, key: &[u8]) {
     // A removal stores nothing, so it cannot be too large.
     let _ = group.write(key, None);
 }
@@ -182,7 +190,8 @@ pub async fn user_set(
     };
     // Checked above: the entry fits, so the store cannot be refused.
     let _ = group.write(key, local.map(|which| (which, value)));
-    Ok(collect(sends).await)
+    group.count(Counted::UserSet);
+    Ok(collect(group, sends).await)
 }
 
 /// A user's Remove of `key` through this node, whose pool is `peers`:
@@ -193,12 +202,17 @@ pub async fn user_remove(group: &Group, peers: &Peers, key: &[u8]) -> Unconfirme
         let (name, key) = (group.name().to_string(), key.to_vec());
         sends.spawn(async move { (url, client.remove(name.as_bytes(), &key).await) });
     }
-    peer_remove(group, key);
-    collect(sends).await
+    remove_here(group, key);
+    group.count(Counted::UserRemove);
+    collect(group, sends).await
 }
 
-/// Waits for every send and keeps the failures, sorted by URL.
-async fn collect(mut sends: JoinSet<(String, Result<(), PeerError>)>) -> Unconfirmed {
+/// Waits for every send of a user's write and keeps the failures, sorted
+/// by URL; a write with any is counted as unconfirmed.
+async fn collect(
+    group: &Group,
+    mut sends: JoinSet<(String, Result<(), PeerError>)>,
+) -> Unconfirmed {
     let mut failed = Vec::new();
     while let Some(joined) = sends.join_next().await {
         match joined {
@@ -208,5 +222,8 @@ async fn collect(mut sends: JoinSet<(String, Result<(), PeerError>)>) -> Unconfi
         }
     }
     failed.sort_by(|a, b| a.0.cmp(&b.0));
+    if !failed.is_empty() {
+        group.count(Counted::UnconfirmedWrite);
+    }
     Unconfirmed(failed)
 }

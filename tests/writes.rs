@@ -96,7 +96,28 @@ async fn a_write_through_any_node_is_read_back_through_every_node() {
         }
         assert_eq!(origin.hits(key.as_bytes()), 2 + i);
     }
+    // What /stats counts over the pool: 4 user PUTs and 3 DELETEs; each
+    // PUT not through the owner is a peer PUT there (3), each PUT a peer
+    // DELETE at every node but the owner and the writer (2 + 1 + 1 + 1),
+    // each user DELETE one at both other nodes (3 × 2).
+    let mut totals = [0; 5];
+    for node in &nodes {
+        let stats = node.stats().await;
+        for (total, name) in totals.iter_mut().zip(WRITE_STATS) {
+            *total += stats["groups"]["g"][name].as_u64().expect(name);
+        }
+    }
+    assert_eq!(totals, [4, 3, 3, 5 + 6, 0], "{WRITE_STATS:?}");
 }
+
+/// The write counters of `/stats`, in the order the tests list them.
+const WRITE_STATS: [&str; 5] = [
+    "UserSets",
+    "UserRemoves",
+    "PeerSets",
+    "PeerRemoves",
+    "UnconfirmedWrites",
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_during_a_slow_load_is_not_undone_by_it() {
@@ -150,6 +171,10 @@ async fn a_node_that_does_not_confirm_is_named() {
             "{text}"
         );
     }
+    let stats = &nodes[0].stats().await["groups"]["g"];
+    let counts = WRITE_STATS.map(|name| stats[name].as_u64().expect(name));
+    assert_eq!(counts[..2], [1, 1], "{stats}");
+    assert_eq!(counts[4], 2, "both writes unconfirmed: {stats}");
     // Without --allow-writes, 405 naming the flag.
     let port = free_ports(1)[0];
     let args = ["--protocol", "mailgun", "--group", "g=echo"].map(String::from);
