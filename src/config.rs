@@ -452,9 +452,7 @@ fn apply_ttls(
         };
         let ttl = parse_duration(text)
             .map_err(|_| error(value, "expected DUR or NAME=DUR, e.g. 30s, 5m or 1h"))?;
-        if ttl > limits::MAX_TTL {
-            return Err(error(value, TTL_TOO_LONG));
-        }
+        let ttl = check_ttl(ttl).map_err(|reason| error(value, reason))?;
         match name {
             None if everywhere.is_some() => return Err(error(value, "given twice")),
             None => everywhere = Some(ttl),
@@ -647,13 +645,18 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 /// Why a TTL above [`limits::MAX_TTL`] is refused.
 const TTL_TOO_LONG: &str = "longer than the longest TTL, 2147483648s (about 68 years)";
 
+/// `ttl` if it is at most [`limits::MAX_TTL`], else why not.
+fn check_ttl(ttl: Duration) -> Result<Duration, &'static str> {
+    if ttl > limits::MAX_TTL {
+        Err(TTL_TOO_LONG)
+    } else {
+        Ok(ttl)
+    }
+}
+
 /// A TTL: a duration of at most [`limits::MAX_TTL`].
 pub fn parse_ttl(text: &str) -> Result<Duration, String> {
-    let ttl = parse_duration(text)?;
-    if ttl > limits::MAX_TTL {
-        return Err(format!("{text:?} is {TTL_TOO_LONG}"));
-    }
-    Ok(ttl)
+    check_ttl(parse_duration(text)?).map_err(|reason| format!("{text:?} is {reason}"))
 }
 
 /// "500ms", "2s", "1m", "1h", "3" (seconds) → a duration.
