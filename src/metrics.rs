@@ -6,9 +6,9 @@
 //! its exporter work unchanged. Only the miss paths record something new,
 //! the durations of peer fetches and origin loads ([`LoadTimings`], one per
 //! group); the write counters, which golang has no names for, are
-//! `groupcached_` ones. Peers, etcd, the process and the build are read at scrape time
-//! too. Each metric is one line of a table or one call below, so a new one
-//! is a line or two.
+//! `groupcached_` ones. Peers, etcd, the process and the build are read at
+//! scrape time too. Each metric is one line of a table or one call below,
+//! so a new one is a line or two.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;

@@ -2,9 +2,10 @@
 // groupcache forks, mailgun/groupcache v2 and groupcache/groupcache-go v3,
 // for groupcached's mixed-cluster tests. The forks cannot be installed
 // offline, so this is written from their documented behaviour and bytes
-// captured from a real mailgun v2.6.0 node, not from their code. It uses only the standard library,
-// Debian's golang/groupcache (its lru and singleflight packages) and
-// tests/gonode, which it shares with tests/gopeer.
+// captured from a real mailgun v2.6.0 node, not from their code. It uses
+// only the standard library, Debian's golang/groupcache (its lru and
+// singleflight packages) and tests/gonode, which it shares with
+// tests/gopeer.
 //
 //	forkpeer -dialect mailgun|groupcache-go (-listen ADDR | LISTEN_FDS=1 and fd 3)
 //	         [-self URL] -peers A,B,... -group NAME=ORIGIN ... [-cache-bytes N]
