@@ -141,26 +141,39 @@ struct CacheControl {
 }
 
 impl CacheControl {
-    /// Every `Cache-Control` field line, split at commas outside quotes;
-    /// directive names are case-insensitive. Lines that are not text are
-    /// skipped.
+    /// Every `Cache-Control` field line, split at commas outside quoted
+    /// strings; directive names are case-insensitive. Lines are read as
+    /// bytes: non-ASCII or malformed parts never hide the directives
+    /// around them, and a part that is not a valid directive but names
+    /// `no-store`, `private` or `no-cache` counts as that directive, since
+    /// storing what an origin may have forbidden is the worse mistake.
     fn parse(headers: &HeaderMap) -> CacheControl {
         let mut cc = CacheControl::default();
         for line in headers.get_all(CACHE_CONTROL) {
-            let Ok(line) = line.to_str() else { continue };
-            for directive in split_outside_quotes(line) {
-                let (name, argument) = match directive.split_once('=') {
-                    Some((name, argument)) => (name.trim(), Some(unquote(argument.trim()))),
-                    None => (directive.trim(), None),
+            for directive in split_outside_quotes(line.as_bytes()) {
+                let (name, argument) = match directive.iter().position(|&b| b == b'=') {
+                    Some(at) => (
+                        trim(&directive[..at]),
+                        Some(unquote(trim(&directive[at + 1..]))),
+                    ),
+                    None => (trim(directive), None),
                 };
-                match name.to_ascii_lowercase().as_str() {
-                    "no-store" => cc.no_store = true,
+                let name = name.to_ascii_lowercase();
+                let argument = argument.and_then(|a| std::str::from_utf8(a).ok());
+                match &name[..] {
+                    b"no-store" => cc.no_store = true,
                     // Qualified forms (`no-cache="Set-Cookie"`) too: a cache
                     // that cannot revalidate may not reuse them either.
-                    "no-cache" => cc.no_cache = true,
-                    "private" => cc.private = true,
-                    "s-maxage" => cc.invalid |= set_once(&mut cc.s_maxage, argument),
-                    "max-age" => cc.invalid |= set_once(&mut cc.max_age, argument),
+                    b"no-cache" => cc.no_cache = true,
+                    b"private" => cc.private = true,
+                    b"s-maxage" => cc.invalid |= set_once(&mut cc.s_maxage, argument),
+                    b"max-age" => cc.invalid |= set_once(&mut cc.max_age, argument),
+                    name if !is_token(name) => {
+                        let has = |word: &[u8]| name.windows(word.len()).any(|w| w == word);
+                        cc.no_store |= has(b"no-store");
+                        cc.no_cache |= has(b"no-cache");
+                        cc.private |= has(b"private");
+                    }
                     _ => {}
                 }
             }
@@ -184,21 +197,46 @@ fn set_once(slot: &mut Option<u64>, argument: Option<&str>) -> bool {
     }
 }
 
-fn split_outside_quotes(line: &str) -> impl Iterator<Item = &str> {
-    let mut quoted = false;
-    line.split(move |c| {
-        if c == '"' {
+/// The non-empty parts of `line` between commas outside quoted strings
+/// (where a backslash escapes the next byte).
+fn split_outside_quotes(line: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let (mut quoted, mut escaped) = (false, false);
+    line.split(move |&b| {
+        if escaped {
+            escaped = false;
+        } else if quoted && b == b'\\' {
+            escaped = true;
+        } else if b == b'"' {
             quoted = !quoted;
         }
-        c == ',' && !quoted
+        b == b',' && !quoted
     })
-    .filter(|part| !part.trim().is_empty())
+    .filter(|part| !trim(part).is_empty())
 }
 
-fn unquote(text: &str) -> &str {
-    text.strip_prefix('"')
-        .and_then(|rest| rest.strip_suffix('"'))
+/// `text` without the spaces and tabs around it.
+fn trim(text: &[u8]) -> &[u8] {
+    let is_space = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = text.iter().position(|b| !is_space(b)).unwrap_or(text.len());
+    let end = text
+        .iter()
+        .rposition(|b| !is_space(b))
+        .map_or(start, |at| at + 1);
+    &text[start..end]
+}
+
+fn unquote(text: &[u8]) -> &[u8] {
+    text.strip_prefix(b"\"")
+        .and_then(|rest| rest.strip_suffix(b"\""))
         .unwrap_or(text)
+}
+
+/// RFC 9110's `token`: what a directive name is made of.
+fn is_token(name: &[u8]) -> bool {
+    !name.is_empty()
+        && name
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// A group's TTL policy. The origin's lifetime wins over `default_ttl`,
@@ -425,6 +463,73 @@ mod tests {
                 ),
             }
         }
+    }
+
+    /// The lifetime of a response whose only header is `Cache-Control`
+    /// with these bytes.
+    fn lifetime_of_cache_control(bytes: &[u8]) -> Lifetime {
+        let mut map = HeaderMap::new();
+        let value = hyper::header::HeaderValue::from_bytes(bytes).expect("a valid field value");
+        map.append(CACHE_CONTROL, value);
+        lifetime(&map, t(), t())
+    }
+
+    #[test]
+    fn non_ascii_bytes_hide_no_directive() {
+        let cases: [(&[u8], Lifetime); 7] = [
+            ("private, community=\"über\"".as_bytes(), Uncacheable),
+            ("no-store, x=\"é\"".as_bytes(), Uncacheable),
+            ("x=\"é\", max-age=60".as_bytes(), secs(60)),
+            (b"max-age=60, \xff\xfe", secs(60)),
+            // Unreadable, but it names no-store: not stored.
+            (b"no-store\xff, max-age=60", Uncacheable),
+            (b"\xe9private", Uncacheable),
+            ("max-age=60, x=\"a\\\", no-store\"".as_bytes(), secs(60)),
+        ];
+        for (bytes, want) in cases {
+            let shown = String::from_utf8_lossy(bytes);
+            assert_eq!(
+                lifetime_of_cache_control(bytes),
+                want,
+                "Cache-Control: {shown}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever surrounds it outside quotes, `no-store` or `private`
+        /// is never ignored.
+        #[test]
+        fn forbidding_directives_survive_any_neighbours(
+            before in proptest::collection::vec(field_byte(), 0..40),
+            after in proptest::collection::vec(field_byte(), 0..40),
+            which in proptest::sample::select(vec!["no-store", "private", "PRIVATE", "no-cache"]),
+        ) {
+            let mut line = before;
+            line.extend_from_slice(b", ");
+            line.extend_from_slice(which.as_bytes());
+            line.extend_from_slice(b", ");
+            line.extend_from_slice(&after);
+            proptest::prop_assert_eq!(lifetime_of_cache_control(&line), Uncacheable);
+        }
+
+        /// Any bytes a field may hold: a lifetime or nothing, never a panic.
+        #[test]
+        fn any_field_bytes_parse(line in proptest::collection::vec(field_byte(), 0..80)) {
+            let _ = lifetime_of_cache_control(&line);
+        }
+    }
+
+    /// A byte a header field value may hold, other than a quote or
+    /// backslash (which could take a neighbouring directive into a quoted
+    /// string).
+    fn field_byte() -> impl proptest::strategy::Strategy<Value = u8> {
+        use proptest::strategy::Strategy;
+        proptest::prop_oneof![
+            (0x20u8..0x7f).prop_filter("no quoting", |b| *b != b'"' && *b != b'\\'),
+            0x80u8..=0xff,
+            proptest::strategy::Just(b'\t'),
+        ]
     }
 
     #[test]
