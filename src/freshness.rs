@@ -265,10 +265,26 @@ impl TtlPolicy {
         };
         match ttl {
             None => Expiry::Never,
-            Some(ttl) => Expiry::after_at(ttl, unix_nanos(now)),
+            Some(ttl) => Expiry::after_at(ttl.min(MAX_TTL), unix_nanos(now)),
+        }
+    }
+
+    /// `expiry`, set by a peer's write, held to this policy at `now`:
+    /// `max_ttl` caps it (a value that would never expire included), and
+    /// no value lives longer than 2^31 seconds from now.
+    pub fn cap(&self, expiry: Expiry, now: SystemTime) -> Expiry {
+        let longest = self.max_ttl.map_or(MAX_TTL, |max| max.min(MAX_TTL));
+        let latest = Expiry::after_at(longest, unix_nanos(now));
+        match (expiry, latest) {
+            (Expiry::Never, _) if self.max_ttl.is_none() => Expiry::Never,
+            (Expiry::At(at), Expiry::At(limit)) => Expiry::At(at.min(limit)),
+            (_, latest) => latest,
         }
     }
 }
+
+/// The longest lifetime any value gets.
+const MAX_TTL: Duration = Duration::from_secs(MAX_DELTA_SECONDS);
 
 #[cfg(test)]
 mod tests {
@@ -530,6 +546,32 @@ mod tests {
             0x80u8..=0xff,
             proptest::strategy::Just(b'\t'),
         ]
+    }
+
+    #[test]
+    fn peer_writes_are_capped_like_loads() {
+        let now = t();
+        let at = |s: u64| Expiry::At(unix_nanos(now + Duration::from_secs(s)));
+        let max = TtlPolicy {
+            default_ttl: None,
+            max_ttl: Some(Duration::from_secs(10)),
+        };
+        let none = TtlPolicy::default();
+        assert_eq!(max.cap(Expiry::Never, now), at(10), "expire=0 capped");
+        assert_eq!(max.cap(Expiry::At(i64::MAX), now), at(10));
+        assert_eq!(max.cap(at(5), now), at(5));
+        assert_eq!(max.cap(Expiry::UNCACHEABLE, now), Expiry::UNCACHEABLE);
+        assert_eq!(
+            none.cap(Expiry::Never, now),
+            Expiry::Never,
+            "golang's never"
+        );
+        assert_eq!(
+            none.cap(Expiry::At(i64::MAX), now),
+            at(MAX_DELTA_SECONDS),
+            "clamped to 2^31 s"
+        );
+        assert_eq!(none.cap(at(60), now), at(60));
     }
 
     #[test]

@@ -336,7 +336,7 @@ where
                 Err(reply) => return reply,
             };
             if op == PeerOp::Set {
-                writes::peer_set(group, body)
+                writes::peer_set(group, &node.ttl_policy(parts.group()), body)
             } else {
                 writes::peer_remove_keys(group, &body)
             }
@@ -920,6 +920,71 @@ mod tests {
             "{stats:?}"
         );
         assert_eq!((stats.user_sets, stats.user_removes), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn peer_writes_obey_max_ttl_and_the_longest_lifetime() {
+        let capped = echo_node_with(&["--protocol", "mailgun", "--max-ttl", "10s"]);
+        let never = b"\x0a\x01g\x12\x01k\x1a\x01v\x20\x00";
+        assert_eq!(
+            send(&capped, Method::PUT, "/_groupcache/g/k", never)
+                .await
+                .0,
+            200
+        );
+        let (cache_control, body) = cache_control_and_body(&capped, "/cache/g/k").await;
+        assert_eq!(body, b"v");
+        assert!(
+            matches!(cache_control.as_deref(), Some("max-age=9" | "max-age=10")),
+            "expire=0 capped by --max-ttl: {cache_control:?}"
+        );
+        let uncapped = echo_node_with(&["--protocol", "mailgun"]);
+        let far = b"\x0a\x01g\x12\x01k\x1a\x01v\x20\xff\xff\xff\xff\xff\xff\xff\xff\x7f";
+        assert_eq!(
+            send(&uncapped, Method::PUT, "/_groupcache/g/k", far)
+                .await
+                .0,
+            200
+        );
+        let (cache_control, _) = cache_control_and_body(&uncapped, "/cache/g/k").await;
+        assert!(
+            matches!(
+                cache_control.as_deref(),
+                Some("max-age=2147483647" | "max-age=2147483648")
+            ),
+            "expire=i64::MAX clamped to 2^31 s: {cache_control:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn user_writes_refuse_a_zero_ttl_and_repeated_parameters() {
+        let node = echo_node_with(&["--protocol", "mailgun", "--allow-writes"]);
+        assert_eq!(send(&node, Method::PUT, "/cache/g/k", b"old").await.0, 200);
+        for (query, message) in [
+            (
+                "ttl=0",
+                "ttl=0: a written value must live; DELETE removes a key\n",
+            ),
+            (
+                "ttl=0s",
+                "ttl=0s: a written value must live; DELETE removes a key\n",
+            ),
+            ("ttl=5s&ttl=1h", "query parameter ttl given twice\n"),
+            ("hot=1&hot=0", "query parameter hot given twice\n"),
+        ] {
+            let (status, body) =
+                send(&node, Method::PUT, &format!("/cache/g/k?{query}"), b"new").await;
+            assert_eq!(
+                (status, String::from_utf8(body).unwrap()),
+                (400, message.to_string()),
+                "{query}"
+            );
+        }
+        assert_eq!(
+            get(&node, "/cache/g/k").await.2,
+            b"old",
+            "refused writes change nothing"
+        );
     }
 
     #[tokio::test]

@@ -10,9 +10,12 @@
 //! the write is propagated here, in one place: a Set goes to the key's
 //! owner and removes every other node's hot copy (groupcache-go's pools
 //! store it at every node instead, as its `Set` does); a Remove goes to the
-//! owner and to every other node. Each node's answer is collected, so the
-//! user learns which nodes did not confirm.
+//! owner and to every other node. The owner is always written first, the
+//! others once it has answered, so no node can fetch the old value back.
+//! Each node's answer is collected, so the user learns which nodes did not
+//! confirm.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -22,7 +25,7 @@ use tokio::task::JoinSet;
 use crate::cache::Which;
 use crate::freshness::{Lifetime, TtlPolicy};
 use crate::group::{Counted, Group};
-use crate::peer_client::PeerError;
+use crate::peer_client::{PeerClient, PeerError};
 use crate::peers::Peers;
 use crate::value::Value;
 use crate::wire::{self, WriteBodyError};
@@ -49,9 +52,11 @@ impl WriteError {
     }
 }
 
-/// A peer's `PUT`: stores the `SetRequest` in the main cache.
-pub fn peer_set(group: &Group, body: Bytes) -> Result<(), WriteError> {
+/// A peer's `PUT`: stores the `SetRequest` in the main cache, its expiry
+/// held to the group's `policy` as a loaded value's is.
+pub fn peer_set(group: &Group, policy: &TtlPolicy, body: Bytes) -> Result<(), WriteError> {
     let (key, value) = wire::decode_set_request(body)?;
+    let value = Value::new(value.bytes, policy.cap(value.expiry, SystemTime::now()));
     store(group, &key, Which::Main, value)?;
     group.count(Counted::PeerSet);
     Ok(())
@@ -102,18 +107,29 @@ pub struct SetOptions {
 }
 
 impl SetOptions {
-    /// Parses a user PUT's query: `ttl=DUR` and `hot=1` (or `0`), both
-    /// optional; anything else is refused with a one-line reason.
+    /// Parses a user PUT's query: `ttl=DUR` (more than zero: a value that
+    /// must not live is a DELETE) and `hot=1` (or `0`), both optional and
+    /// each at most once; anything else is refused with a one-line reason.
     pub fn from_query(query: &str) -> Result<SetOptions, String> {
         let mut options = SetOptions {
             ttl: None,
             hot: false,
         };
+        let mut seen = Vec::new();
         for pair in query.split('&').filter(|pair| !pair.is_empty()) {
-            match pair.split_once('=').unwrap_or((pair, "")) {
+            let (name, text) = pair.split_once('=').unwrap_or((pair, ""));
+            if seen.contains(&name) {
+                return Err(format!("query parameter {name} given twice"));
+            }
+            seen.push(name);
+            match (name, text) {
                 ("ttl", text) => {
                     let ttl =
                         crate::config::parse_ttl(text).map_err(|e| format!("ttl={text}: {e}"))?;
+                    if ttl.is_zero() {
+                        let reason = "a written value must live; DELETE removes a key";
+                        return Err(format!("ttl={text}: {reason}"));
+                    }
                     options.ttl = Some(ttl);
                 }
                 ("hot", "1" | "true") => options.hot = true,
@@ -150,6 +166,12 @@ impl Unconfirmed {
 }
 
 /// A user's Set of `key` through this node, whose pool is `peers`.
+///
+/// The owner is written first and the other nodes only once it has
+/// answered: a node that drops its hot copy and fetches the key again
+/// then gets the new value from the owner, and a fetch it began before
+/// dropping the copy is not mirrored (the key's write generation moved).
+/// So once the user has a 200, no groupcached node serves the old value.
 pub async fn user_set(
     group: &Group,
     peers: &Peers,
@@ -169,13 +191,29 @@ pub async fn user_set(
     let lifetime = options.ttl.map_or(Lifetime::Unspecified, Lifetime::Fresh);
     let value = Value::new(bytes, policy.expiry(lifetime, SystemTime::now()));
     let owner = peers.owner(key);
+    let owned_here = owner
+        .as_deref()
+        .is_none_or(|owner| owner == peers.self_url());
     let everywhere = peers.protocol().set_goes_everywhere();
+    let local = if owned_here || everywhere {
+        Some(Which::Main)
+    } else {
+        options.hot.then_some(Which::Hot)
+    };
+    let mut failed = Vec::new();
+    let (owners, others) = owner_first(peers, owner.as_deref());
+    for (url, client) in owners {
+        if let Err(e) = client.set(group.name().as_bytes(), key, &value).await {
+            failed.push((url, e));
+        }
+    }
+    // Checked above: the entry fits, so the store cannot be refused.
+    let _ = group.write(key, local.map(|which| (which, value.clone())));
     let mut sends = JoinSet::new();
-    for (url, client) in peers.others() {
-        let is_owner = owner.as_deref() == Some(url.as_str());
+    for (url, client) in others {
         let (name, key, value) = (group.name().to_string(), key.to_vec(), value.clone());
         sends.spawn(async move {
-            let sent = if is_owner || everywhere {
+            let sent = if everywhere {
                 client.set(name.as_bytes(), &key, &value).await
             } else {
                 client.remove(name.as_bytes(), &key).await
@@ -183,37 +221,52 @@ pub async fn user_set(
             (url, sent)
         });
     }
-    let local = if owner.as_deref() == Some(peers.self_url()) || everywhere {
-        Some(Which::Main)
-    } else {
-        options.hot.then_some(Which::Hot)
-    };
-    // Checked above: the entry fits, so the store cannot be refused.
-    let _ = group.write(key, local.map(|which| (which, value)));
     group.count(Counted::UserSet);
-    Ok(collect(group, sends).await)
+    Ok(collect(group, failed, sends).await)
 }
 
 /// A user's Remove of `key` through this node, whose pool is `peers`:
-/// every node drops it.
+/// every node drops it, the owner first (as for a Set, so that no other
+/// node can fetch the removed value back from it).
 pub async fn user_remove(group: &Group, peers: &Peers, key: &[u8]) -> Unconfirmed {
+    let owner = peers.owner(key);
+    let mut failed = Vec::new();
+    let (owners, others) = owner_first(peers, owner.as_deref());
+    for (url, client) in owners {
+        if let Err(e) = client.remove(group.name().as_bytes(), key).await {
+            failed.push((url, e));
+        }
+    }
+    remove_here(group, key);
     let mut sends = JoinSet::new();
-    for (url, client) in peers.others() {
+    for (url, client) in others {
         let (name, key) = (group.name().to_string(), key.to_vec());
         sends.spawn(async move { (url, client.remove(name.as_bytes(), &key).await) });
     }
-    remove_here(group, key);
     group.count(Counted::UserRemove);
-    collect(group, sends).await
+    collect(group, failed, sends).await
 }
 
-/// Waits for every send of a user's write and keeps the failures, sorted
-/// by URL; a write with any is counted as unconfirmed.
+/// The other nodes of the pool, split into the key's `owner` (none when
+/// it is this node) and the rest.
+fn owner_first(peers: &Peers, owner: Option<&str>) -> (Vec<PeerLink>, Vec<PeerLink>) {
+    peers
+        .others()
+        .into_iter()
+        .partition(|(url, _)| Some(url.as_str()) == owner)
+}
+
+/// A node of the pool: its URL and the client that reaches it.
+type PeerLink = (String, Arc<PeerClient>);
+
+/// Waits for every send of a user's write and keeps the failures (with
+/// those already `failed`), sorted by URL; a write with any is counted as
+/// unconfirmed.
 async fn collect(
     group: &Group,
+    mut failed: Vec<(String, PeerError)>,
     mut sends: JoinSet<(String, Result<(), PeerError>)>,
 ) -> Unconfirmed {
-    let mut failed = Vec::new();
     while let Some(joined) = sends.join_next().await {
         match joined {
             Ok((url, Err(error))) => failed.push((url, error)),
