@@ -31,7 +31,7 @@ use crate::node::{GroupParts, Node, Parts};
 use crate::origin::{HttpOrigin, TemplateError};
 use crate::peers::{EtcdStatus, PeerSource, Peers};
 use crate::server;
-use crate::tls;
+use crate::tls::{self, ClientAuth};
 use crate::value::Value;
 use crate::wire;
 
@@ -149,6 +149,18 @@ impl App {
             "groupcached serving"
         );
         let tls = config.tls;
+        let open_peer_api = tls
+            .main
+            .as_ref()
+            .is_none_or(|t| t.client_auth == ClientAuth::Off);
+        if config.protocol.has_writes() && peer_addr.is_none() && open_peer_api {
+            tracing::warn!(
+                "the peer API on {addr} accepts PUT/DELETE from anyone who reaches it \
+                 ({:?} pool): serve it on a private address with --peer-listen, or require \
+                 client certificates with --peer-client-ca",
+                config.protocol
+            );
+        }
         let reloads: Vec<_> = [&tls.main, &tls.peer]
             .into_iter()
             .flatten()

@@ -183,3 +183,57 @@ async fn a_node_that_does_not_confirm_is_named() {
     assert_eq!(reply.status, 405);
     assert!(String::from_utf8_lossy(&reply.body).contains("--allow-writes"));
 }
+
+/// The warning lines a node started with `args` logs by the time it
+/// serves (stderr kept in a temporary file).
+async fn start_warnings(args: &[&str], peer_port: bool) -> Vec<String> {
+    let ports = free_ports(if peer_port { 2 } else { 1 });
+    let log = std::env::temp_dir().join(format!("groupcached-writes-{}.log", ports[0]));
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_groupcached"));
+    command
+        .args(["--group", "g=echo"])
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stderr(std::fs::File::create(&log).expect("a log file"));
+    if peer_port {
+        command.args(["--peer-listen", &format!("127.0.0.1:{}", ports[1])]);
+    }
+    hand_over_ports(&mut command, &ports);
+    let _proc = Proc::spawn("groupcached (warnings)", &mut command);
+    drop(command); // closes the test's copy of the listeners
+    wait_healthy(&format!("http://127.0.0.1:{}", ports[0])).await;
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    text.lines()
+        .filter(|line| line.contains("WARN"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// A fork pool's peer API takes writes from anyone who reaches it: a node
+/// serving it on the user listener without client certificates says so
+/// once at start; one with `--peer-listen`, or a golang pool, does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_writable_peer_api_is_warned_about_at_start() {
+    for protocol in ["mailgun", "groupcache-go"] {
+        let warnings = start_warnings(&["--protocol", protocol], false).await;
+        assert_eq!(warnings.len(), 1, "{protocol}: {warnings:?}");
+        assert!(
+            warnings[0].contains("accepts PUT/DELETE from anyone")
+                && warnings[0].contains("--peer-listen")
+                && warnings[0].contains("--peer-client-ca"),
+            "{warnings:?}"
+        );
+        let warnings = start_warnings(&["--protocol", protocol], true).await;
+        assert_eq!(
+            warnings,
+            Vec::<String>::new(),
+            "{protocol} with --peer-listen"
+        );
+    }
+    assert_eq!(
+        start_warnings(&[], false).await,
+        Vec::<String>::new(),
+        "golang"
+    );
+}
