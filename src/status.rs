@@ -27,7 +27,33 @@ pub struct Status {
     pub peers: Vec<PeerStatus>,
     pub groups: Vec<GroupStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub etcd: Option<EtcdStatus>,
+    pub etcd: Option<EtcdView>,
+}
+
+/// Discovery's status as `/peers` shows it, but with the 64-bit lease id
+/// as a decimal string: a JSON number above 2^53 loses digits in a
+/// browser.
+#[derive(Debug, Serialize)]
+pub struct EtcdView {
+    pub endpoints: Vec<String>,
+    pub prefix: String,
+    pub connected: bool,
+    pub lease_id: Option<String>,
+    pub revision: i64,
+    pub last_error: Option<String>,
+}
+
+impl From<EtcdStatus> for EtcdView {
+    fn from(status: EtcdStatus) -> EtcdView {
+        EtcdView {
+            endpoints: status.endpoints,
+            prefix: status.prefix,
+            connected: status.connected,
+            lease_id: status.lease_id.map(|id| id.to_string()),
+            revision: status.revision,
+            last_error: status.last_error,
+        }
+    }
 }
 
 /// One peer of the current list.
@@ -87,6 +113,6 @@ pub fn status(node: &Node) -> Status {
         source,
         peers,
         groups,
-        etcd,
+        etcd: etcd.map(EtcdView::from),
     }
 }

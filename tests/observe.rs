@@ -336,6 +336,57 @@ async fn the_status_page_shows_every_peer_and_group_in_chromium() {
     assert!(png.starts_with(b"\x89PNG"), "not a PNG");
 }
 
+/// Groups named like JavaScript's object members, and an etcd lease id
+/// above 2^53: the page keys groups by a `Map` and shows the lease exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_page_keeps_odd_group_names_and_exact_lease_ids() {
+    let origin = Origin::start().await;
+    let etcd = common::etcd::Etcd::start_new().await;
+    let mut args = common::etcd::etcd_args(&etcd, &origin, Duration::from_secs(10));
+    let groups = ["constructor", "toString", "__proto__", "hasOwnProperty"];
+    for name in groups {
+        args.extend(["--group".to_string(), format!("{name}=echo")]);
+    }
+    let node = GcNode::start(free_ports(1)[0], &args).await;
+    let mut lease = None;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lease.is_none() {
+        assert!(Instant::now() < deadline, "no lease in /peers");
+        let peers = common::etcd::peers_of(&node).await;
+        lease = peers["etcd"]["lease_id"].as_i64();
+    }
+    let lease = lease.expect("a lease id");
+    let status = node.get("/status").await;
+    let status: serde_json::Value = serde_json::from_slice(&status.body).expect("status JSON");
+    assert_eq!(
+        status["etcd"]["lease_id"],
+        lease.to_string(),
+        "a string in /status"
+    );
+    for name in groups {
+        node.get(&format!("/cache/{name}/k")).await;
+    }
+
+    let profile = TempDir::new("chromium-odd");
+    let mut args = chromium_args(&profile.0, 5_000);
+    args.extend(["--dump-dom".to_string(), format!("{}/", node.url)]);
+    let (ok, dom, stderr) = run("chromium", &args, b"").await;
+    assert!(ok, "chromium --dump-dom failed: {stderr}");
+    assert!(
+        dom.contains(r#"<span id="error"></span>"#),
+        "a script error:\n{dom}"
+    );
+    for name in ["g"].into_iter().chain(groups) {
+        let card = format!(r#"data-group="{name}""#);
+        assert!(dom.contains(&card), "no group {name} in\n{dom}");
+    }
+    let hex = format!(">{lease:x}<");
+    assert!(
+        dom.contains(&hex),
+        "lease {hex} not shown exactly in\n{dom}"
+    );
+}
+
 /// Starts the real binary on a port from [`free_ports`] with `args` and
 /// `env`, and waits until it is healthy; with `stderr` piped if asked.
 async fn start_with_env(args: &[&str], env: &[(&str, &str)], pipe_stderr: bool) -> (Proc, String) {
