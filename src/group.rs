@@ -28,15 +28,14 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde::Serialize;
-
-use crate::cache::{CacheStats, Caches, Which};
+use crate::cache::{Caches, Which};
 use crate::getter::{Getter, GetterError};
 use crate::http_client::HttpError;
-use crate::metrics::LoadTimings;
 use crate::peer_client::{PeerError, WarnGate};
 use crate::peers::{FetchPeer, PickPeer};
 use crate::singleflight::Flight;
+pub(crate) use crate::stats::{Counted, GroupStats};
+use crate::stats::{LoadTimings, Stats};
 use crate::value::Value;
 
 /// Why a get produced no value. The text is what peers and users see.
@@ -109,70 +108,6 @@ struct Inner {
     local_loads: Flight<Loaded>,
     /// Rate limit on logging failed loads from the getter.
     getter_warnings: WarnGate,
-}
-
-/// The group's counters: golang's, with its names and meanings, then the
-/// write counters.
-#[derive(Default)]
-struct Stats {
-    gets: AtomicU64,
-    cache_hits: AtomicU64,
-    peer_loads: AtomicU64,
-    peer_errors: AtomicU64,
-    loads: AtomicU64,
-    loads_deduped: AtomicU64,
-    local_loads: AtomicU64,
-    local_load_errs: AtomicU64,
-    server_requests: AtomicU64,
-    user_sets: AtomicU64,
-    user_removes: AtomicU64,
-    unconfirmed_writes: AtomicU64,
-    peer_sets: AtomicU64,
-    peer_removes: AtomicU64,
-}
-
-/// A count [`Group::count`] adds one to (see [`GroupStats`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Counted {
-    /// A peer's write request to a group that exists (a peer's get counts
-    /// itself).
-    ServerRequest,
-    UserSet,
-    UserRemove,
-    UnconfirmedWrite,
-    PeerSet,
-    PeerRemove,
-}
-
-/// A snapshot of a group's stats, serialized with golang's field names
-/// (mailgun's for `ServerRequests`, which counts peer writes too), then
-/// the write counters, which golang has no names for.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct GroupStats {
-    pub gets: u64,
-    pub cache_hits: u64,
-    pub peer_loads: u64,
-    pub peer_errors: u64,
-    pub loads: u64,
-    pub loads_deduped: u64,
-    pub local_loads: u64,
-    pub local_load_errs: u64,
-    /// Requests from peers: gets, and in a fork's pool writes too.
-    pub server_requests: u64,
-    /// User `PUT`s through this node sent on to the pool.
-    pub user_sets: u64,
-    /// User `DELETE`s through this node sent on to the pool.
-    pub user_removes: u64,
-    /// User writes that some node did not confirm (answered 502).
-    pub unconfirmed_writes: u64,
-    /// Values a peer's `PUT` stored here.
-    pub peer_sets: u64,
-    /// Keys a peer's `DELETE` (or each key of a `_remove-keys/` list)
-    /// asked this node to remove, held or not.
-    pub peer_removes: u64,
-    pub main_cache: CacheStats,
-    pub hot_cache: CacheStats,
 }
 
 impl Group {
@@ -276,40 +211,12 @@ impl Group {
 
     /// Adds one to a count outside the get path.
     pub(crate) fn count(&self, what: Counted) {
-        let s = &self.inner.stats;
-        let counter = match what {
-            Counted::ServerRequest => &s.server_requests,
-            Counted::UserSet => &s.user_sets,
-            Counted::UserRemove => &s.user_removes,
-            Counted::UnconfirmedWrite => &s.unconfirmed_writes,
-            Counted::PeerSet => &s.peer_sets,
-            Counted::PeerRemove => &s.peer_removes,
-        };
-        counter.fetch_add(1, Relaxed);
+        self.inner.stats.count(what);
     }
 
     /// The group's counters and both caches' counters.
     pub(crate) fn stats(&self) -> GroupStats {
-        let s = &self.inner.stats;
-        let (main_cache, hot_cache) = self.inner.caches.stats();
-        GroupStats {
-            gets: s.gets.load(Relaxed),
-            cache_hits: s.cache_hits.load(Relaxed),
-            peer_loads: s.peer_loads.load(Relaxed),
-            peer_errors: s.peer_errors.load(Relaxed),
-            loads: s.loads.load(Relaxed),
-            loads_deduped: s.loads_deduped.load(Relaxed),
-            local_loads: s.local_loads.load(Relaxed),
-            local_load_errs: s.local_load_errs.load(Relaxed),
-            server_requests: s.server_requests.load(Relaxed),
-            user_sets: s.user_sets.load(Relaxed),
-            user_removes: s.user_removes.load(Relaxed),
-            unconfirmed_writes: s.unconfirmed_writes.load(Relaxed),
-            peer_sets: s.peer_sets.load(Relaxed),
-            peer_removes: s.peer_removes.load(Relaxed),
-            main_cache,
-            hot_cache,
-        }
+        self.inner.stats.snapshot(self.inner.caches.stats())
     }
 
     fn lookup(&self, key: &[u8]) -> Option<Value> {

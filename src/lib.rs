@@ -41,6 +41,7 @@ mod peer_client;
 mod peers;
 mod server;
 mod singleflight;
+mod stats;
 mod status;
 mod tls;
 mod value;

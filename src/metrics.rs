@@ -10,25 +10,19 @@
 //! scrape time too. Each metric is one line of a table or one call below,
 //! so a new one is a line or two.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::Duration;
+use std::sync::atomic::Ordering::Relaxed;
 
 use prometheus::core::Collector;
 use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
-use prometheus::{Histogram, HistogramOpts, TextEncoder};
+use prometheus::{Histogram, TextEncoder};
 
 use crate::cache::CacheStats;
-use crate::group::{Group, GroupStats};
+use crate::group::Group;
 use crate::node::Node;
+use crate::stats::GroupStats;
 
 /// The `Content-Type` of the exposition (Prometheus text format 0.0.4).
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-/// Histogram buckets for fetch and load durations, in seconds: from a fast
-/// loopback peer to the longest `--peer-timeout` anyone should use.
-const BUCKETS: [f64; 14] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
 
 /// mailgun's group counters (label `group`): name, help, value.
 type GroupField = fn(&GroupStats) -> u64;
@@ -148,51 +142,6 @@ const CACHE_METRICS: [(&str, &str, MetricType, CacheField); 7] = [
         |c| c.expired,
     ),
 ];
-
-/// How long one group's misses take: fetches from the owning peer and
-/// loads from the origin. Recorded on the miss paths only.
-pub struct LoadTimings {
-    peer_fetch: Histogram,
-    origin_load: Histogram,
-    slowest_peer_fetch_ns: AtomicU64,
-}
-
-impl LoadTimings {
-    pub fn new(group: &str) -> LoadTimings {
-        LoadTimings {
-            peer_fetch: histogram(
-                "groupcached_peer_fetch_duration_seconds",
-                "How long fetches from the owning peer took, failed ones included.",
-                group,
-            ),
-            origin_load: histogram(
-                "groupcached_origin_load_duration_seconds",
-                "How long loads from the origin took, failed ones included.",
-                group,
-            ),
-            slowest_peer_fetch_ns: AtomicU64::new(0),
-        }
-    }
-
-    pub fn peer_fetch(&self, took: Duration) {
-        self.peer_fetch.observe(took.as_secs_f64());
-        let nanos = took.as_nanos().try_into().unwrap_or(u64::MAX);
-        self.slowest_peer_fetch_ns.fetch_max(nanos, Relaxed);
-    }
-
-    pub fn origin_load(&self, took: Duration) {
-        self.origin_load.observe(took.as_secs_f64());
-    }
-}
-
-fn histogram(name: &str, help: &str, group: &str) -> Histogram {
-    let opts = HistogramOpts::new(name, help)
-        .const_label("group", group)
-        .buckets(BUCKETS.to_vec());
-    // The name, the label name and the buckets are valid constants, and any
-    // string is a valid label value.
-    Histogram::with_opts(opts).expect("valid histogram options")
-}
 
 /// The exposition for `node`.
 pub fn render(node: &Node) -> Result<String, prometheus::Error> {
