@@ -11,7 +11,6 @@
 use hyper::{Method, StatusCode};
 
 use crate::consistenthash::Hashing;
-use crate::group::GroupError;
 
 /// Which Go groupcache a pool speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -76,12 +75,13 @@ impl Protocol {
         }
     }
 
-    /// The status a peer gets when a load fails: golang's 500, or the
-    /// forks' 404 for "not found" and 503 for anything else.
-    pub fn load_error_status(self, error: &GroupError) -> StatusCode {
+    /// The status a peer gets when a load fails (`not_found`: the key does
+    /// not exist): golang's 500, or the forks' 404 for "not found" and 503
+    /// for anything else.
+    pub fn load_error_status(self, not_found: bool) -> StatusCode {
         match self {
             Protocol::Golang => StatusCode::INTERNAL_SERVER_ERROR,
-            _ if error.is_not_found() => StatusCode::NOT_FOUND,
+            _ if not_found => StatusCode::NOT_FOUND,
             _ => StatusCode::SERVICE_UNAVAILABLE,
         }
     }

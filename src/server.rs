@@ -362,7 +362,10 @@ async fn serve_peer_get(node: &Node, group: &Group, key: &[u8]) -> Reply {
             );
             reply
         }
-        Err(e) => text(protocol.load_error_status(&e), e.to_string().into()),
+        Err(e) => text(
+            protocol.load_error_status(e.is_not_found()),
+            e.to_string().into(),
+        ),
     }
 }
 
