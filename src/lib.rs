@@ -39,6 +39,8 @@ mod node;
 mod origin;
 mod peer_client;
 mod peers;
+mod picker;
+mod ratelimit;
 mod server;
 mod singleflight;
 mod stats;

@@ -16,7 +16,6 @@
 //! first fetch that gets any answer marks it up again. A fetch the group
 //! stops waiting for at the peer deadline counts as one that timed out.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,28 +25,11 @@ use hyper::{Method, StatusCode, Uri};
 use tokio::time::Instant;
 
 use crate::getter::BoxFuture;
-use crate::http_client::{status_text, HostLimit, HttpClient, HttpError};
-use crate::peers::FetchPeer;
+use crate::http_client::{HostLimit, HttpClient, HttpError};
+use crate::picker::{FetchPeer, PeerError};
+use crate::ratelimit::WarnGate;
 use crate::value::Value;
 use crate::wire;
-
-/// Why a fetch from a peer failed; the texts follow golang's client.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum PeerError {
-    #[error("bad peer URL {0:?}")]
-    BadUrl(String),
-    #[error("{0}")]
-    Http(#[from] HttpError),
-    /// A reply other than 200, with the first line of its body.
-    #[error("server returned: {}{}{}", status_text(*.0), if .1.is_empty() { "" } else { ": " }, .1)]
-    Status(StatusCode, String),
-    #[error("decoding response body: {0}")]
-    Decode(#[from] prost::DecodeError),
-    #[error("value of {0} bytes is over the value size limit")]
-    TooLarge(usize),
-    #[error("peer is marked down")]
-    Down,
-}
 
 /// A handle for one peer: its URL prefix and a bound on concurrent fetches.
 #[derive(Clone)]
@@ -66,7 +48,7 @@ impl PeerClient {
             base: format!("{peer}{base_path}"),
             http,
             limit: HttpClient::host_limit(max_conns),
-            warnings: Arc::new(WarnGate::new(WARN_INTERVAL)),
+            warnings: Arc::new(WarnGate::default()),
             health: Arc::new(Health::default()),
         }
     }
@@ -302,59 +284,6 @@ fn first_line(body: &[u8]) -> String {
     line.trim_end_matches('\r').to_string()
 }
 
-/// How often a failing peer may be logged.
-const WARN_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Admits one event per interval and counts the rest: the rate limit on
-/// warnings about failing peers, origins and accepts.
-pub(crate) struct WarnGate {
-    start: Instant,
-    interval_ms: u64,
-    /// Milliseconds after `start` when the next event may be admitted.
-    next_ms: AtomicU64,
-    skipped: AtomicU64,
-}
-
-impl WarnGate {
-    fn new(interval: Duration) -> WarnGate {
-        WarnGate {
-            start: Instant::now(),
-            interval_ms: interval.as_millis().try_into().unwrap_or(u64::MAX),
-            next_ms: AtomicU64::new(0),
-            skipped: AtomicU64::new(0),
-        }
-    }
-
-    /// `Some(n)`: log, and `n` events went unlogged since the last.
-    pub(crate) fn admit(&self) -> Option<u64> {
-        let now = self
-            .start
-            .elapsed()
-            .as_millis()
-            .try_into()
-            .unwrap_or(u64::MAX);
-        let next = self.next_ms.load(Relaxed);
-        let due = now >= next
-            && self
-                .next_ms
-                .compare_exchange(next, now.saturating_add(self.interval_ms), Relaxed, Relaxed)
-                .is_ok();
-        if due {
-            Some(self.skipped.swap(0, Relaxed))
-        } else {
-            self.skipped.fetch_add(1, Relaxed);
-            None
-        }
-    }
-}
-
-/// One warning a second.
-impl Default for WarnGate {
-    fn default() -> WarnGate {
-        WarnGate::new(WARN_INTERVAL)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -419,19 +348,6 @@ mod tests {
         tokio::time::advance(FIRST_BACKOFF).await;
         drop(health.admit().unwrap());
         assert!(health.admit().is_some());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn warn_gate_admits_one_event_per_interval_and_counts_the_rest() {
-        let gate = WarnGate::new(Duration::from_millis(200));
-        assert_eq!(gate.admit(), Some(0));
-        assert_eq!(gate.admit(), None);
-        assert_eq!(gate.admit(), None);
-        tokio::time::advance(Duration::from_millis(199)).await;
-        assert_eq!(gate.admit(), None);
-        tokio::time::advance(Duration::from_millis(1)).await;
-        assert_eq!(gate.admit(), Some(3));
-        assert_eq!(gate.admit(), None);
     }
 
     /// Answers one request on a loopback port with `200` and an empty body,

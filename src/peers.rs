@@ -9,7 +9,7 @@
 //! golang's or the forks' as the pool's [`Protocol`] says.
 //!
 //! A group sees the pool only through [`PickPeer`] and the owner it picks
-//! only through [`FetchPeer`] (golang's `PeerPicker` and `ProtoGetter`), so
+//! only through [`FetchPeer`] (golang's `PeerPicker` and `ProtoGetter`, in `picker`), so
 //! its tests can put fake peers behind them. Writes and `/peers` are not
 //! part of that seam: they use [`Peers`] itself.
 
@@ -19,45 +19,9 @@ use std::time::Duration;
 
 use crate::consistenthash::Ring;
 use crate::dialect::Protocol;
-use crate::getter::BoxFuture;
 use crate::http_client::HttpClient;
-use crate::peer_client::{HealthReport, PeerClient, PeerError};
-use crate::value::Value;
-
-/// What a group asks of its peer pool (golang's `PeerPicker`).
-pub trait PickPeer: Send + Sync + 'static {
-    /// The owner of `key` when it is another node; `None` when this node
-    /// loads the key itself.
-    fn pick(&self, key: &[u8]) -> Option<Arc<dyn FetchPeer>>;
-
-    /// The pool's protocol: whether an owner's refusal is final and how
-    /// often fetched values are mirrored into the hot cache.
-    fn protocol(&self) -> Protocol;
-
-    /// How long a fetch from an owner may take; after that the group stops
-    /// waiting for it and loads the key itself.
-    fn fetch_timeout(&self) -> Duration;
-}
-
-/// One other node a group fetches values from (golang's `ProtoGetter`).
-pub trait FetchPeer: Send + Sync + 'static {
-    /// Fetches `group`/`key` from this peer, with the owner's expiry.
-    fn fetch<'a>(
-        &'a self,
-        group: &'a [u8],
-        key: &'a [u8],
-    ) -> BoxFuture<'a, Result<Value, PeerError>>;
-
-    /// The peer's URL, for logs.
-    fn url(&self) -> &str;
-
-    /// Whether a failed fetch from this peer should be logged now:
-    /// `Some(n)` when it should, with `n` failures left unlogged since the
-    /// last one.
-    fn failure_to_log(&self) -> Option<u64> {
-        Some(0)
-    }
-}
+use crate::peer_client::{HealthReport, PeerClient};
+use crate::picker::{FetchPeer, PickPeer};
 
 /// The current membership, shared by every group of the node.
 pub struct Peers {

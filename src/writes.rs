@@ -25,8 +25,9 @@ use tokio::task::JoinSet;
 use crate::cache::Which;
 use crate::freshness::{Lifetime, TtlPolicy};
 use crate::group::{Counted, Group};
-use crate::peer_client::{PeerClient, PeerError};
+use crate::peer_client::PeerClient;
 use crate::peers::Peers;
+use crate::picker::PeerError;
 use crate::value::Value;
 use crate::wire::{self, WriteBodyError};
 
