@@ -19,7 +19,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use groupcached::{GetterError, Node, Value};
+use groupcached::{GetterError, NodeBuilder, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -59,7 +59,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The node: its own URL and its groups. With other nodes, list them
     // all, the same on every node: `.peers(["http://127.0.0.1:8082"])`.
-    let node = Node::builder(format!("http://{addr}"))
+    let node = NodeBuilder::new(format!("http://{addr}"))
         .group("squares", 64 << 20, square)
         .group("clock", 1 << 20, clock)
         .build()?;

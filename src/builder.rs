@@ -7,7 +7,7 @@
 //! # }
 //! # async fn embed() -> Result<(), Box<dyn std::error::Error>> {
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8081").await?;
-//! let node = groupcached::Node::builder("http://127.0.0.1:8081")
+//! let node = groupcached::NodeBuilder::new("http://127.0.0.1:8081")
 //!     .peers(["http://127.0.0.1:8082"])
 //!     .group("squares", 64 << 20, square)
 //!     .build()?;
@@ -35,7 +35,7 @@ use crate::node::{GroupParts, Node, Parts};
 use crate::peers::{PeerSource, Peers};
 use crate::wire::{self, BadPeerUrl, DEFAULT_BASE_PATH};
 
-/// Builds a [`Node`]; start with [`Node::builder`].
+/// Builds a [`Node`]; start with [`NodeBuilder::new`].
 #[must_use]
 pub struct NodeBuilder {
     self_url: String,
@@ -88,9 +88,11 @@ pub enum BuildError {
 }
 
 impl NodeBuilder {
-    pub(crate) fn new(self_url: String) -> NodeBuilder {
+    /// Starts building a node whose peers know it as `self_url`
+    /// (`http://host:port`).
+    pub fn new(self_url: impl Into<String>) -> NodeBuilder {
         NodeBuilder {
-            self_url,
+            self_url: self_url.into(),
             base_path: DEFAULT_BASE_PATH.to_string(),
             peers: Vec::new(),
             groups: Vec::new(),
@@ -242,7 +244,7 @@ mod tests {
     }
 
     fn builder() -> NodeBuilder {
-        Node::builder("http://127.0.0.1:1").group("g", 1 << 20, echo)
+        NodeBuilder::new("http://127.0.0.1:1").group("g", 1 << 20, echo)
     }
 
     fn error(builder: NodeBuilder) -> String {
@@ -288,7 +290,7 @@ mod tests {
                 loads[i].fetch_add(1, SeqCst);
                 async move { Ok::<_, GetterError>(bytes::Bytes::from([b"v:", &key[..]].concat())) }
             };
-            let node = Node::builder(urls[i].clone())
+            let node = NodeBuilder::new(urls[i].clone())
                 .peers(urls.clone())
                 .group("g", 1 << 20, getter)
                 .build()
@@ -326,7 +328,7 @@ mod tests {
             (builder().base_path("/cache/x/"), "base path \"/cache/x/\""),
             (builder().base_path("nope"), "base path \"nope\""),
             (builder().peers(["http://a:1/"]), "peer URL \"http://a:1/\""),
-            (Node::builder("localhost"), "peer URL \"localhost\""),
+            (NodeBuilder::new("localhost"), "peer URL \"localhost\""),
             (
                 builder().group("g", 1, echo),
                 "group \"g\": a group of that name",

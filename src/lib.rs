@@ -3,7 +3,7 @@
 //! Rust program.
 //!
 //! Embedding takes about three calls and a [`Getter`] (golang's
-//! `NewGroup`, `NewHTTPPoolOpts` and `Set`): [`Node::builder`] with this
+//! `NewGroup`, `NewHTTPPoolOpts` and `Set`): [`NodeBuilder::new`] with this
 //! node's URL, [`NodeBuilder::peers`] and [`NodeBuilder::group`], then
 //! [`NodeBuilder::build`]. [`Node::get`] loads a key through the cluster;
 //! [`Node::serve`] serves the user and peer APIs on a listener the caller

@@ -1,7 +1,7 @@
 //! The node: its groups and its peer pool behind one cheap-to-clone handle.
 //! The HTTP layer (`server`) holds a `Node` and turns requests into group
 //! lookups; a program embedding groupcached builds one with
-//! [`Node::builder`] (`builder`), the binary from its flags (`app`).
+//! `NodeBuilder::new` (`builder`), the binary from its flags (`app`).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-use crate::builder::NodeBuilder;
 use crate::dialect::Protocol;
 use crate::freshness::TtlPolicy;
 use crate::getter::Getter;
@@ -41,8 +40,8 @@ struct Writes {
     ttls: HashMap<Vec<u8>, TtlPolicy>,
 }
 
-/// Everything a node is made of. [`crate::app`] (from a `Config`) and
-/// [`crate::NodeBuilder`] both assemble nodes through [`Node::assemble`],
+/// Everything a node is made of. `app` (from a `Config`) and
+/// `NodeBuilder` both assemble nodes through [`Node::assemble`],
 /// which keys each group by its own name.
 pub(crate) struct Parts {
     pub(crate) peers: Arc<Peers>,
@@ -75,12 +74,6 @@ pub enum GetError {
 }
 
 impl Node {
-    /// Starts building a node whose peers know it as `self_url`
-    /// (`http://host:port`); see [`NodeBuilder`].
-    pub fn builder(self_url: impl Into<String>) -> NodeBuilder {
-        NodeBuilder::new(self_url.into())
-    }
-
     /// The one constructor: groups keyed by their own names.
     pub(crate) fn assemble(parts: Parts) -> Node {
         let mut groups = HashMap::default();
