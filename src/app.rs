@@ -202,6 +202,7 @@ impl App {
         let limits = server::Limits {
             max_connections: config.max_connections,
             header_read_timeout: config.header_read_timeout,
+            body_read_timeout: config.body_read_timeout,
         };
         let main = server::serve(
             listener,

@@ -32,6 +32,8 @@ pub mod limits {
         (Duration::from_millis(1), Duration::from_secs(3600));
     pub const HEADER_READ_TIMEOUT: (Duration, Duration) =
         (Duration::from_millis(100), Duration::from_secs(600));
+    pub const BODY_READ_TIMEOUT: (Duration, Duration) =
+        (Duration::from_millis(100), Duration::from_secs(600));
     pub const ETCD_TTL: (Duration, Duration) =
         (Duration::from_secs(1), Duration::from_secs(86_400));
     pub const ORIGIN_TIMEOUT: (Duration, Duration) =
@@ -152,6 +154,11 @@ pub struct Args {
     /// How long a client may take to send a request's headers.
     #[arg(long, env = "GROUPCACHED_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = in_range(parse_duration, limits::HEADER_READ_TIMEOUT))]
     pub header_read_timeout: Duration,
+
+    /// How long a client may take to send a request's body (writes only);
+    /// then it gets 408 and the connection is closed.
+    #[arg(long, env = "GROUPCACHED_BODY_READ_TIMEOUT", default_value = "10s", value_parser = in_range(parse_duration, limits::BODY_READ_TIMEOUT))]
+    pub body_read_timeout: Duration,
 
     /// etcd endpoints for peer discovery (instead of --peers), comma-separated.
     #[arg(
@@ -280,6 +287,7 @@ pub struct Config {
     /// `None`: half the open-file limit (see `server`).
     pub(crate) max_connections: Option<usize>,
     pub(crate) header_read_timeout: Duration,
+    pub(crate) body_read_timeout: Duration,
     pub(crate) etcd: Option<EtcdConfig>,
     pub(crate) tls: TlsSettings,
 }
@@ -424,6 +432,7 @@ impl Args {
             max_conns_per_peer: self.max_conns_per_peer,
             max_connections: self.max_connections,
             header_read_timeout: self.header_read_timeout,
+            body_read_timeout: self.body_read_timeout,
             etcd,
         })
     }
@@ -879,6 +888,7 @@ mod tests {
             ("--cache-bytes", "0", "1TiB", "1025GiB", "99999999999T"),
             ("--peer-timeout", "1ms", "60m", "0", "61m"),
             ("--header-read-timeout", "100ms", "10m", "99ms", "11m"),
+            ("--body-read-timeout", "100ms", "10m", "99ms", "11m"),
             ("--etcd-ttl", "1s", "86400s", "999ms", "86401"),
         ];
         for (flag, min, max, below, above) in cases {
@@ -891,6 +901,7 @@ mod tests {
         let c = config(&["--group", "a=echo"]).unwrap();
         assert_eq!(c.max_connections, None);
         assert_eq!(c.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(c.body_read_timeout, Duration::from_secs(10));
     }
 
     #[test]

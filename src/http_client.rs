@@ -115,6 +115,30 @@ impl LoadBudget {
     fn over(&self) -> HttpError {
         HttpError::OverBudget(self.bytes)
     }
+
+    /// An empty hold on this budget, for a request body this node reads.
+    pub fn reservation(&self) -> Reservation {
+        Reservation {
+            budget: self.clone(),
+            held: Held::default(),
+        }
+    }
+}
+
+/// Part of a [`LoadBudget`] held by one request body, returned when it
+/// drops.
+pub struct Reservation {
+    budget: LoadBudget,
+    held: Held,
+}
+
+impl Reservation {
+    /// Grows the hold to cover `bytes`, or fails at once when the budget
+    /// has no room.
+    pub fn cover(&mut self, bytes: u64) -> Result<(), HttpError> {
+        let bytes = usize::try_from(bytes).map_err(|_| self.budget.over())?;
+        self.budget.reserve(&mut self.held, bytes)
+    }
 }
 
 /// The part of the budget one body holds, returned when it drops.
@@ -195,6 +219,11 @@ impl HttpClient {
     /// The deadline of each request (and of each wait for a connection).
     pub fn timeout(&self) -> Duration {
         self.timeout
+    }
+
+    /// The load budget this client's bodies share.
+    pub fn budget(&self) -> &LoadBudget {
+        &self.budget
     }
 
     /// The largest body this client accepts.

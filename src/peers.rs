@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use crate::consistenthash::Ring;
 use crate::dialect::Protocol;
-use crate::http_client::HttpClient;
+use crate::http_client::{HttpClient, LoadBudget};
 use crate::peer_client::{HealthReport, PeerClient};
 use crate::picker::{FetchPeer, PickPeer};
 
@@ -76,6 +76,12 @@ impl Peers {
     pub fn with_protocol(mut self, protocol: Protocol) -> Peers {
         self.protocol = protocol;
         self
+    }
+
+    /// The load budget fetched values (and, at the server, request
+    /// bodies) share.
+    pub fn load_budget(&self) -> &LoadBudget {
+        self.http.budget()
     }
 
     pub fn protocol(&self) -> Protocol {

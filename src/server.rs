@@ -29,12 +29,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Buf, Bytes};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use bytes::{Buf, Bytes, BytesMut};
+use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, SizeHint};
 use hyper::header::{
-    HeaderValue, ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST,
-    X_CONTENT_TYPE_OPTIONS,
+    HeaderValue, ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, RETRY_AFTER,
+    TRANSFER_ENCODING, X_CONTENT_TYPE_OPTIONS,
 };
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -46,6 +46,7 @@ use tokio::sync::{mpsc, Semaphore};
 
 use crate::dialect::PeerOp;
 use crate::group::{Counted, Group, GroupStats};
+use crate::http_client::Reservation;
 use crate::node::Node;
 use crate::peers::EtcdStatus;
 use crate::peers::PeerHealth;
@@ -76,14 +77,20 @@ pub struct Limits {
     pub max_connections: Option<usize>,
     /// How long a client may take to send a request's headers.
     pub header_read_timeout: Duration,
+    /// How long a client may take to send a request's body, once its
+    /// headers are in; then the request is answered 408 and the connection
+    /// closed.
+    pub body_read_timeout: Duration,
 }
 
-/// `--max-connections` and `--header-read-timeout`'s defaults.
+/// `--max-connections`, `--header-read-timeout` and
+/// `--body-read-timeout`'s defaults.
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
             max_connections: None,
             header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -106,6 +113,8 @@ struct Access {
     /// False on a connection without the client certificate the peer API
     /// requires (`--peer-client-ca` on a shared listener).
     peer_api: bool,
+    /// How long the client may take to send a request's body.
+    body_timeout: Duration,
 }
 
 /// Serves `node` on `listener`, users and peers over plain HTTP, until
@@ -176,6 +185,7 @@ pub async fn serve(
                 let access = Access {
                     apis,
                     peer_api: true,
+                    body_timeout: limits.body_read_timeout,
                 };
                 let io = TokioIo::new(stream);
                 return serve_connection(http, io, node, access, in_flight, watcher, permit).await;
@@ -190,6 +200,7 @@ pub async fn serve(
                 apis,
                 peer_api: tls.client_auth != ClientAuth::Optional
                     || stream.get_ref().1.peer_certificates().is_some(),
+                body_timeout: limits.body_read_timeout,
             };
             let io = TokioIo::new(stream);
             serve_connection(http, io, node, access, in_flight, watcher, permit).await
@@ -233,10 +244,10 @@ async fn serve_connection<I>(
 {
     let service = service_fn(move |request| {
         let node = node.clone();
-        let token = in_flight.upgrade();
+        let mut in_flight = InFlight::new(in_flight.clone());
         async move {
-            let mut reply = handle(&node, request, access).await;
-            reply.body_mut().in_flight = token;
+            let mut reply = handle(&node, request, access, &mut in_flight).await;
+            reply.body_mut().in_flight = in_flight.token;
             Ok::<_, Infallible>(reply)
         }
     });
@@ -246,15 +257,61 @@ async fn serve_connection<I>(
     drop(permit);
 }
 
-/// Routes one request. Only writes read a request body.
-async fn handle<B>(node: &Node, request: Request<B>, access: Access) -> Reply
+/// Whether a request counts as in flight for the drain at shutdown: from
+/// when its body (if any) has arrived until its reply is written. A
+/// request still waiting for its body is not waited for.
+struct InFlight {
+    source: mpsc::WeakSender<()>,
+    token: Option<mpsc::Sender<()>>,
+}
+
+impl InFlight {
+    fn new(source: mpsc::WeakSender<()>) -> InFlight {
+        InFlight {
+            source,
+            token: None,
+        }
+    }
+
+    /// The request is now in flight (unless the drain is already over).
+    fn begin(&mut self) {
+        if self.token.is_none() {
+            self.token = self.source.upgrade();
+        }
+    }
+}
+
+/// Routes one request. Only writes read a request body; other requests
+/// are in flight from the start.
+async fn handle<B>(
+    node: &Node,
+    request: Request<B>,
+    access: Access,
+    in_flight: &mut InFlight,
+) -> Reply
 where
-    B: Body<Data = Bytes>,
+    B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     if request.version() == Version::HTTP_11 && !request.headers().contains_key(HOST) {
         return go_bad_request("400 Bad Request: missing required Host header");
     }
+    if !transfer_coding_is_supported(request.headers()) {
+        let mut reply = text(
+            StatusCode::NOT_IMPLEMENTED,
+            "unsupported transfer coding".into(),
+        );
+        closing(&mut reply);
+        return reply;
+    }
+    let writes = [Method::PUT, Method::DELETE, Method::POST];
+    if !writes.contains(request.method()) {
+        in_flight.begin();
+    }
+    let reading = Reading {
+        timeout: access.body_timeout,
+        in_flight,
+    };
     let (head, body) = request.into_parts();
     let path = head.uri.path();
     if let Some(parsed) = wire::split_path(path, node.base_path()) {
@@ -264,16 +321,17 @@ where
         if !access.peer_api {
             return text(StatusCode::FORBIDDEN, "client certificate required".into());
         }
-        return serve_peer(node, &head, parsed, body).await;
+        return serve_peer(node, &head, parsed, body, reading).await;
     }
     if access.apis == Apis::Peers && path != "/healthz" {
         return text(StatusCode::NOT_FOUND, "not found".into());
     }
     if head.method == Method::PUT || head.method == Method::DELETE {
         if let Some(parsed) = wire::split_path(path, CACHE_PREFIX) {
-            return serve_user_write(node, &head, parsed, body).await;
+            return serve_user_write(node, &head, parsed, body, reading).await;
         }
     }
+    reading.in_flight.begin();
     if head.method != Method::GET && head.method != Method::HEAD {
         let mut reply = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed".into());
         reply
@@ -301,6 +359,7 @@ async fn serve_peer<B>(
     head: &hyper::http::request::Parts,
     parsed: Result<PathParts<'_>, PathError>,
     body: B,
+    reading: Reading<'_>,
 ) -> Reply
 where
     B: Body<Data = Bytes>,
@@ -308,7 +367,10 @@ where
 {
     let parts = match parsed {
         Ok(parts) => parts,
-        Err(PathError::BadEscape) => return go_bad_request("400 Bad Request"),
+        Err(PathError::BadEscape) => {
+            reading.in_flight.begin();
+            return go_bad_request("400 Bad Request");
+        }
         Err(PathError::NoKey) => return text(StatusCode::BAD_REQUEST, "bad request".into()),
     };
     let Some(group) = node.group(parts.group()) else {
@@ -322,23 +384,27 @@ where
         group.count(Counted::ServerRequest);
     }
     let written = match op {
-        PeerOp::Get => return serve_peer_get(node, group, parts.key()).await,
+        PeerOp::Get => {
+            reading.in_flight.begin();
+            return serve_peer_get(node, group, parts.key()).await;
+        }
         PeerOp::Refuse(status, message) => return text(status, message.into()),
         PeerOp::Remove => {
+            reading.in_flight.begin();
             writes::peer_remove(group, parts.key());
             Ok(())
         }
         PeerOp::Set | PeerOp::RemoveKeys => {
             // Room for the value and the request's other fields.
             let limit = node.max_write_bytes().saturating_add(64 << 10);
-            let body = match read_body(head, body, limit).await {
-                Ok(body) => body,
+            let (body, _held) = match read_body(node, head, body, limit, reading).await {
+                Ok(read) => read,
                 Err(reply) => return reply,
             };
             if op == PeerOp::Set {
                 writes::peer_set(group, &node.ttl_policy(parts.group()), body)
             } else {
-                writes::peer_remove_keys(group, &body)
+                writes::peer_remove_keys(group.clone(), body).await
             }
         }
     };
@@ -369,34 +435,112 @@ async fn serve_peer_get(node: &Node, group: &Group, key: &[u8]) -> Reply {
     }
 }
 
-/// Reads a request body of at most `limit` bytes; a larger one is 413.
+/// How a request's body is read: within `timeout`, and once it has
+/// arrived the request is `in_flight`.
+struct Reading<'a> {
+    timeout: Duration,
+    in_flight: &'a mut InFlight,
+}
+
+/// Reads a request body of at most `limit` bytes, holding its size of the
+/// node's load budget until the returned [`Reservation`] drops. A larger
+/// body is 413, one the budget has no room for 503, one that does not
+/// arrive within the body-read timeout 408; each of these closes the
+/// connection.
 async fn read_body<B>(
+    node: &Node,
     head: &hyper::http::request::Parts,
     body: B,
     limit: u64,
-) -> Result<Bytes, Reply>
+    reading: Reading<'_>,
+) -> Result<(Bytes, Reservation), Reply>
 where
     B: Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let limit = limit.min(usize::MAX as u64);
+    let refuse = |status, message: String| {
+        let mut reply = text(status, message.into());
+        closing(&mut reply);
+        reply
+    };
     let too_large = || {
         let message = format!("request body exceeds {limit} bytes");
-        text(StatusCode::PAYLOAD_TOO_LARGE, message.into())
+        refuse(StatusCode::PAYLOAD_TOO_LARGE, message)
+    };
+    let busy = |e: crate::http_client::HttpError| {
+        let mut reply = refuse(StatusCode::SERVICE_UNAVAILABLE, format!("busy: {e}"));
+        reply
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        reply
     };
     let declared = head.headers.get(CONTENT_LENGTH);
     let declared = declared.and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|length| length > limit) {
         return Err(too_large());
     }
-    match Limited::new(body, limit as usize).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
-        Err(e) => Err(text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("reading body: {e}").into(),
-        )),
+    let mut held = node.peers().load_budget().reservation();
+    if let Some(length) = declared {
+        held.cover(length).map_err(busy)?;
     }
+    let read = async {
+        let mut body = std::pin::pin!(body);
+        let mut bytes = BytesMut::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                let message = format!("reading body: {}", e.into());
+                refuse(StatusCode::BAD_REQUEST, message)
+            })?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            let size = (bytes.len() + data.len()) as u64;
+            if size > limit {
+                return Err(too_large());
+            }
+            held.cover(size).map_err(busy)?;
+            if bytes.is_empty() {
+                // The declared length at once, so the buffer never doubles.
+                let expected = declared.unwrap_or(0).min(limit) as usize;
+                bytes.reserve(expected.max(data.len()));
+            }
+            bytes.extend_from_slice(&data);
+        }
+        Ok(bytes.freeze())
+    };
+    match tokio::time::timeout(reading.timeout, read).await {
+        Ok(Ok(bytes)) => {
+            reading.in_flight.begin();
+            Ok((bytes, held))
+        }
+        Ok(Err(reply)) => Err(reply),
+        Err(_) => {
+            let message = format!("request body not received within {:?}", reading.timeout);
+            Err(refuse(StatusCode::REQUEST_TIMEOUT, message))
+        }
+    }
+}
+
+/// Whether a request's `Transfer-Encoding` is one this server reads: none,
+/// or `chunked` alone (as Go's server, which answers others 501).
+fn transfer_coding_is_supported(headers: &hyper::HeaderMap) -> bool {
+    let mut codings = headers.get_all(TRANSFER_ENCODING).iter();
+    match (codings.next(), codings.next()) {
+        (None, _) => true,
+        (Some(coding), None) => coding
+            .to_str()
+            .is_ok_and(|c| c.trim().eq_ignore_ascii_case("chunked")),
+        (Some(_), Some(_)) => false,
+    }
+}
+
+/// Marks `reply` as the connection's last: its request body was not read
+/// to the end.
+fn closing(reply: &mut Reply) {
+    reply
+        .headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
 }
 
 fn write_error(error: &WriteError) -> Reply {
@@ -410,6 +554,7 @@ async fn serve_user_write<B>(
     head: &hyper::http::request::Parts,
     parsed: Result<PathParts<'_>, PathError>,
     body: B,
+    reading: Reading<'_>,
 ) -> Reply
 where
     B: Body<Data = Bytes>,
@@ -430,6 +575,7 @@ where
     };
     let key = parts.key();
     let unconfirmed = if head.method == Method::DELETE {
+        reading.in_flight.begin();
         writes::user_remove(group, node.peers(), key).await
     } else {
         let options = match SetOptions::from_query(head.uri.query().unwrap_or_default()) {
@@ -437,8 +583,8 @@ where
             Err(message) => return text(StatusCode::BAD_REQUEST, message.into()),
         };
         let limit = writes::max_value_bytes(group, key).min(node.max_write_bytes());
-        let value = match read_body(head, body, limit).await {
-            Ok(value) => value,
+        let (value, _held) = match read_body(node, head, body, limit, reading).await {
+            Ok(read) => read,
             Err(reply) => return reply,
         };
         let policy = node.ttl_policy(parts.group());
@@ -733,7 +879,14 @@ mod tests {
     const FULL_ACCESS: Access = Access {
         apis: Apis::All,
         peer_api: true,
+        body_timeout: Duration::from_secs(10),
     };
+
+    /// A request's in-flight mark when no server is draining.
+    fn no_drain() -> InFlight {
+        let (sender, _) = mpsc::channel(1);
+        InFlight::new(sender.downgrade())
+    }
 
     /// Status, `Content-Type` and body.
     type Answer = (u16, String, Vec<u8>);
@@ -744,7 +897,7 @@ mod tests {
             .header(HOST, "127.0.0.1")
             .body(Empty::<Bytes>::new())
             .expect("request");
-        answer(handle(node, request, FULL_ACCESS).await).await
+        answer(handle(node, request, FULL_ACCESS, &mut no_drain()).await).await
     }
 
     async fn answer(reply: Reply) -> Answer {
@@ -778,7 +931,7 @@ mod tests {
             .header(HOST, "127.0.0.1")
             .body(Empty::<Bytes>::new())
             .expect("request");
-        let reply = handle(node, request, FULL_ACCESS).await;
+        let reply = handle(node, request, FULL_ACCESS, &mut no_drain()).await;
         let cache_control = reply
             .headers()
             .get(CACHE_CONTROL)
@@ -832,7 +985,7 @@ mod tests {
                 .header(HOST, "h")
                 .body(Empty::<Bytes>::new())
                 .expect("request");
-            let reply = handle(&node, request, FULL_ACCESS).await;
+            let reply = handle(&node, request, FULL_ACCESS, &mut no_drain()).await;
             assert_eq!(
                 reply.status(),
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -850,7 +1003,8 @@ mod tests {
             let request = Request::get(path)
                 .body(Empty::<Bytes>::new())
                 .expect("request");
-            let (status, _, body) = answer(handle(&node, request, FULL_ACCESS).await).await;
+            let (status, _, body) =
+                answer(handle(&node, request, FULL_ACCESS, &mut no_drain()).await).await;
             assert_eq!(
                 (status, &body[..]),
                 (400, &b"400 Bad Request: missing required Host header"[..]),
@@ -862,7 +1016,9 @@ mod tests {
             .body(Empty::<Bytes>::new())
             .expect("request");
         assert_eq!(
-            answer(handle(&node, request, FULL_ACCESS).await).await.2,
+            answer(handle(&node, request, FULL_ACCESS, &mut no_drain()).await)
+                .await
+                .2,
             b"k"
         );
     }
@@ -875,7 +1031,7 @@ mod tests {
             .header(HOST, "127.0.0.1")
             .body(http_body_util::Full::new(Bytes::from_static(body)))
             .expect("request");
-        let reply = handle(node, request, FULL_ACCESS).await;
+        let reply = handle(node, request, FULL_ACCESS, &mut no_drain()).await;
         let status = reply.status().as_u16();
         // ReplyBody's error type is Infallible.
         let body = reply.into_body().collect().await.unwrap().to_bytes();

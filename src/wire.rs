@@ -292,6 +292,8 @@ pub(crate) enum WriteBodyError {
     NoKey,
     #[error("invalid request: {0}")]
     Json(String),
+    #[error("remove-keys lists more than {0} keys")]
+    TooManyKeys(usize),
 }
 
 /// The body of a fork's PUT: `SetRequest{group, key, value, expire}`, every
@@ -324,13 +326,60 @@ pub(crate) fn decode_set_request(body: Bytes) -> Result<(Bytes, Value), WriteBod
 pub(crate) struct RemoveKeys {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub group: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "at_most_max_keys"
+    )]
     pub keys: Vec<String>,
+}
+
+/// The most keys one remove-keys body may list; decoding stops at the
+/// next one, so a body of millions of empty keys costs no more than this.
+pub(crate) const MAX_REMOVE_KEYS: usize = 10_000;
+
+/// The error text a list over [`MAX_REMOVE_KEYS`] ends decoding with.
+const TOO_MANY_KEYS: &str = "more keys than the limit";
+
+/// `keys`, refused as soon as it has more than [`MAX_REMOVE_KEYS`].
+fn at_most_max_keys<'de, D>(deserializer: D) -> Result<Vec<String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Bounded;
+    impl<'de> serde::de::Visitor<'de> for Bounded {
+        type Value = Vec<String>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            write!(f, "a list of at most {MAX_REMOVE_KEYS} keys")
+        }
+
+        fn visit_seq<A>(self, mut seq: A) -> Result<Vec<String>, A::Error>
+        where
+            A: serde::de::SeqAccess<'de>,
+        {
+            let mut keys = Vec::new();
+            while let Some(key) = seq.next_element::<String>()? {
+                if keys.len() == MAX_REMOVE_KEYS {
+                    return Err(serde::de::Error::custom(TOO_MANY_KEYS));
+                }
+                keys.push(key);
+            }
+            Ok(keys)
+        }
+    }
+    deserializer.deserialize_seq(Bounded)
 }
 
 /// Decodes a remove-keys body.
 pub(crate) fn decode_remove_keys(body: &[u8]) -> Result<RemoveKeys, WriteBodyError> {
-    serde_json::from_slice(body).map_err(|e| WriteBodyError::Json(e.to_string()))
+    serde_json::from_slice(body).map_err(|e| {
+        if e.to_string().starts_with(TOO_MANY_KEYS) {
+            WriteBodyError::TooManyKeys(MAX_REMOVE_KEYS)
+        } else {
+            WriteBodyError::Json(e.to_string())
+        }
+    })
 }
 
 #[cfg(test)]

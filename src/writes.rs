@@ -42,12 +42,16 @@ pub enum WriteError {
         size: u64,
         limit: u64,
     },
+    #[error("write failed: {0}")]
+    Failed(String),
 }
 
 impl WriteError {
     pub fn status(&self) -> StatusCode {
         match self {
+            WriteError::BadBody(WriteBodyError::TooManyKeys(_)) => StatusCode::PAYLOAD_TOO_LARGE,
             WriteError::BadBody(_) => StatusCode::BAD_REQUEST,
+            WriteError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
             WriteError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
@@ -77,11 +81,21 @@ fn remove_here(group: &Group, key: &[u8]) {
 
 /// groupcache-go's `POST {base}{group}/_remove-keys/`: removes every key
 /// of the JSON list.
-pub fn peer_remove_keys(group: &Group, body: &[u8]) -> Result<(), WriteError> {
-    for key in wire::decode_remove_keys(body)?.keys {
-        peer_remove(group, key.as_bytes());
+///
+/// Decoding and removing run on a blocking thread: a long list costs CPU
+/// that must not hold up the requests sharing this one's executor thread.
+pub async fn peer_remove_keys(group: Group, body: Bytes) -> Result<(), WriteError> {
+    let remove = move || {
+        for key in wire::decode_remove_keys(&body)?.keys {
+            peer_remove(&group, key.as_bytes());
+        }
+        Ok(())
+    };
+    match tokio::task::spawn_blocking(remove).await {
+        Ok(removed) => removed,
+        // The closure does not panic; if it did, the request fails.
+        Err(e) => Err(WriteError::Failed(e.to_string())),
     }
-    Ok(())
 }
 
 /// Stores `value` under `key` in one cache of `group`, or says why not.
