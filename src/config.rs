@@ -318,8 +318,14 @@ pub struct GroupSpec {
 pub enum ConfigError {
     #[error("--group {0:?}: expected NAME=ORIGIN with a non-empty NAME")]
     GroupSyntax(String),
-    #[error("--group {0:?}: the name may not contain '/'")]
-    GroupSlash(String),
+    #[error("--group {0:?}: the name may not contain '/', spaces or control characters")]
+    GroupName(String),
+    #[error("--group: an empty entry (a stray space in the list?); expected NAME=ORIGIN")]
+    EmptyGroup,
+    #[error("--etcd-prefix \"\": must not be empty (the node would watch all of etcd)")]
+    EmptyEtcdPrefix,
+    #[error("--allow-writes needs --protocol mailgun or groupcache-go: golang/groupcache pools have no writes")]
+    WritesInGolang,
     #[error("--group {0:?}: a group of that name was already given")]
     DuplicateGroup(String),
     #[error("--group {group}: {error}")]
@@ -360,12 +366,15 @@ impl Args {
     pub fn into_config(self) -> Result<Config, ConfigError> {
         let mut groups: Vec<GroupSpec> = Vec::new();
         for spec in &self.groups {
+            if spec.is_empty() {
+                return Err(ConfigError::EmptyGroup);
+            }
             let (name, origin) = spec
                 .split_once('=')
                 .filter(|(name, _)| !name.is_empty())
                 .ok_or_else(|| ConfigError::GroupSyntax(spec.clone()))?;
-            if name.contains('/') {
-                return Err(ConfigError::GroupSlash(spec.clone()));
+            if name.contains(|c: char| c == '/' || c.is_whitespace() || c.is_control()) {
+                return Err(ConfigError::GroupName(spec.clone()));
             }
             if groups.iter().any(|g| g.name == name) {
                 return Err(ConfigError::DuplicateGroup(name.to_string()));
@@ -403,6 +412,12 @@ impl Args {
         }
         for url in &self.etcd {
             check_url("--etcd", url)?;
+        }
+        if self.etcd_prefix.is_empty() {
+            return Err(ConfigError::EmptyEtcdPrefix);
+        }
+        if self.allow_writes && !self.protocol.has_writes() {
+            return Err(ConfigError::WritesInGolang);
         }
         let tls = self.tls_settings()?;
         let (max_value_bytes, load_budget) = self.value_limits()?;

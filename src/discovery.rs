@@ -9,11 +9,17 @@
 //! watch it from the listing's revision + 1 (so no change is missed) while
 //! keeping the lease alive. Any failure (etcd down, lease lost, no
 //! keep-alive reply for a whole TTL, watch cancelled or compacted, our key
-//! deleted) ends the session; the loop keeps the last known peer list, backs
-//! off, and starts a fresh session, which registers again. On stop, the
-//! lease is revoked so others drop this node at once.
+//! deleted or overwritten with another value) ends the session; the loop
+//! keeps the last known peer list, backs off, and starts a fresh session,
+//! which registers again. On stop, the lease is revoked so others drop this
+//! node at once.
+//!
+//! The registry is open to anyone who can write under the prefix, so what
+//! it holds is checked: values that are not peer URLs are ignored (with
+//! warnings at most one a second), this node is always in its own list,
+//! and changes are logged as what was added and removed, a few URLs each.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +28,7 @@ use etcd_client::{Client, ConnectOptions, EventType, GetOptions, PutOptions, Wat
 use tokio::sync::watch;
 
 use crate::peers::{EtcdStatus, Peers};
+use crate::ratelimit::WarnGate;
 use crate::wire;
 
 /// Where and how this node registers in etcd.
@@ -51,6 +58,8 @@ enum SessionError {
     WatchCancelled { compacted: i64, reason: String },
     #[error("this node's key was deleted")]
     Deregistered,
+    #[error("this node's key was overwritten with {0:?}; registering again")]
+    Overwritten(String),
 }
 
 /// The longest wait between two attempts to reach etcd.
@@ -72,6 +81,7 @@ pub async fn run(
         peers,
         status,
         lease: None,
+        bad_values: WarnGate::default(),
     };
     discovery.status.send_modify(|s| {
         s.endpoints = discovery.config.endpoints.clone();
@@ -110,6 +120,8 @@ struct Discovery {
     status: watch::Sender<EtcdStatus>,
     /// The current lease and the client that holds it, for revoking.
     lease: Option<(Client, i64)>,
+    /// Rate limit on warnings about values that are not peer URLs.
+    bad_values: WarnGate,
 }
 
 impl Discovery {
@@ -154,7 +166,7 @@ impl Discovery {
         let mut members: BTreeMap<Vec<u8>, String> = listing
             .kvs()
             .iter()
-            .filter_map(|kv| Some((kv.key().to_vec(), peer_url(kv)?)))
+            .filter_map(|kv| Some((kv.key().to_vec(), self.peer_url(kv)?)))
             .collect();
         let watch_options = WatchOptions::new()
             .with_prefix()
@@ -201,7 +213,7 @@ impl Discovery {
                         let Some(kv) = event.kv() else { continue };
                         revision = Some(kv.mod_revision());
                         match event.event_type() {
-                            EventType::Put => match peer_url(kv) {
+                            EventType::Put => match self.peer_url(kv) {
                                 Some(url) => {
                                     members.insert(kv.key().to_vec(), url);
                                 }
@@ -217,24 +229,69 @@ impl Discovery {
                     if let Some(revision) = revision {
                         self.publish(&members, revision);
                     }
-                    if !members.contains_key(self.key.as_bytes()) {
-                        return Err(SessionError::Deregistered);
+                    match members.get(self.key.as_bytes()) {
+                        None => return Err(SessionError::Deregistered),
+                        Some(url) if url != self.peers.self_url() => {
+                            return Err(SessionError::Overwritten(url.clone()));
+                        }
+                        Some(_) => {}
                     }
                 }
             }
         }
     }
 
-    /// Feeds the sorted, de-duplicated values to the pool if they changed.
+    /// Feeds the sorted, de-duplicated values, and this node, to the pool
+    /// if they changed, logging what was added and removed.
     fn publish(&self, members: &BTreeMap<Vec<u8>, String>, revision: i64) {
         let mut list: Vec<String> = members.values().cloned().collect();
+        list.push(self.peers.self_url().to_string());
         list.sort();
         list.dedup();
         self.status.send_modify(|s| s.revision = revision);
-        if list != self.peers.list() {
-            tracing::info!(peers = ?list, revision, "peer list from etcd");
+        let old = self.peers.list();
+        if list != old {
+            let (new_set, old_set): (HashSet<&String>, HashSet<&String>) =
+                (list.iter().collect(), old.iter().collect());
+            let added = list.iter().filter(|url| !old_set.contains(url));
+            let removed = old.iter().filter(|url| !new_set.contains(url));
+            tracing::info!(
+                added = %few(added),
+                removed = %few(removed),
+                total = list.len(),
+                revision,
+                "peer list from etcd changed"
+            );
             self.peers.set(list);
         }
+    }
+
+    /// The peer URL an etcd key-value holds, or `None` (with a warning, at
+    /// most one a second) when its value is not one: anyone who can write
+    /// under the prefix could otherwise put any string into every node's
+    /// ring.
+    fn peer_url(&self, kv: &etcd_client::KeyValue) -> Option<String> {
+        let value = String::from_utf8_lossy(kv.value());
+        let error = match wire::check_peer_url(&value) {
+            Ok(()) => return Some(value.into_owned()),
+            Err(error) => error,
+        };
+        if let Some(unlogged) = self.bad_values.admit() {
+            let shown = |bytes: &[u8]| {
+                String::from_utf8_lossy(bytes)
+                    .chars()
+                    .take(80)
+                    .collect::<String>()
+            };
+            tracing::warn!(
+                key = %shown(kv.key()),
+                value = %shown(kv.value()),
+                %error,
+                unlogged,
+                "ignoring an etcd value that is not a peer URL"
+            );
+        }
+        None
     }
 
     /// Revokes the lease so the other nodes drop this one at once.
@@ -254,29 +311,21 @@ impl Discovery {
     }
 }
 
-/// The peer URL an etcd key-value holds, or `None` (with a warning) when
-/// its value is not one: anyone who can write under the prefix could
-/// otherwise put any string into every node's ring.
-fn peer_url(kv: &etcd_client::KeyValue) -> Option<String> {
-    let value = String::from_utf8_lossy(kv.value());
-    match wire::check_peer_url(&value) {
-        Ok(()) => Some(value.into_owned()),
-        Err(error) => {
-            let shown = |bytes: &[u8]| {
-                String::from_utf8_lossy(bytes)
-                    .chars()
-                    .take(80)
-                    .collect::<String>()
-            };
-            tracing::warn!(
-                key = %shown(kv.key()),
-                value = %shown(kv.value()),
-                %error,
-                "ignoring an etcd value that is not a peer URL"
-            );
-            None
-        }
+/// Up to five of `urls`, then how many more: a log field that stays short
+/// however many peers change at once.
+fn few<'a>(urls: impl Iterator<Item = &'a String>) -> String {
+    const SHOWN: usize = 5;
+    let urls: Vec<&String> = urls.collect();
+    let mut text = urls
+        .iter()
+        .take(SHOWN)
+        .map(|url| url.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    if urls.len() > SHOWN {
+        text.push_str(&format!(" and {} more", urls.len() - SHOWN));
     }
+    format!("[{text}]")
 }
 
 /// Runs an etcd call with [`CALL_TIMEOUT`].

@@ -2,7 +2,6 @@
 //! the app, bind (or take the listener systemd passed), and run the node
 //! until SIGINT or SIGTERM (or until a background task fails: exit 1).
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -38,7 +37,9 @@ fn main() -> ExitCode {
     let app = match args.into_config() {
         Ok(config) => groupcached::App::new(config),
         Err(e) => {
-            eprintln!("groupcached: {e}");
+            // One line, whatever the flag's value held.
+            let message = e.to_string().replace('\n', "\\n").replace('\r', "\\r");
+            eprintln!("groupcached: {message}");
             return ExitCode::from(2);
         }
     };
@@ -155,16 +156,51 @@ fn raise_open_file_limit() {
 }
 
 /// Logs to stderr at `RUST_LOG`'s level (default `info`), as text or as
-/// one JSON object a line.
+/// one JSON object a line. Text lines carry strings from outside (etcd
+/// values, peers' error bodies), so their control characters are escaped
+/// and no colours are written: a value can neither start a fake log line
+/// nor send escape sequences to a terminal. JSON escapes them itself.
 fn init_logging(format: LogFormat) {
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr);
+    let logs = tracing_subscriber::fmt().with_env_filter(
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+    );
     match format {
-        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
-        LogFormat::Json => logs.json().flatten_event(true).init(),
+        LogFormat::Text => logs.with_ansi(false).with_writer(|| EscapedStderr).init(),
+        LogFormat::Json => logs
+            .with_writer(std::io::stderr)
+            .json()
+            .flatten_event(true)
+            .init(),
+    }
+}
+
+/// Stderr for text logs: each write is one whole log line, written with
+/// every control character but its final newline escaped (`\n`, `\r`,
+/// `\u{1b}`, ...).
+struct EscapedStderr;
+
+impl std::io::Write for EscapedStderr {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(line);
+        let (body, end) = match text.strip_suffix('\n') {
+            Some(body) => (body, "\n"),
+            None => (&text[..], ""),
+        };
+        let mut escaped = String::with_capacity(text.len() + 8);
+        for c in body.chars() {
+            if c.is_control() && c != '\t' {
+                escaped.extend(c.escape_default());
+            } else {
+                escaped.push(c);
+            }
+        }
+        escaped.push_str(end);
+        std::io::stderr().write_all(escaped.as_bytes())?;
+        Ok(line.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
     }
 }
 

@@ -55,9 +55,12 @@ pub enum BadPeerUrl {
 }
 
 /// Checks that `url` is a peer URL as golang's `HTTPPool.Set` lists them:
-/// `http://host[:port]` (or `https://`), with no user info, path or trailing `/`. The ring
-/// hashes the exact string, so `http://a:1/` would be a peer no Go node
-/// knows. `--peers`, `--self` and every etcd value pass through here.
+/// `http://host[:port]` (or `https://`), with no user info, path or
+/// trailing `/`. The ring hashes the exact string, so `http://a:1/` would
+/// be a peer no Go node knows. The host is a DNS name (letters, digits,
+/// `-` and `_`, no label starting or ending with `-`), an IPv4 address or a
+/// bracketed IPv6 address; the port is plain digits, 1–65535. `--peers`,
+/// `--self` and every etcd value pass through here.
 pub fn check_peer_url(url: &str) -> Result<(), BadPeerUrl> {
     if url.len() > MAX_PEER_URL_BYTES {
         return Err(BadPeerUrl::TooLong);
@@ -66,16 +69,45 @@ pub fn check_peer_url(url: &str) -> Result<(), BadPeerUrl> {
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("https://"))
         .ok_or(BadPeerUrl::Syntax)?;
-    let port_ok = match authority.rsplit_once(':') {
-        Some((_, port)) if !port.contains(']') => port.parse::<u16>().is_ok(),
-        _ => true, // no port, or the last `:` is inside an IPv6 address
+    let (host_ok, port) = match authority.strip_prefix('[') {
+        Some(bracketed) => {
+            let (ip, rest) = bracketed.split_once(']').ok_or(BadPeerUrl::Syntax)?;
+            let port = match rest {
+                "" => None,
+                rest => Some(rest.strip_prefix(':').ok_or(BadPeerUrl::Syntax)?),
+            };
+            (ip.parse::<std::net::Ipv6Addr>().is_ok(), port)
+        }
+        None => {
+            let (host, port) = match authority.split_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (authority, None),
+            };
+            let ok = host.parse::<std::net::Ipv4Addr>().is_ok() || is_dns_name(host);
+            (ok, port)
+        }
     };
-    let valid = port_ok
-        && !authority.contains(['/', '@'])
-        && authority
-            .parse::<hyper::http::uri::Authority>()
-            .is_ok_and(|a| !a.host().is_empty());
-    valid.then_some(()).ok_or(BadPeerUrl::Syntax)
+    let port_ok = port.is_none_or(|port| {
+        (1..=5).contains(&port.len())
+            && port.bytes().all(|b| b.is_ascii_digit())
+            && port.parse::<u16>().is_ok_and(|p| p > 0)
+    });
+    (host_ok && port_ok).then_some(()).ok_or(BadPeerUrl::Syntax)
+}
+
+/// A host name: dot-separated labels of 1–63 letters, digits, `-` or `_`,
+/// none starting or ending with `-`.
+fn is_dns_name(host: &str) -> bool {
+    !host.is_empty()
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
 }
 
 /// Percent-encodes every byte outside `A-Z a-z 0-9 - _ . ~` as `%XX`.
@@ -393,7 +425,11 @@ mod tests {
             "http://h:1",
             "http://node-1.example",
             "http://[::1]:8080",
+            "http://[::1]",
             "https://h:1",
+            "http://10.0.0.1:65535",
+            "http://node_1.compose-net:80",
+            "http://a:00080",
         ] {
             assert_eq!(check_peer_url(good), Ok(()), "{good}");
         }
@@ -410,12 +446,26 @@ mod tests {
             "http://h h:1",
             "http://:1",
             "",
+            "http://a:+80",
+            "http://a:0",
+            "http://a:65536",
+            "http://a:080000",
+            "http://-:1",
+            "http://a-.b:1",
+            "http://x'+alert(1)+'y:80",
+            "http://a..b:1",
+            "http://[::1:1",
+            "http://[zz]:1",
+            "http://[::1]x",
+            "http://a:1:2",
+            "http://a\n:1",
         ] {
             assert_eq!(check_peer_url(bad), Err(BadPeerUrl::Syntax), "{bad}");
         }
         let long = format!("http://{}:1", "h".repeat(5000));
         assert_eq!(check_peer_url(&long), Err(BadPeerUrl::TooLong));
-        let longest = format!("http://{}:65535", "h".repeat(253));
+        let label = "h".repeat(63);
+        let longest = format!("http://{label}.{label}.{label}.{}:65535", "h".repeat(61));
         assert_eq!(check_peer_url(&longest), Ok(()));
     }
 

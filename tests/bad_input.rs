@@ -451,7 +451,7 @@ fn run_binary(args: &[&str]) -> (Option<i32>, String) {
     )
 }
 
-/// Finding 7 and the flag checks: every bad flag exits 2 with one line
+/// The flag checks: every bad flag exits 2 with one line
 /// naming the flag, before anything is bound.
 #[test]
 fn bad_flags_exit_2_with_one_line_naming_the_flag() {
@@ -499,6 +499,12 @@ fn bad_flags_exit_2_with_one_line_naming_the_flag() {
             "cannot be used with",
         ),
         (&["--no-such-flag"], "--no-such-flag"),
+        (&["--etcd-prefix", ""], "--etcd-prefix"),
+        (&["--allow-writes"], "--allow-writes needs --protocol"),
+        (&["--group", "a\nb=echo"], "--group"),
+        (&["--group", "a b=echo"], "--group"),
+        (&["--group", "a=echo\nb=echo"], "--group a"),
+        (&["--group", " g=echo"], "--group: an empty entry"),
     ];
     for &(args, flag) in cases {
         let mut all = vec!["--listen", "127.0.0.1:0", "--group", "g=echo"];
@@ -508,6 +514,23 @@ fn bad_flags_exit_2_with_one_line_naming_the_flag() {
         assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
         assert!(stderr.contains(flag), "{args:?}: {stderr}");
     }
+}
+
+/// An empty `GROUPCACHED_ETCD_PREFIX` would watch all of etcd: refused
+/// like the flag.
+#[test]
+fn an_empty_etcd_prefix_from_the_environment_is_refused() {
+    let output = Command::new(env!("CARGO_BIN_EXE_groupcached"))
+        .args(["--listen", "127.0.0.1:0", "--group", "g=echo"])
+        .args(["--etcd", "http://127.0.0.1:1"])
+        .env("GROUPCACHED_ETCD_PREFIX", "")
+        .stdin(Stdio::null())
+        .output()
+        .expect("running groupcached");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--etcd-prefix"), "{stderr}");
 }
 
 /// A bad origin template is a flag error even when the listen port is
@@ -628,6 +651,16 @@ struct LoggingNode {
 
 impl LoggingNode {
     async fn start(wrapper: &[&str], origin: &Origin, args: &[&str]) -> LoggingNode {
+        LoggingNode::start_at("warn", wrapper, origin, args).await
+    }
+
+    /// [`LoggingNode::start`] logging at `level` (`RUST_LOG`).
+    async fn start_at(
+        level: &str,
+        wrapper: &[&str],
+        origin: &Origin,
+        args: &[&str],
+    ) -> LoggingNode {
         let port = free_ports(1)[0];
         let log = std::env::temp_dir().join(format!("groupcached-bad-input-{port}.log"));
         let binary = env!("CARGO_BIN_EXE_groupcached");
@@ -640,7 +673,7 @@ impl LoggingNode {
             .args(wrapper_args)
             .args(["--group", &format!("g={}", origin.template())])
             .args(args)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", level)
             .stderr(std::fs::File::create(&log).unwrap());
         hand_over_port(&mut command, port);
         let proc = Proc::spawn("groupcached (logging)", &mut command);
@@ -652,6 +685,11 @@ impl LoggingNode {
             url,
             log,
         }
+    }
+
+    /// The whole log so far.
+    fn text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// The log lines that contain `text`.
@@ -713,7 +751,7 @@ async fn accept_failures_back_off_and_are_logged_rate_limited() {
     );
 }
 
-/// Finding 9: origin failures are logged, at most once a second, with the
+/// Origin failures are logged, at most once a second, with the
 /// number of failures not logged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn origin_failures_are_logged_rate_limited() {
@@ -797,6 +835,10 @@ async fn etcd_values_that_are_not_peer_urls_are_ignored() {
         "http://127.0.0.1:1/",
         long_host.as_str(),
         "",
+        "http://a:+80",
+        "http://a:0",
+        "http://-:1",
+        "http://x'+alert(1)+'y:80",
     ];
     // Before the first node lists the prefix...
     for (i, value) in bad.iter().enumerate() {
@@ -830,4 +872,118 @@ async fn etcd_values_that_are_not_peer_urls_are_ignored() {
     still_serves(&first.url, "after-etcd-junk").await;
     still_serves(&second.url, "after-etcd-junk").await;
     assert_eq!(origin.hits(b"after-etcd-junk"), 1);
+}
+
+/// The value of `key` in `etcd`, or `None`.
+async fn etcd_value(etcd: &Etcd, key: &str) -> Option<String> {
+    let mut client = etcd_client::Client::connect([etcd.endpoint()], None)
+        .await
+        .expect("connecting to etcd");
+    let reply = client.get(key, None).await.expect("etcd get");
+    let kv = reply.kvs().first()?;
+    Some(String::from_utf8_lossy(kv.value()).into_owned())
+}
+
+/// A registry anyone can write to: a node whose own key is overwritten
+/// registers again (and stays in its own ring); a value with a newline and
+/// a terminal escape is logged as one escaped line; thousands of bad and
+/// good values cost a few log lines, not one per value or a full peer list
+/// per change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_registry_abuse_is_survived_and_logged_briefly() {
+    const PREFIX: &str = "/groupcache/peers/";
+    let etcd = Etcd::start_new().await;
+    let origin = Origin::start().await;
+    let node = LoggingNode::start_at("info", &[], &origin, &["--etcd", &etcd.endpoint()]).await;
+    let own_key = format!("{PREFIX}{}", node.url);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while etcd_value(&etcd, &own_key).await.as_deref() != Some(node.url.as_str()) {
+        assert!(Instant::now() < deadline, "the node never registered");
+        // Poll interval; the loop waits for the registration.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Someone overwrites this node's key: it takes it back and says so.
+    etcd_put(&etcd, &own_key, "http://127.0.0.1:1").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let value = etcd_value(&etcd, &own_key).await;
+        let peers = peer_list_of_url(&node.url).await;
+        if value.as_deref() == Some(node.url.as_str()) && peers == [node.url.clone()] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "own key holds {value:?}, peers {peers:?}"
+        );
+        // Poll interval; the loop waits for the re-registration.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(node.lines("overwritten").len(), 1, "{}", node.text());
+
+    // A value that would forge a log line and colour a terminal.
+    etcd_put(
+        &etcd,
+        &format!("{PREFIX}forged"),
+        "x\nFAKE LINE \x1b[31mred",
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while node.lines("FAKE LINE").is_empty() {
+        assert!(Instant::now() < deadline, "no warning: {}", node.text());
+        // Poll interval; the loop waits for the warning.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = node.text();
+    assert!(!log.contains('\x1b'), "an escape reached the log: {log:?}");
+    let forged = node.lines("FAKE LINE");
+    assert_eq!(forged.len(), 1, "{forged:?}");
+    assert!(!forged[0].starts_with("FAKE"), "a forged line: {forged:?}");
+    assert!(
+        forged[0].contains("x\\nFAKE LINE \\u{1b}[31mred"),
+        "{forged:?}"
+    );
+
+    // 2,000 bad values and 2,000 peers, 100 to a transaction.
+    let before = node.text().len();
+    let mut client = etcd_client::Client::connect([etcd.endpoint()], None)
+        .await
+        .expect("connecting to etcd");
+    for batch in 0..40 {
+        let ops: Vec<etcd_client::TxnOp> = (0..100)
+            .map(|i| {
+                let n = batch * 100 + i;
+                let (key, value) = if batch % 2 == 0 {
+                    (format!("{PREFIX}junk-{n}"), format!("junk {n}"))
+                } else {
+                    let url = format!("http://10.1.{}.{}:80", n / 250, n % 250 + 1);
+                    (format!("{PREFIX}{url}"), url)
+                };
+                etcd_client::TxnOp::put(key, value, None)
+            })
+            .collect();
+        let txn = etcd_client::Txn::new().and_then(ops);
+        client.txn(txn).await.expect("etcd txn");
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while peer_list_of_url(&node.url).await.len() != 2_001 {
+        assert!(Instant::now() < deadline, "the node never saw 2,000 peers");
+        // Poll interval; the loop waits for the peer list.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let added = &node.text()[before..];
+    eprintln!(
+        "4,000 registry values: {} log lines, {} bytes",
+        added.lines().count(),
+        added.len()
+    );
+    assert!(added.lines().count() < 60, "{added}");
+    assert!(added.len() < 64 << 10, "{} bytes of log", added.len());
+}
+
+/// The `peers` list of `url`'s `/peers`.
+async fn peer_list_of_url(url: &str) -> Vec<String> {
+    let peers = http_get(&format!("{url}/peers")).await;
+    let peers: serde_json::Value = serde_json::from_slice(&peers.body).unwrap();
+    serde_json::from_value(peers["peers"].clone()).unwrap()
 }
