@@ -25,7 +25,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{base_path_is_valid, limits, DEFAULT_MAX_VALUE_BYTES};
 use crate::consistenthash::DEFAULT_REPLICAS;
 use crate::dialect::Protocol;
 use crate::freshness::TtlPolicy;
@@ -33,7 +32,8 @@ use crate::getter::Getter;
 use crate::http_client::HttpClient;
 use crate::node::{GroupParts, Node, Parts};
 use crate::peers::{PeerSource, Peers};
-use crate::wire::{self, BadPeerUrl, DEFAULT_BASE_PATH};
+use crate::units::{limits, DEFAULT_MAX_VALUE_BYTES};
+use crate::wire::{self, base_path_is_valid, BadPeerUrl, DEFAULT_BASE_PATH};
 
 /// Builds a [`Node`]; start with [`NodeBuilder::new`].
 #[must_use]

@@ -15,35 +15,8 @@ use crate::freshness::TtlPolicy;
 use crate::http_client::HttpClient;
 use crate::origin::{HttpOrigin, TemplateError};
 use crate::tls::{ClientAuth, FlagPath, Identity, ServerTls, TlsError};
-use crate::wire::{self, BadPeerUrl, DEFAULT_BASE_PATH};
-
-/// The ranges every number and duration flag is checked against. Beyond
-/// them a value cannot work (a zero timeout fails every load), turns a
-/// deadline off in effect, or costs memory and start-up time out of
-/// proportion (the ring holds `replicas` points per peer).
-pub mod limits {
-    use std::time::Duration;
-
-    pub const REPLICAS: (u64, u64) = (1, 10_000);
-    pub const MAX_CONNS_PER_PEER: (u64, u64) = (1, 100_000);
-    pub const MAX_CONNECTIONS: (u64, u64) = (1, 10_000_000);
-    pub const CACHE_BYTES: (u64, u64) = (0, 1 << 40);
-    pub const PEER_TIMEOUT: (Duration, Duration) =
-        (Duration::from_millis(1), Duration::from_secs(3600));
-    pub const HEADER_READ_TIMEOUT: (Duration, Duration) =
-        (Duration::from_millis(100), Duration::from_secs(600));
-    pub const BODY_READ_TIMEOUT: (Duration, Duration) =
-        (Duration::from_millis(100), Duration::from_secs(600));
-    pub const ETCD_TTL: (Duration, Duration) =
-        (Duration::from_secs(1), Duration::from_secs(86_400));
-    pub const ORIGIN_TIMEOUT: (Duration, Duration) =
-        (Duration::from_millis(1), Duration::from_secs(3600));
-    pub const MAX_VALUE_BYTES: (u64, u64) = (1, 1 << 30);
-    pub const LOAD_BUDGET: (u64, u64) = (1, 1 << 40);
-    /// The longest TTL (`--default-ttl`, `--max-ttl`, a write's `?ttl=`):
-    /// the longest lifetime an origin can give, about 68 years.
-    pub const MAX_TTL: Duration = Duration::from_secs(crate::freshness::MAX_DELTA_SECONDS);
-}
+use crate::units::{check_ttl, limits, parse_duration, parse_size, DEFAULT_MAX_VALUE_BYTES};
+use crate::wire::{self, base_path_is_valid, BadPeerUrl, DEFAULT_BASE_PATH};
 
 /// groupcached: a groupcache node that joins golang/groupcache HTTPPool clusters.
 #[derive(Debug, Parser)]
@@ -358,9 +331,6 @@ pub enum ConfigError {
     LoadBudget(u64, u64),
 }
 
-/// The default `--max-value-bytes` (when `--cache-bytes` is larger).
-pub const DEFAULT_MAX_VALUE_BYTES: u64 = 16 << 20;
-
 impl Args {
     /// Validates the flags into a [`Config`].
     pub fn into_config(self) -> Result<Config, ConfigError> {
@@ -607,25 +577,6 @@ fn check_origin(group: &str, origin: &str) -> Result<(), ConfigError> {
     }
 }
 
-/// A base path is `/` + one or more `SEGMENT/` of unreserved characters
-/// (peers put it into URLs unescaped and match it after decoding, so
-/// anything else could never match), and may not shadow the user API,
-/// whose other routes (`/stats`, `/peers`, `/healthz`) have no `/` after
-/// their name and so cannot be reached by a prefix ending in `/`.
-pub(crate) fn base_path_is_valid(base: &str) -> bool {
-    let Some(inner) = base
-        .strip_prefix('/')
-        .and_then(|rest| rest.strip_suffix('/'))
-    else {
-        return false;
-    };
-    let unreserved = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~');
-    !base.starts_with("/cache/")
-        && inner
-            .split('/')
-            .all(|segment| !segment.is_empty() && segment.bytes().all(unreserved))
-}
-
 /// A clap parser for a count flag in `min..=max`.
 fn count_in((min, max): (u64, u64)) -> RangedU64ValueParser<usize> {
     RangedU64ValueParser::new().range(min..=max)
@@ -650,68 +601,6 @@ where
     }
 }
 
-/// "64MiB", "64M", "512k", "1G", "1048576" → bytes (binary multiples).
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let (number, unit) = split_number(text, "a size like 64MiB")?;
-    let shift = match unit.to_ascii_lowercase().as_str() {
-        "" | "b" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        "t" | "tb" | "tib" => 40,
-        _ => return Err(format!("{text:?}: unknown size unit {unit:?}")),
-    };
-    number
-        .checked_mul(1 << shift)
-        .ok_or_else(|| format!("{text:?} is too large"))
-}
-
-/// Why a TTL above [`limits::MAX_TTL`] is refused.
-const TTL_TOO_LONG: &str = "longer than the longest TTL, 2147483648s (about 68 years)";
-
-/// `ttl` if it is at most [`limits::MAX_TTL`], else why not.
-fn check_ttl(ttl: Duration) -> Result<Duration, &'static str> {
-    if ttl > limits::MAX_TTL {
-        Err(TTL_TOO_LONG)
-    } else {
-        Ok(ttl)
-    }
-}
-
-/// A TTL: a duration of at most [`limits::MAX_TTL`].
-pub fn parse_ttl(text: &str) -> Result<Duration, String> {
-    check_ttl(parse_duration(text)?).map_err(|reason| format!("{text:?} is {reason}"))
-}
-
-/// "500ms", "2s", "1m", "1h", "3" (seconds) → a duration.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (number, unit) = split_number(text, "a duration like 2s")?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(number)),
-        "" | "s" => Ok(Duration::from_secs(number)),
-        "m" | "h" => number
-            .checked_mul(if unit == "m" { 60 } else { 3600 })
-            .map(Duration::from_secs)
-            .ok_or_else(|| format!("{text:?} is too large")),
-        _ => Err(format!(
-            "{text:?}: unknown unit {unit:?} (use ms, s, m or h)"
-        )),
-    }
-}
-
-/// "64MiB" → (64, "MiB"); `expected` describes a good value for the error.
-fn split_number<'a>(text: &'a str, expected: &str) -> Result<(u64, &'a str), String> {
-    let text = text.trim();
-    let digits = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(digits);
-    let number = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not {expected}"))?;
-    Ok((number, unit))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -720,20 +609,6 @@ mod tests {
         let args = Args::try_parse_from(std::iter::once("groupcached").chain(args.iter().copied()))
             .map_err(|e| e.to_string())?;
         args.into_config().map_err(|e| e.to_string())
-    }
-
-    #[test]
-    fn sizes_and_durations() {
-        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
-        assert_eq!(parse_size("512k"), Ok(512 << 10));
-        assert_eq!(parse_size("7"), Ok(7));
-        assert!(parse_size("lots").is_err());
-        assert!(parse_size("9Q").is_err());
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
-        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
-        assert!(parse_duration("2d").is_err());
     }
 
     #[test]

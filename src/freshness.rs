@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime};
 
 use hyper::header::{HeaderMap, AGE, CACHE_CONTROL, DATE, EXPIRES};
 
+use crate::units::MAX_DELTA_SECONDS;
 use crate::value::{unix_nanos, Expiry};
 
 /// What an origin's headers say about caching a response.
@@ -28,11 +29,6 @@ pub enum Lifetime {
     /// Must not be stored, or already stale on arrival.
     Uncacheable,
 }
-
-/// The largest delta-seconds value a cache must handle (RFC 9111 §1.2.2);
-/// larger values are taken as this. It is also the longest TTL a flag or a
-/// user's write may give.
-pub(crate) const MAX_DELTA_SECONDS: u64 = 1 << 31;
 
 /// The freshness of a 200 response with `headers`, requested at
 /// `request_time` and received at `response_time`.

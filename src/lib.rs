@@ -46,6 +46,7 @@ mod singleflight;
 mod stats;
 mod status;
 mod tls;
+mod units;
 mod value;
 mod writes;
 

@@ -39,6 +39,25 @@ pub enum PathError {
     NoKey,
 }
 
+/// A base path is `/` + one or more `SEGMENT/` of unreserved characters
+/// (peers put it into URLs unescaped and match it after decoding, so
+/// anything else could never match), and may not shadow the user API,
+/// whose other routes (`/stats`, `/peers`, `/healthz`) have no `/` after
+/// their name and so cannot be reached by a prefix ending in `/`.
+pub(crate) fn base_path_is_valid(base: &str) -> bool {
+    let Some(inner) = base
+        .strip_prefix('/')
+        .and_then(|rest| rest.strip_suffix('/'))
+    else {
+        return false;
+    };
+    let unreserved = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~');
+    !base.starts_with("/cache/")
+        && inner
+            .split('/')
+            .all(|segment| !segment.is_empty() && segment.bytes().all(unreserved))
+}
+
 /// The longest peer URL accepted: `http://`, a host name of at most 253
 /// bytes (DNS's limit), `:` and a port.
 pub const MAX_PEER_URL_BYTES: usize = 7 + 253 + 6;

@@ -140,7 +140,7 @@ impl SetOptions {
             match (name, text) {
                 ("ttl", text) => {
                     let ttl =
-                        crate::config::parse_ttl(text).map_err(|e| format!("ttl={text}: {e}"))?;
+                        crate::units::parse_ttl(text).map_err(|e| format!("ttl={text}: {e}"))?;
                     if ttl.is_zero() {
                         let reason = "a written value must live; DELETE removes a key";
                         return Err(format!("ttl={text}: {reason}"));
