@@ -80,11 +80,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let ctrl_c = async {
             let _ = tokio::signal::ctrl_c().await;
         };
-        node.serve(listener, ctrl_c).await;
+        groupcached::serve(listener, node, ctrl_c).await;
         return Ok(());
     }
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(node.serve(listener, async {
+    let serving = tokio::spawn(groupcached::serve(listener, node, async {
         let _ = stopped.await;
     }));
     let body = http_get(addr, "/cache/squares/12").await?;

@@ -12,7 +12,7 @@
 //!     .group("squares", 64 << 20, square)
 //!     .build()?;
 //! let value = node.get("squares", b"12").await?;
-//! node.serve(listener, std::future::pending()).await;
+//! groupcached::serve(listener, node, std::future::pending()).await;
 //! # Ok(())
 //! # }
 //! ```
@@ -164,7 +164,7 @@ impl NodeBuilder {
     }
 
     /// Checks everything and makes the node; with static peers it is
-    /// ready to [`Node::get`] and [`Node::serve`] at once.
+    /// ready to [`Node::get`] and [`crate::serve`] at once.
     pub fn build(self) -> Result<Node, BuildError> {
         for url in std::iter::once(&self.self_url).chain(&self.peers) {
             wire::check_peer_url(url).map_err(|error| BuildError::Url {
@@ -297,7 +297,7 @@ mod tests {
                 .unwrap();
             nodes.push(node.clone());
             let mut stopped = stopped.clone();
-            served.push(tokio::spawn(node.serve(listener, async move {
+            served.push(tokio::spawn(crate::serve(listener, node, async move {
                 let _ = stopped.changed().await;
             })));
         }

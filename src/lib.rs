@@ -6,7 +6,7 @@
 //! `NewGroup`, `NewHTTPPoolOpts` and `Set`): [`NodeBuilder::new`] with this
 //! node's URL, [`NodeBuilder::peers`] and [`NodeBuilder::group`], then
 //! [`NodeBuilder::build`]. [`Node::get`] loads a key through the cluster;
-//! [`Node::serve`] serves the user and peer APIs on a listener the caller
+//! [`serve`] serves the user and peer APIs on a listener the caller
 //! bound (see `examples/embedded.rs`). [`consistenthash`] computes which
 //! peer owns a key; [`wire`] has the protocol details a client needs
 //! (escaping keys into URLs, the peer reply's encoding).
@@ -57,4 +57,5 @@ pub use dialect::Protocol;
 pub use getter::{BoxFuture, Getter, GetterError};
 pub use group::{Group, GroupError};
 pub use node::{GetError, Node};
+pub use server::run as serve;
 pub use value::{Expiry, Value};

@@ -4,11 +4,8 @@
 //! `NodeBuilder::new` (`builder`), the binary from its flags (`app`).
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
-
-use tokio::net::TcpListener;
 
 use crate::dialect::Protocol;
 use crate::freshness::TtlPolicy;
@@ -109,13 +106,6 @@ impl Node {
         let found = self.group(group.as_bytes());
         let group = found.ok_or_else(|| GetError::NoGroup(group.to_string()))?;
         Ok(group.get(key).await?)
-    }
-
-    /// Serves the user API and the peer API over plain HTTP on `listener`
-    /// (bound by the caller) until `shutdown` resolves, then drains
-    /// in-flight requests.
-    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-        crate::server::run(listener, self, crate::server::Limits::default(), shutdown).await
     }
 
     /// The group named `name`.

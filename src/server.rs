@@ -10,7 +10,7 @@
 //! - `GET /metrics`: Prometheus metrics (see `metrics`).
 //! - `GET /`: the live status page, fed by `GET /status` (see `status`).
 //!
-//! [`run`] accepts at most `--max-connections` connections at once (more
+//! [`run`] (exported as `groupcached::serve`) accepts at most `--max-connections` connections at once (more
 //! wait in the kernel's backlog) until `shutdown` resolves, then stops
 //! accepting, lets in-flight requests finish and returns without waiting
 //! for connections that have not sent a whole request. A listener with TLS
@@ -117,14 +117,11 @@ struct Access {
     body_timeout: Duration,
 }
 
-/// Serves `node` on `listener`, users and peers over plain HTTP, until
-/// `shutdown` resolves.
-pub async fn run(
-    listener: TcpListener,
-    node: Node,
-    limits: Limits,
-    shutdown: impl Future<Output = ()>,
-) {
+/// Serves the user API and the peer API of `node` over plain HTTP on
+/// `listener` (bound by the caller) with the binary's default limits,
+/// until `shutdown` resolves; then drains in-flight requests.
+pub async fn run(listener: TcpListener, node: Node, shutdown: impl Future<Output = ()>) {
+    let limits = Limits::default();
     serve(listener, None, Apis::All, node, limits, shutdown).await
 }
 
