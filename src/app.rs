@@ -30,6 +30,7 @@ use crate::http_client::{HttpClient, LoadBudget};
 use crate::node::{GroupParts, Node, Parts};
 use crate::origin::{HttpOrigin, TemplateError};
 use crate::peers::{EtcdStatus, PeerSource, Peers};
+use crate::routes;
 use crate::server;
 use crate::tls::{self, ClientAuth};
 use crate::value::Value;
@@ -196,8 +197,8 @@ impl App {
             let _ = serving.wait_for(|stop| *stop).await;
         };
         let main_apis = match peer_listener {
-            Some(_) => server::Apis::Users,
-            None => server::Apis::All,
+            Some(_) => routes::Apis::Users,
+            None => routes::Apis::All,
         };
         let limits = server::Limits {
             max_connections: config.max_connections,
@@ -214,7 +215,7 @@ impl App {
         );
         let peer_api = async {
             if let Some(peer_listener) = peer_listener {
-                let apis = server::Apis::Peers;
+                let apis = routes::Apis::Peers;
                 server::serve(
                     peer_listener,
                     tls.peer,

@@ -41,6 +41,8 @@ mod peer_client;
 mod peers;
 mod picker;
 mod ratelimit;
+mod reply;
+mod routes;
 mod server;
 mod singleflight;
 mod stats;

@@ -4,14 +4,17 @@
 //! etcd state, and per group the hit ratio, bytes against capacity, loads
 //! and errors as small inline SVG charts.
 //!
-//! `GET /status` is everything the page shows, as one JSON document.
+//! `GET /status` is everything the page shows, as one JSON document;
+//! `GET /stats` and `GET /peers` are the narrower views built here too.
+
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use crate::group::GroupStats;
 use crate::node::Node;
 use crate::peer_client::HealthReport;
-use crate::peers::EtcdStatus;
+use crate::peers::{EtcdStatus, PeerHealth};
 
 /// The page itself.
 pub const PAGE: &str = include_str!("status.html");
@@ -114,5 +117,45 @@ pub fn status(node: &Node) -> Status {
         peers,
         groups,
         etcd: etcd.map(EtcdView::from),
+    }
+}
+
+/// `GET /stats`: every group's counters, by name.
+#[derive(serde::Serialize)]
+pub struct StatsReply {
+    groups: BTreeMap<String, GroupStats>,
+}
+
+/// What `GET /stats` answers.
+pub fn stats(node: &Node) -> StatsReply {
+    StatsReply {
+        groups: node
+            .groups()
+            .map(|g| (g.name().to_string(), g.stats()))
+            .collect(),
+    }
+}
+
+/// `GET /peers`: the peer list, where it comes from and each peer's health.
+#[derive(serde::Serialize)]
+pub struct PeersReply {
+    #[serde(rename = "self")]
+    self_url: String,
+    source: &'static str,
+    peers: Vec<String>,
+    health: Vec<PeerHealth>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    etcd: Option<EtcdStatus>,
+}
+
+/// What `GET /peers` answers.
+pub fn peers(node: &Node) -> PeersReply {
+    let (source, etcd) = node.source().describe();
+    PeersReply {
+        self_url: node.peers().self_url().to_string(),
+        source,
+        peers: node.peers().list(),
+        health: node.peers().health(),
+        etcd,
     }
 }
