@@ -27,6 +27,7 @@ pub mod wire;
 mod app;
 mod builder;
 mod cache;
+mod cli;
 mod config;
 mod dialect;
 mod discovery;
@@ -54,7 +55,8 @@ mod writes;
 
 pub use app::{run, App, StartError, TaskEnded};
 pub use builder::{BuildError, NodeBuilder};
-pub use config::{Args, Config, LogFormat};
+pub use cli::{Args, LogFormat};
+pub use config::Config;
 pub use dialect::Protocol;
 pub use getter::{BoxFuture, Getter, GetterError};
 pub use group::{Group, GroupError};

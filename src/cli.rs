@@ -1,0 +1,262 @@
+//! The command line: every flag, its environment variable, its default
+//! and the range its value must lie in (clap). `config` validates what was
+//! given into a [`crate::config::Config`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::builder::RangedU64ValueParser;
+use clap::Parser;
+
+use crate::consistenthash::DEFAULT_REPLICAS;
+use crate::dialect::Protocol;
+use crate::units::{limits, parse_duration, parse_size};
+use crate::wire::DEFAULT_BASE_PATH;
+
+/// groupcached: a groupcache node that joins golang/groupcache HTTPPool clusters.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Args {
+    /// Address to listen on for users and peers (an unspecified address
+    /// such as 0.0.0.0 needs --self).
+    #[arg(long, env = "GROUPCACHED_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// This node's URL as it appears in the peer list [default: http://LISTEN].
+    #[arg(long = "self", env = "GROUPCACHED_SELF", value_name = "URL")]
+    pub self_url: Option<String>,
+
+    /// Every peer's URL, comma-separated; give every node the same list in
+    /// the same order. This node is appended if missing.
+    #[arg(
+        long,
+        env = "GROUPCACHED_PEERS",
+        value_delimiter = ',',
+        value_name = "URL,URL,..."
+    )]
+    pub peers: Vec<String>,
+
+    /// A group and its origin: NAME=http://host/path/{key} ({group} and
+    /// {key} are replaced, percent-encoded), or NAME=echo (value = key).
+    /// Repeatable; the environment variable takes several, space-separated.
+    #[arg(
+        long = "group",
+        env = "GROUPCACHED_GROUP",
+        value_delimiter = ' ',
+        value_name = "NAME=ORIGIN",
+        required = true
+    )]
+    pub groups: Vec<String>,
+
+    /// Lifetime of values whose origin gives none (no max-age, s-maxage or
+    /// Expires): DUR for every group, NAME=DUR for one; repeatable
+    /// [default: never expire].
+    #[arg(
+        long,
+        env = "GROUPCACHED_DEFAULT_TTL",
+        value_delimiter = ' ',
+        value_name = "[NAME=]DUR"
+    )]
+    pub default_ttl: Vec<String>,
+
+    /// The longest any value lives, whatever its origin says: DUR for every
+    /// group, NAME=DUR for one; repeatable [default: no cap].
+    #[arg(
+        long,
+        env = "GROUPCACHED_MAX_TTL",
+        value_delimiter = ' ',
+        value_name = "[NAME=]DUR"
+    )]
+    pub max_ttl: Vec<String>,
+
+    /// Cache size of each group (main + hot), e.g. 64MiB, 1G, 1048576.
+    #[arg(long, env = "GROUPCACHED_CACHE_BYTES", default_value = "64MiB", value_parser = in_range(parse_size, limits::CACHE_BYTES))]
+    pub cache_bytes: u64,
+
+    /// URL path under which peers are served and fetched.
+    #[arg(long, env = "GROUPCACHED_BASE_PATH", default_value = DEFAULT_BASE_PATH)]
+    pub base_path: String,
+
+    /// Which Go groupcache the pool speaks (its ring, statuses and writes);
+    /// every node of a pool must use the same.
+    #[arg(long, env = "GROUPCACHED_PROTOCOL", value_enum, default_value_t = Protocol::Golang)]
+    pub protocol: Protocol,
+
+    /// Accept PUT and DELETE on /cache/{group}/{key} (mailgun and
+    /// groupcache-go pools only).
+    #[arg(long, env = "GROUPCACHED_ALLOW_WRITES")]
+    pub allow_writes: bool,
+
+    /// Ring points per peer (golang's default is 50).
+    #[arg(long, env = "GROUPCACHED_REPLICAS", default_value_t = DEFAULT_REPLICAS, value_parser = count_in(limits::REPLICAS))]
+    pub replicas: usize,
+
+    /// What a peer fetch may take beyond the owner's own origin load (its
+    /// deadline is --origin-timeout + this), e.g. 2s, 500ms.
+    #[arg(long, env = "GROUPCACHED_PEER_TIMEOUT", default_value = "5s", value_parser = in_range(parse_duration, limits::PEER_TIMEOUT))]
+    pub peer_timeout: Duration,
+
+    /// How long an origin load may take, e.g. 10s, 500ms.
+    #[arg(long, env = "GROUPCACHED_ORIGIN_TIMEOUT", default_value = "10s", value_parser = in_range(parse_duration, limits::ORIGIN_TIMEOUT))]
+    pub origin_timeout: Duration,
+
+    /// Largest value, e.g. 16MiB [default: 16MiB or --cache-bytes if less];
+    /// at most --cache-bytes (unless that is 0).
+    #[arg(long, env = "GROUPCACHED_MAX_VALUE_BYTES", value_parser = in_range(parse_size, limits::MAX_VALUE_BYTES))]
+    pub max_value_bytes: Option<u64>,
+
+    /// Most bytes held at once by values being read from origins and peers
+    /// [default: --cache-bytes, at least --max-value-bytes]; loads over it get 503.
+    #[arg(long, env = "GROUPCACHED_LOAD_BUDGET", value_parser = in_range(parse_size, limits::LOAD_BUDGET))]
+    pub load_budget: Option<u64>,
+
+    /// Most concurrent requests to one peer (or one origin).
+    #[arg(long, env = "GROUPCACHED_MAX_CONNS_PER_PEER", default_value_t = 64, value_parser = count_in(limits::MAX_CONNS_PER_PEER))]
+    pub max_conns_per_peer: usize,
+
+    /// Most client connections open at once; more wait to be accepted
+    /// [default: half the open-file limit].
+    #[arg(long, env = "GROUPCACHED_MAX_CONNECTIONS", value_parser = count_in(limits::MAX_CONNECTIONS))]
+    pub max_connections: Option<usize>,
+
+    /// How long a client may take to send a request's headers.
+    #[arg(long, env = "GROUPCACHED_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = in_range(parse_duration, limits::HEADER_READ_TIMEOUT))]
+    pub header_read_timeout: Duration,
+
+    /// How long a client may take to send a request's body (writes only);
+    /// then it gets 408 and the connection is closed.
+    #[arg(long, env = "GROUPCACHED_BODY_READ_TIMEOUT", default_value = "10s", value_parser = in_range(parse_duration, limits::BODY_READ_TIMEOUT))]
+    pub body_read_timeout: Duration,
+
+    /// etcd endpoints for peer discovery (instead of --peers), comma-separated.
+    #[arg(
+        long,
+        env = "GROUPCACHED_ETCD",
+        value_delimiter = ',',
+        value_name = "URL,URL,...",
+        conflicts_with = "peers"
+    )]
+    pub etcd: Vec<String>,
+
+    /// etcd key prefix under which nodes register.
+    #[arg(
+        long,
+        env = "GROUPCACHED_ETCD_PREFIX",
+        default_value = "/groupcache/peers/"
+    )]
+    pub etcd_prefix: String,
+
+    /// Lease TTL of this node's etcd registration, e.g. 10s.
+    #[arg(long, env = "GROUPCACHED_ETCD_TTL", default_value = "10s", value_parser = in_range(parse_duration, limits::ETCD_TTL))]
+    pub etcd_ttl: Duration,
+
+    /// Serve HTTPS with this PEM certificate chain (re-read when it changes).
+    #[arg(
+        long,
+        env = "GROUPCACHED_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert.
+    #[arg(
+        long,
+        env = "GROUPCACHED_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// Trust only these PEM CA certificates for https origins [default: system roots].
+    #[arg(long, env = "GROUPCACHED_ORIGIN_CA", value_name = "FILE")]
+    pub origin_ca: Option<PathBuf>,
+
+    /// Trust only these PEM CA certificates for https peers [default: system roots].
+    #[arg(long, env = "GROUPCACHED_PEER_CA", value_name = "FILE")]
+    pub peer_ca: Option<PathBuf>,
+
+    /// Client certificate presented to https peers (mutual TLS).
+    #[arg(
+        long,
+        env = "GROUPCACHED_PEER_CLIENT_CERT",
+        value_name = "FILE",
+        requires = "peer_client_key"
+    )]
+    pub peer_client_cert: Option<PathBuf>,
+
+    /// The PEM private key of --peer-client-cert.
+    #[arg(
+        long,
+        env = "GROUPCACHED_PEER_CLIENT_KEY",
+        value_name = "FILE",
+        requires = "peer_client_cert"
+    )]
+    pub peer_client_key: Option<PathBuf>,
+
+    /// Require peers to present a client certificate signed by these PEM CAs.
+    #[arg(long, env = "GROUPCACHED_PEER_CLIENT_CA", value_name = "FILE")]
+    pub peer_client_ca: Option<PathBuf>,
+
+    /// Serve the peer API on its own listener at this address; the main
+    /// listener then answers it with 404.
+    #[arg(long, env = "GROUPCACHED_PEER_LISTEN", value_name = "ADDR")]
+    pub peer_listen: Option<SocketAddr>,
+
+    /// The peer listener's own certificate [default: --tls-cert].
+    #[arg(
+        long,
+        env = "GROUPCACHED_PEER_TLS_CERT",
+        value_name = "FILE",
+        requires = "peer_tls_key",
+        requires = "peer_listen"
+    )]
+    pub peer_tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --peer-tls-cert.
+    #[arg(
+        long,
+        env = "GROUPCACHED_PEER_TLS_KEY",
+        value_name = "FILE",
+        requires = "peer_tls_cert"
+    )]
+    pub peer_tls_key: Option<PathBuf>,
+
+    /// Log line format: text (human-readable) or json (one object a line).
+    #[arg(long, env = "GROUPCACHED_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line.
+    Json,
+}
+
+/// A clap parser for a count flag in `min..=max`.
+fn count_in((min, max): (u64, u64)) -> RangedU64ValueParser<usize> {
+    RangedU64ValueParser::new().range(min..=max)
+}
+
+/// A clap parser for a flag read by `parse` (such as [`parse_size`] or
+/// [`parse_duration`]) whose value must lie in `min..=max`.
+fn in_range<T>(
+    parse: fn(&str) -> Result<T, String>,
+    (min, max): (T, T),
+) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync
+where
+    T: PartialOrd + std::fmt::Debug + Copy + Send + Sync,
+{
+    move |text| {
+        let value = parse(text)?;
+        if min <= value && value <= max {
+            Ok(value)
+        } else {
+            Err(format!("{value:?} is not between {min:?} and {max:?}"))
+        }
+    }
+}
