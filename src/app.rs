@@ -22,14 +22,15 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::builder::{BuildError, NodeBuilder};
 use crate::config::{Config, GroupSpec};
 use crate::discovery;
 use crate::freshness::Lifetime;
 use crate::getter::{Getter, GetterError};
 use crate::http_client::{HttpClient, LoadBudget};
-use crate::node::{GroupParts, Node, Parts};
+use crate::node::GroupParts;
 use crate::origin::{HttpOrigin, TemplateError};
-use crate::peers::{EtcdStatus, PeerSource, Peers};
+use crate::peers::{EtcdStatus, PeerSource};
 use crate::routes;
 use crate::server;
 use crate::tls::{self, ClientAuth};
@@ -50,6 +51,9 @@ pub enum StartError {
     /// The listener's address cannot be read.
     #[error("reading the listener's address: {0}")]
     Listener(#[from] std::io::Error),
+    /// The node cannot be built from the configuration.
+    #[error(transparent)]
+    Build(#[from] BuildError),
     /// A background task panicked or ended before shutdown.
     #[error(transparent)]
     Task(#[from] TaskEnded),
@@ -118,29 +122,30 @@ impl App {
                 format!("{scheme}://{peer_api}")
             }
         };
-        let peers = peer_pool(&config, peer_http, &self_url);
-        let mut tasks = Vec::new();
-        let (source, stop_discovery) = match config.etcd.clone() {
-            None => {
-                set_static_peers(&config, &peers);
-                (PeerSource::Static, None)
-            }
+        let (source, etcd) = match config.etcd.clone() {
+            None => (PeerSource::Static, None),
             Some(etcd) => {
                 let (status, status_receiver) = watch::channel(EtcdStatus::default());
-                let (stop, stopped) = oneshot::channel::<()>();
-                let stopped = async {
-                    let _ = stopped.await;
-                };
-                let discovery = discovery::run(etcd, peers.clone(), status, stopped);
-                tasks.push(Watched::spawn(
-                    "etcd discovery",
-                    OnShutdown::Await,
-                    discovery,
-                ));
-                (PeerSource::Etcd(status_receiver), Some(stop))
+                (PeerSource::Etcd(status_receiver), Some((etcd, status)))
             }
         };
-        let node = assemble(&config, groups, peers, source);
+        let node = node_builder(&config, groups, peer_http, self_url.clone())
+            .source(source)
+            .build()?;
+        let mut tasks = Vec::new();
+        let stop_discovery = etcd.map(|(etcd, status)| {
+            let (stop, stopped) = oneshot::channel::<()>();
+            let stopped = async {
+                let _ = stopped.await;
+            };
+            let discovery = discovery::run(etcd, node.peers().clone(), status, stopped);
+            tasks.push(Watched::spawn(
+                "etcd discovery",
+                OnShutdown::Await,
+                discovery,
+            ));
+            stop
+        });
         tracing::info!(
             addr = %addr,
             peer_addr = ?peer_addr,
@@ -366,50 +371,34 @@ async fn first_ended(tasks: &mut [Watched]) -> TaskEnded {
     .await
 }
 
-/// The pool of a node known to its peers as `self_url`, still empty.
-fn peer_pool(config: &Config, http: HttpClient, self_url: &str) -> Arc<Peers> {
-    let peers = Peers::new(
-        self_url.to_string(),
-        config.base_path.clone(),
-        config.replicas,
-        http,
-        config.max_conns_per_peer,
-    );
-    Arc::new(peers.with_protocol(config.protocol))
-}
-
-/// `--peers`, with this node's own URL appended if missing.
-fn set_static_peers(config: &Config, peers: &Peers) {
-    let mut list = config.peers.clone();
-    let self_url = peers.self_url().to_string();
-    if !list.contains(&self_url) {
-        list.push(self_url);
-    }
-    peers.set(list);
-}
-
-/// The node of `config`, over `groups` and `peers`.
-fn assemble(
+/// The node `config` describes, over `groups` and the binary's peer
+/// client, known to its peers as `self_url`: the one way the binary builds
+/// a node.
+fn node_builder(
     config: &Config,
     groups: Vec<GroupParts>,
-    peers: Arc<Peers>,
-    source: PeerSource,
-) -> Node {
-    Node::assemble(Parts {
-        peers,
-        base_path: config.base_path.clone(),
-        source,
-        groups,
-        allow_writes: config.allow_writes,
-        max_value: config.max_value_bytes,
-    })
+    peer_http: HttpClient,
+    self_url: String,
+) -> NodeBuilder {
+    let mut builder = NodeBuilder::new(self_url)
+        .base_path(config.base_path.clone())
+        .protocol(config.protocol)
+        .replicas(config.replicas)
+        .max_conns_per_peer(config.max_conns_per_peer)
+        .peers(config.peers.clone())
+        .peer_client(peer_http)
+        .writes(config.allow_writes, config.max_value_bytes);
+    for group in groups {
+        builder = builder.group_parts(group);
+    }
+    builder
 }
 
 /// For the unit tests of the layers above the node: the node the binary
 /// would run with `flags`, known to its (static) peers as
 /// `http://127.0.0.1:1`.
 #[cfg(test)]
-pub(crate) fn test_node(flags: &[&str]) -> Node {
+pub(crate) fn test_node(flags: &[&str]) -> crate::node::Node {
     use clap::Parser;
     let args = ["groupcached"].iter().chain(flags);
     let args = crate::Args::try_parse_from(args).expect("valid flags");
@@ -419,9 +408,9 @@ pub(crate) fn test_node(flags: &[&str]) -> Node {
         groups,
         peer_http,
     } = App::new(config).expect("valid groups");
-    let peers = peer_pool(&config, peer_http, "http://127.0.0.1:1");
-    set_static_peers(&config, &peers);
-    assemble(&config, groups, peers, PeerSource::Static)
+    let url = "http://127.0.0.1:1".to_string();
+    let builder = node_builder(&config, groups, peer_http, url);
+    builder.build().expect("a valid node")
 }
 
 /// [`App::new`] then [`App::run`].
@@ -439,6 +428,28 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    /// An embedder who sets nothing gets the node the binary runs with no
+    /// flags but a group.
+    #[test]
+    fn builder_defaults_are_the_binarys() {
+        let args = crate::Args::try_parse_from(["groupcached", "--group", "g=echo"]).unwrap();
+        let config = args.into_config().unwrap();
+        let builder = NodeBuilder::new("http://127.0.0.1:1");
+        assert_eq!(builder.base_path, config.base_path);
+        assert_eq!(builder.protocol, config.protocol);
+        assert_eq!(builder.replicas, config.replicas);
+        assert_eq!(builder.max_conns_per_peer, config.max_conns_per_peer);
+        assert_eq!(
+            builder.fetch_timeout,
+            config.origin_timeout + config.peer_timeout,
+            "a fetch may wait for the owner's own origin load"
+        );
+        assert_eq!(builder.max_value, config.max_value_bytes);
+        assert_eq!(builder.load_budget, config.load_budget);
+        assert!(builder.peers.is_empty() && config.peers.is_empty());
+    }
 
     #[tokio::test]
     async fn a_panicking_task_is_reported_by_name() {

@@ -29,7 +29,7 @@ use crate::consistenthash::DEFAULT_REPLICAS;
 use crate::dialect::Protocol;
 use crate::freshness::TtlPolicy;
 use crate::getter::Getter;
-use crate::http_client::HttpClient;
+use crate::http_client::{HttpClient, LoadBudget};
 use crate::node::{GroupParts, Node, Parts};
 use crate::peers::{PeerSource, Peers};
 use crate::units::{limits, DEFAULT_MAX_VALUE_BYTES};
@@ -38,14 +38,23 @@ use crate::wire::{self, base_path_is_valid, BadPeerUrl, DEFAULT_BASE_PATH};
 /// Builds a [`Node`]; start with [`NodeBuilder::new`].
 #[must_use]
 pub struct NodeBuilder {
-    self_url: String,
-    base_path: String,
-    peers: Vec<String>,
+    pub(crate) self_url: String,
+    pub(crate) base_path: String,
+    pub(crate) peers: Vec<String>,
     groups: Vec<GroupParts>,
-    protocol: Protocol,
-    replicas: usize,
-    fetch_timeout: Duration,
-    max_conns_per_peer: usize,
+    pub(crate) protocol: Protocol,
+    pub(crate) replicas: usize,
+    pub(crate) fetch_timeout: Duration,
+    pub(crate) max_conns_per_peer: usize,
+    /// `--max-value-bytes`: the largest value fetched or written.
+    pub(crate) max_value: u64,
+    /// `--load-budget`: bytes of values and bodies being read at once.
+    pub(crate) load_budget: u64,
+    /// What only the binary sets: its own peer client (TLS, shared
+    /// budget), where the peer list comes from, and user writes.
+    peer_http: Option<HttpClient>,
+    source: PeerSource,
+    allow_writes: bool,
 }
 
 /// Why [`NodeBuilder::build`] made no node.
@@ -102,6 +111,12 @@ impl NodeBuilder {
             // wait for the owner's own origin load.
             fetch_timeout: Duration::from_secs(15),
             max_conns_per_peer: 64,
+            max_value: DEFAULT_MAX_VALUE_BYTES,
+            // The binary's default: its 64 MiB --cache-bytes.
+            load_budget: 64 << 20,
+            peer_http: None,
+            source: PeerSource::Static,
+            allow_writes: false,
         }
     }
 
@@ -163,6 +178,33 @@ impl NodeBuilder {
         self
     }
 
+    /// The binary's peer client (its TLS settings, its deadline, the load
+    /// budget it shares with origins), instead of one made from
+    /// `fetch_timeout` and `max_conns_per_peer`.
+    pub(crate) fn peer_client(mut self, http: HttpClient) -> NodeBuilder {
+        self.peer_http = Some(http);
+        self
+    }
+
+    /// Where the peer list comes from, for `/peers` and the status page.
+    pub(crate) fn source(mut self, source: PeerSource) -> NodeBuilder {
+        self.source = source;
+        self
+    }
+
+    /// `--allow-writes` and `--max-value-bytes`.
+    pub(crate) fn writes(mut self, allowed: bool, max_value: u64) -> NodeBuilder {
+        self.allow_writes = allowed;
+        self.max_value = max_value;
+        self
+    }
+
+    /// A group as the binary makes it, with its TTL policy.
+    pub(crate) fn group_parts(mut self, parts: GroupParts) -> NodeBuilder {
+        self.groups.push(parts);
+        self
+    }
+
     /// Checks everything and makes the node; with static peers it is
     /// ready to [`Node::get`] and [`crate::serve`] at once.
     pub fn build(self) -> Result<Node, BuildError> {
@@ -192,9 +234,12 @@ impl NodeBuilder {
         if self.fetch_timeout.is_zero() {
             return Err(BuildError::ZeroTimeout);
         }
-        let max_value = usize::try_from(DEFAULT_MAX_VALUE_BYTES).unwrap_or(usize::MAX);
-        let http = HttpClient::new(self.fetch_timeout, self.max_conns_per_peer)
-            .with_max_body(wire::max_response_len(max_value));
+        let http = self.peer_http.unwrap_or_else(|| {
+            let max_value = usize::try_from(self.max_value).unwrap_or(usize::MAX);
+            HttpClient::new(self.fetch_timeout, self.max_conns_per_peer)
+                .with_budget(LoadBudget::new(self.load_budget))
+                .with_max_body(wire::max_response_len(max_value))
+        });
         let peers = Peers::new(
             self.self_url.clone(),
             self.base_path.clone(),
@@ -211,10 +256,10 @@ impl NodeBuilder {
         Ok(Node::assemble(Parts {
             peers: Arc::new(peers),
             base_path: self.base_path,
-            source: PeerSource::Static,
+            source: self.source,
             groups: self.groups,
-            allow_writes: false,
-            max_value: 0,
+            allow_writes: self.allow_writes,
+            max_value: self.max_value,
         }))
     }
 }

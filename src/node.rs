@@ -37,8 +37,8 @@ struct Writes {
     ttls: HashMap<Vec<u8>, TtlPolicy>,
 }
 
-/// Everything a node is made of. `app` (from a `Config`) and
-/// `NodeBuilder` both assemble nodes through [`Node::assemble`],
+/// Everything a node is made of. `NodeBuilder` (which the binary's `app`
+/// uses too) assembles every node through [`Node::assemble`],
 /// which keys each group by its own name.
 pub(crate) struct Parts {
     pub(crate) peers: Arc<Peers>,
