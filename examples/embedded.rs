@@ -3,8 +3,10 @@
 //! The group `squares` computes its values in-process instead of calling an
 //! HTTP origin; its values never expire. The group `clock` shows a getter
 //! whose values expire: a key's value is the time it was loaded, cached for
-//! five seconds. The program both uses the groups directly and serves them
-//! to peers and users on 127.0.0.1:8081, like the `groupcached` binary does:
+//! five seconds. The program sets its peer list itself (as its own
+//! discovery would), uses the groups directly, reads their stats, and
+//! serves them to peers and users on 127.0.0.1:8081 from its own hyper
+//! server, next to a route of its own (`/hello`):
 //!
 //! ```text
 //! cargo run --example embedded
@@ -13,13 +15,18 @@
 //! ```
 //!
 //! With `--check` (run by `scripts/test`), it serves on a free port
-//! instead, GETs its own `/cache/squares/12` over HTTP, checks the answer is
-//! 144, shuts down and exits 0.
+//! instead, GETs its own `/cache/squares/12` and `/hello` over HTTP, checks
+//! the answers and the group's stats, and exits 0.
 
+use std::convert::Infallible;
 use std::time::Duration;
 
 use bytes::Bytes;
-use groupcached::{GetterError, NodeBuilder, Value};
+use groupcached::{GetterError, NodeBuilder, ReplyBody, Value};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -64,37 +71,73 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .group("clock", 1 << 20, clock)
         .build()?;
 
+    // An embedder with discovery of its own (Kubernetes, Consul, ...)
+    // hands the node each new peer list; here, just this node.
+    node.set_peers([format!("http://{addr}")])?;
+    println!("peers: {:?}", node.peer_list());
+
     // Use the groups directly...
     let value = node.get("squares", b"12").await?;
     println!("12² = {}", String::from_utf8_lossy(&value.bytes));
     let value = node.get("clock", b"now").await?;
     println!("loaded at {}", String::from_utf8_lossy(&value.bytes));
 
-    // ...and serve them over HTTP until Ctrl-C (or, with --check, until
-    // the node has answered its own request).
+    // ...and serve them inside this program's own hyper server, next to
+    // a route of its own, until Ctrl-C (or, with --check, until the node
+    // has answered its own requests).
+    let server = tokio::spawn(serve_with_own_route(listener, node.clone()));
     if !check {
         println!(
-            "serving on {addr}; try: curl localhost:{}/cache/squares/12",
+            "serving on {addr}; try: curl localhost:{}/cache/squares/12 or /hello",
             addr.port()
         );
-        let ctrl_c = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
-        groupcached::serve(listener, node, ctrl_c).await;
+        let _ = tokio::signal::ctrl_c().await;
+        server.abort();
         return Ok(());
     }
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(groupcached::serve(listener, node, async {
-        let _ = stopped.await;
-    }));
-    let body = http_get(addr, "/cache/squares/12").await?;
-    let _ = stop.send(());
-    serving.await?;
-    if body != "144" {
-        return Err(format!("GET /cache/squares/12: expected 144, got {body:?}").into());
+    let squared = http_get(addr, "/cache/squares/12").await?;
+    let hello = http_get(addr, "/hello").await?;
+    server.abort();
+    if squared != "144" || hello != "hello from the embedding program" {
+        return Err(format!("got {squared:?} and {hello:?}").into());
     }
-    println!("check passed: GET /cache/squares/12 = 144");
+    let stats = node.stats();
+    let squares = &stats["squares"];
+    println!(
+        "squares: {} gets, {} loads, {} cache hits",
+        squares.gets, squares.loads, squares.cache_hits
+    );
+    if (squares.gets, squares.loads) != (2, 1) {
+        return Err(format!("unexpected stats: {squares:?}").into());
+    }
+    println!("check passed: GET /cache/squares/12 = 144, GET /hello answered, stats agree");
     Ok(())
+}
+
+/// This program's HTTP server: `/hello` is its own; every other path is
+/// the node's (the peer API and the user API), answered by
+/// `groupcached::respond`.
+async fn serve_with_own_route(listener: TcpListener, node: groupcached::Node) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let node = node.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request: Request<Incoming>| {
+                let node = node.clone();
+                async move {
+                    if request.uri().path() == "/hello" {
+                        let body = Bytes::from_static(b"hello from the embedding program");
+                        return Ok::<_, Infallible>(Response::new(ReplyBody::from(body)));
+                    }
+                    Ok(groupcached::respond(&node, request).await)
+                }
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = http1::Builder::new().serve_connection(io, service).await;
+        });
+    }
 }
 
 /// The body of a `200 OK` answer to `GET path` on `addr`, over HTTP/1.1.

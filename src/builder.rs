@@ -32,8 +32,9 @@ use crate::getter::Getter;
 use crate::http_client::{HttpClient, LoadBudget};
 use crate::node::{GroupParts, Node, Parts};
 use crate::peers::{PeerSource, Peers};
+use crate::picker::PickPeer;
 use crate::units::{limits, DEFAULT_MAX_VALUE_BYTES};
-use crate::wire::{self, base_path_is_valid, BadPeerUrl, DEFAULT_BASE_PATH};
+use crate::wire::{self, base_path_is_valid, InvalidPeerUrl, DEFAULT_BASE_PATH};
 
 /// Builds a [`Node`]; start with [`NodeBuilder::new`].
 #[must_use]
@@ -55,19 +56,15 @@ pub struct NodeBuilder {
     peer_http: Option<HttpClient>,
     source: PeerSource,
     allow_writes: bool,
+    picker: Option<Arc<dyn PickPeer>>,
 }
 
 /// Why [`NodeBuilder::build`] made no node.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BuildError {
     /// A peer URL (or the node's own) is not `http://host:port`.
-    #[error("peer URL {url:?}: {error}")]
-    Url {
-        /// The URL as given.
-        url: String,
-        /// What is wrong with it.
-        error: BadPeerUrl,
-    },
+    #[error(transparent)]
+    Url(#[from] InvalidPeerUrl),
     /// The base path is not `/SEGMENT/.../` or shadows the user API.
     #[error(
         "base path {0:?}: must be /SEGMENT/.../ of A-Z a-z 0-9 - . _ ~ and not start with /cache/"
@@ -117,6 +114,7 @@ impl NodeBuilder {
             peer_http: None,
             source: PeerSource::Static,
             allow_writes: false,
+            picker: None,
         }
     }
 
@@ -178,6 +176,16 @@ impl NodeBuilder {
         self
     }
 
+    /// Groups ask `picker` which peer owns a key, and fetch from the peer it
+    /// returns, instead of this node's ring and HTTP client (golang's
+    /// `RegisterPeerPicker`): for a transport or placement of the
+    /// embedder's own. The peer list, `/peers` and user writes still use
+    /// the ring.
+    pub fn picker(mut self, picker: impl PickPeer) -> NodeBuilder {
+        self.picker = Some(Arc::new(picker));
+        self
+    }
+
     /// The binary's peer client (its TLS settings, its deadline, the load
     /// budget it shares with origins), instead of one made from
     /// `fetch_timeout` and `max_conns_per_peer`.
@@ -208,12 +216,7 @@ impl NodeBuilder {
     /// Checks everything and makes the node; with static peers it is
     /// ready to [`Node::get`] and [`crate::serve`] at once.
     pub fn build(self) -> Result<Node, BuildError> {
-        for url in std::iter::once(&self.self_url).chain(&self.peers) {
-            wire::check_peer_url(url).map_err(|error| BuildError::Url {
-                url: url.clone(),
-                error,
-            })?;
-        }
+        wire::check_peer_urls(std::iter::once(&self.self_url).chain(&self.peers))?;
         if !base_path_is_valid(&self.base_path) {
             return Err(BuildError::BasePath(self.base_path));
         }
@@ -260,6 +263,7 @@ impl NodeBuilder {
             groups: self.groups,
             allow_writes: self.allow_writes,
             max_value: self.max_value,
+            picker: self.picker,
         }))
     }
 }
@@ -392,5 +396,26 @@ mod tests {
             assert!(error.starts_with(expected), "{error}");
             assert_eq!(error.lines().count(), 1, "{error}");
         }
+    }
+
+    #[tokio::test]
+    async fn peers_can_be_set_at_any_time_and_bad_lists_change_nothing() {
+        let node = builder().build().unwrap();
+        node.set_peers(["http://127.0.0.1:2"]).unwrap();
+        let mut want = vec![
+            "http://127.0.0.1:1".to_string(),
+            "http://127.0.0.1:2".into(),
+        ];
+        want.sort();
+        let mut list = node.peer_list();
+        list.sort();
+        assert_eq!(list, want, "this node is added");
+        let error = node
+            .set_peers(["http://127.0.0.1:3", "http://a:0"])
+            .unwrap_err();
+        assert_eq!(error.url, "http://a:0");
+        list = node.peer_list();
+        list.sort();
+        assert_eq!(list, want, "a bad list changes nothing");
     }
 }

@@ -36,11 +36,17 @@ pub enum Which {
 /// One cache's counters, with golang's `CacheStats` names.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct CacheStats {
+    /// Bytes held (keys and values).
     pub bytes: u64,
+    /// Entries held.
     pub items: u64,
+    /// Lookups.
     pub gets: u64,
+    /// Lookups that found a live entry.
     pub hits: u64,
+    /// Entries removed to make room, or found expired.
     pub evictions: u64,
     /// Entries found expired on lookup (also counted in `evictions`).
     pub expired: u64,

@@ -215,7 +215,7 @@ impl Group {
     }
 
     /// The group's counters and both caches' counters.
-    pub(crate) fn stats(&self) -> GroupStats {
+    pub fn stats(&self) -> GroupStats {
         self.inner.stats.snapshot(self.inner.caches.stats())
     }
 

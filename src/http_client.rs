@@ -36,17 +36,24 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 16 << 20;
 /// Why a request failed before a status code could be read or its body
 /// could be buffered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum HttpError {
+    /// No whole answer within the deadline.
     #[error("timed out after {0:?}")]
     Timeout(Duration),
+    /// Every connection to the host stayed busy until the deadline.
     #[error("no free connection to the host after {0:?}")]
     Queue(Duration),
+    /// The connection could not be made or broke.
     #[error("{0}")]
     Request(String),
+    /// The body could not be read.
     #[error("reading response body: {0}")]
     Body(String),
+    /// The body was over the client's limit.
     #[error("response body is larger than the {0}-byte limit")]
     TooLarge(usize),
+    /// The node's load budget had no room for the body.
     #[error("load budget of {0} bytes is in use by other loads")]
     OverBudget(u64),
 }

@@ -55,11 +55,18 @@ mod writes;
 
 pub use app::{run, App, StartError, TaskEnded};
 pub use builder::{BuildError, NodeBuilder};
+pub use cache::CacheStats;
 pub use cli::{Args, LogFormat};
 pub use config::Config;
 pub use dialect::Protocol;
 pub use getter::{BoxFuture, Getter, GetterError};
 pub use group::{Group, GroupError};
+pub use http_client::HttpError;
 pub use node::{GetError, Node};
+pub use picker::{FetchPeer, PeerError, PickPeer};
+pub use reply::{ReplyBody, ReplyChunk};
+pub use routes::respond;
 pub use server::run as serve;
+pub use stats::GroupStats;
 pub use value::{Expiry, Value};
+pub use wire::InvalidPeerUrl;

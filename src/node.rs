@@ -3,7 +3,7 @@
 //! lookups; a program embedding groupcached builds one with
 //! `NodeBuilder::new` (`builder`), the binary from its flags (`app`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
@@ -12,7 +12,10 @@ use crate::freshness::TtlPolicy;
 use crate::getter::Getter;
 use crate::group::{Group, GroupError};
 use crate::peers::{PeerSource, Peers};
+use crate::picker::PickPeer;
+use crate::stats::GroupStats;
 use crate::value::Value;
+use crate::wire::{self, InvalidPeerUrl};
 
 /// A groupcache node: its groups and its peer pool, behind a
 /// cheap-to-clone handle.
@@ -49,6 +52,8 @@ pub(crate) struct Parts {
     pub(crate) allow_writes: bool,
     /// `--max-value-bytes`; 0: no limit beyond the caches'.
     pub(crate) max_value: u64,
+    /// An embedder's own picker, which groups ask instead of `peers`.
+    pub(crate) picker: Option<Arc<dyn PickPeer>>,
 }
 
 /// One group of [`Parts`].
@@ -76,12 +81,11 @@ impl Node {
         let mut groups = HashMap::default();
         let mut ttls = HashMap::new();
         for spec in parts.groups {
-            let group = Group::new(
-                &spec.name,
-                spec.cache_bytes,
-                spec.getter,
-                parts.peers.clone(),
-            );
+            let picker: Arc<dyn PickPeer> = match &parts.picker {
+                Some(picker) => picker.clone(),
+                None => parts.peers.clone(),
+            };
+            let group = Group::new(&spec.name, spec.cache_bytes, spec.getter, picker);
             ttls.insert(spec.name.as_bytes().to_vec(), spec.ttl);
             groups.insert(spec.name.into_bytes(), group);
         }
@@ -112,6 +116,37 @@ impl Node {
     pub fn group(&self, name: impl AsRef<[u8]>) -> Option<&Group> {
         let name = name.as_ref();
         self.inner.groups.get(name)
+    }
+
+    /// Replaces the peer list at any time (golang's `HTTPPool.Set`), for an
+    /// embedder's own discovery (Kubernetes, Consul, ...): every node must
+    /// be given the same list; this node's own URL is added if missing.
+    /// Nothing changes if a URL is not `http(s)://host[:port]`.
+    pub fn set_peers<I>(&self, peers: I) -> Result<(), InvalidPeerUrl>
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        let mut list: Vec<String> = peers.into_iter().map(Into::into).collect();
+        wire::check_peer_urls(&list)?;
+        let self_url = self.inner.peers.self_url().to_string();
+        if !list.contains(&self_url) {
+            list.push(self_url);
+        }
+        self.inner.peers.set(list);
+        Ok(())
+    }
+
+    /// The current peer list, this node included.
+    pub fn peer_list(&self) -> Vec<String> {
+        self.inner.peers.list()
+    }
+
+    /// Every group's counters, by group name (what `GET /stats` shows).
+    pub fn stats(&self) -> BTreeMap<String, GroupStats> {
+        self.groups()
+            .map(|g| (g.name().to_string(), g.stats()))
+            .collect()
     }
 
     /// Every group of the node, in no particular order.

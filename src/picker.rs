@@ -51,18 +51,24 @@ pub trait FetchPeer: Send + Sync + 'static {
 
 /// Why a fetch from a peer failed; the texts follow golang's client.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PeerError {
+    /// The key or group made no valid URL with the peer's.
     #[error("bad peer URL {0:?}")]
     BadUrl(String),
+    /// The request failed before a status came back.
     #[error("{0}")]
     Http(#[from] HttpError),
     /// A reply other than 200, with the first line of its body.
     #[error("server returned: {}{}{}", status_text(*.0), if .1.is_empty() { "" } else { ": " }, .1)]
     Status(StatusCode, String),
+    /// The reply was not a `GetResponse`.
     #[error("decoding response body: {0}")]
     Decode(#[from] prost::DecodeError),
+    /// The value was over the largest value this node takes.
     #[error("value of {0} bytes is over the value size limit")]
     TooLarge(usize),
+    /// The peer failed recently and is not asked until its back-off ends.
     #[error("peer is marked down")]
     Down,
 }

@@ -29,6 +29,13 @@ pub(crate) struct InFlight {
 }
 
 impl InFlight {
+    /// A mark no drain waits on: for requests answered outside a listener
+    /// of this crate.
+    pub(crate) fn untracked() -> InFlight {
+        let (sender, _) = mpsc::channel(1);
+        InFlight::new(sender.downgrade())
+    }
+
     pub(crate) fn new(source: mpsc::WeakSender<()>) -> InFlight {
         InFlight {
             source,
@@ -55,9 +62,11 @@ impl InFlight {
 /// copies nothing (hyper writes the parts and the head with one vectored
 /// write).
 ///
-/// It also carries the request's in-flight token (see [`run`]), dropped
+/// It also carries the request's in-flight token (see [`InFlight`]), dropped
 /// with the body once it is written.
-pub(crate) struct ReplyBody {
+/// The body of a node's reply: for a peer's get, the `GetResponse` framed
+/// around the cached value, which is sent without being copied.
+pub struct ReplyBody {
     prefix: Option<ResponsePart>,
     bytes: Option<Bytes>,
     suffix: Option<ResponsePart>,
@@ -100,15 +109,13 @@ impl Body for ReplyBody {
         _: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<ReplyChunk>, Infallible>>> {
         let chunk = if let Some(prefix) = self.prefix.take() {
-            Some(ReplyChunk::Inline(prefix, 0))
+            Some(Chunk::Inline(prefix, 0))
         } else if let Some(bytes) = self.bytes.take() {
-            Some(ReplyChunk::Bytes(bytes))
+            Some(Chunk::Bytes(bytes))
         } else {
-            self.suffix
-                .take()
-                .map(|suffix| ReplyChunk::Inline(suffix, 0))
+            self.suffix.take().map(|suffix| Chunk::Inline(suffix, 0))
         };
-        Poll::Ready(chunk.map(|chunk| Ok(Frame::data(chunk))))
+        Poll::Ready(chunk.map(|chunk| Ok(Frame::data(ReplyChunk(chunk)))))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -123,7 +130,9 @@ impl Body for ReplyBody {
 }
 
 /// One chunk of a [`ReplyBody`].
-pub(crate) enum ReplyChunk {
+pub struct ReplyChunk(Chunk);
+
+enum Chunk {
     /// A field header or the `expire` field, and how much of it has been
     /// written.
     Inline(ResponsePart, usize),
@@ -136,22 +145,22 @@ impl Buf for ReplyChunk {
     }
 
     fn chunk(&self) -> &[u8] {
-        match self {
-            ReplyChunk::Inline(part, written) => &part.as_bytes()[*written..],
-            ReplyChunk::Bytes(bytes) => bytes,
+        match &self.0 {
+            Chunk::Inline(part, written) => &part.as_bytes()[*written..],
+            Chunk::Bytes(bytes) => bytes,
         }
     }
 
     fn advance(&mut self, n: usize) {
-        match self {
-            ReplyChunk::Inline(part, written) => {
+        match &mut self.0 {
+            Chunk::Inline(part, written) => {
                 assert!(
                     *written + n <= part.as_bytes().len(),
                     "advance past the end"
                 );
                 *written += n;
             }
-            ReplyChunk::Bytes(bytes) => bytes.advance(n),
+            Chunk::Bytes(bytes) => bytes.advance(n),
         }
     }
 }

@@ -61,6 +61,26 @@ pub(crate) struct Access {
     pub(crate) body_timeout: Duration,
 }
 
+/// How long a client may take to send a request's body, unless the
+/// listener says otherwise (`--body-read-timeout`).
+pub(crate) const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Answers one request as a node's own listener would (users and peers,
+/// plain HTTP, the default body-read timeout): for mounting a node's APIs
+/// inside an embedder's own hyper server, next to its own routes.
+pub async fn respond<B>(node: &Node, request: Request<B>) -> Response<ReplyBody>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let access = Access {
+        apis: Apis::All,
+        peer_api: true,
+        body_timeout: DEFAULT_BODY_READ_TIMEOUT,
+    };
+    handle(node, request, access, &mut InFlight::untracked()).await
+}
+
 /// Routes one request. Only writes read a request body; other requests
 /// are in flight from the start.
 pub(crate) async fn handle<B>(
@@ -453,8 +473,7 @@ mod tests {
 
     /// A request's in-flight mark when no server is draining.
     fn no_drain() -> InFlight {
-        let (sender, _) = tokio::sync::mpsc::channel(1);
-        InFlight::new(sender.downgrade())
+        InFlight::untracked()
     }
 
     /// Status, `Content-Type` and body.

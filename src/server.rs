@@ -59,7 +59,7 @@ impl Default for Limits {
         Limits {
             max_connections: None,
             header_read_timeout: Duration::from_secs(10),
-            body_read_timeout: Duration::from_secs(10),
+            body_read_timeout: crate::routes::DEFAULT_BODY_READ_TIMEOUT,
         }
     }
 }

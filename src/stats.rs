@@ -88,14 +88,23 @@ pub(crate) enum Counted {
 /// the write counters, which golang has no names for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct GroupStats {
+    /// Gets of any kind (users', peers', embedders').
     pub gets: u64,
+    /// Gets answered from the main or hot cache.
     pub cache_hits: u64,
+    /// Values fetched from the owning peer.
     pub peer_loads: u64,
+    /// Fetches from the owning peer that failed.
     pub peer_errors: u64,
+    /// Gets that missed the caches.
     pub loads: u64,
+    /// Misses that waited on a load already running.
     pub loads_deduped: u64,
+    /// Values loaded by this node's getter.
     pub local_loads: u64,
+    /// Loads by this node's getter that failed.
     pub local_load_errs: u64,
     /// Requests from peers: gets, and in a fork's pool writes too.
     pub server_requests: u64,
@@ -110,7 +119,9 @@ pub struct GroupStats {
     /// Keys a peer's `DELETE` (or each key of a `_remove-keys/` list)
     /// asked this node to remove, held or not.
     pub peer_removes: u64,
+    /// The cache of keys this node owns.
     pub main_cache: CacheStats,
+    /// Copies of other nodes' hot keys.
     pub hot_cache: CacheStats,
 }
 

@@ -73,6 +73,29 @@ pub enum BadPeerUrl {
     TooLong,
 }
 
+/// A peer URL that failed [`check_peer_url`], with why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("peer URL {url:?}: {error}")]
+pub struct InvalidPeerUrl {
+    /// The URL as given.
+    pub url: String,
+    /// What is wrong with it.
+    pub error: BadPeerUrl,
+}
+
+/// [`check_peer_url`] on each of `urls`; the first that fails.
+pub fn check_peer_urls<'a>(
+    urls: impl IntoIterator<Item = &'a String>,
+) -> Result<(), InvalidPeerUrl> {
+    for url in urls {
+        check_peer_url(url).map_err(|error| InvalidPeerUrl {
+            url: url.clone(),
+            error,
+        })?;
+    }
+    Ok(())
+}
+
 /// Checks that `url` is a peer URL as golang's `HTTPPool.Set` lists them:
 /// `http://host[:port]` (or `https://`), with no user info, path or
 /// trailing `/`. The ring hashes the exact string, so `http://a:1/` would
