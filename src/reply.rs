@@ -62,10 +62,8 @@ impl InFlight {
 /// copies nothing (hyper writes the parts and the head with one vectored
 /// write).
 ///
-/// It also carries the request's in-flight token (see [`InFlight`]), dropped
-/// with the body once it is written.
-/// The body of a node's reply: for a peer's get, the `GetResponse` framed
-/// around the cached value, which is sent without being copied.
+/// It also carries the request's in-flight token, dropped with the body
+/// once it is written, so that the drain at shutdown waits for it.
 pub struct ReplyBody {
     prefix: Option<ResponsePart>,
     bytes: Option<Bytes>,
