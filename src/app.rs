@@ -39,7 +39,7 @@ use crate::wire;
 
 /// Why the node could not start, or stopped on its own.
 #[derive(Debug, thiserror::Error)]
-pub enum StartError {
+pub(crate) enum StartError {
     /// A `--group` origin that cannot be used.
     #[error("--group {group}: {error}")]
     Origin {
@@ -60,7 +60,7 @@ pub enum StartError {
 }
 
 /// A node checked and built as far as it can be without its listeners.
-pub struct App {
+pub(crate) struct App {
     config: Config,
     groups: Vec<GroupParts>,
     peer_http: HttpClient,
@@ -69,7 +69,7 @@ pub struct App {
 impl App {
     /// Builds the clients and every group's getter from `config`: every
     /// error the flags can cause shows here, before anything is bound.
-    pub fn new(config: Config) -> Result<App, StartError> {
+    pub(crate) fn new(config: Config) -> Result<App, StartError> {
         let (origin_http, peer_http) = http_clients(&config);
         let groups = config
             .groups
@@ -94,7 +94,7 @@ impl App {
     /// for `--peer-listen`) until `shutdown` resolves or a background task
     /// ends. With etcd, the node's lease is revoked first, then in-flight
     /// requests drain.
-    pub async fn run(
+    pub(crate) async fn run(
         self,
         listener: TcpListener,
         peer_listener: Option<TcpListener>,
@@ -162,7 +162,7 @@ impl App {
         if config.protocol.has_writes() && peer_addr.is_none() && open_peer_api {
             tracing::warn!(
                 "the peer API on {addr} accepts PUT/DELETE from anyone who reaches it \
-                 ({:?} pool): serve it on a private address with --peer-listen, or require \
+                 ({} pool): serve it on a private address with --peer-listen, or require \
                  client certificates with --peer-client-ca",
                 config.protocol
             );
@@ -306,7 +306,7 @@ enum OnShutdown {
 /// A watched background task panicked or ended before shutdown.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("background task {task} {how}")]
-pub struct TaskEnded {
+pub(crate) struct TaskEnded {
     /// The task's name.
     pub task: &'static str,
     /// `ended`, `panicked: MESSAGE` or `was cancelled`.
@@ -401,7 +401,7 @@ fn node_builder(
 pub(crate) fn test_node(flags: &[&str]) -> crate::node::Node {
     use clap::Parser;
     let args = ["groupcached"].iter().chain(flags);
-    let args = crate::Args::try_parse_from(args).expect("valid flags");
+    let args = crate::cli::Args::try_parse_from(args).expect("valid flags");
     let config = args.into_config().expect("valid config");
     let App {
         config,
@@ -413,18 +413,6 @@ pub(crate) fn test_node(flags: &[&str]) -> crate::node::Node {
     builder.build().expect("a valid node")
 }
 
-/// [`App::new`] then [`App::run`].
-pub async fn run(
-    config: Config,
-    listener: TcpListener,
-    peer_listener: Option<TcpListener>,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), StartError> {
-    App::new(config)?
-        .run(listener, peer_listener, shutdown)
-        .await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -434,7 +422,7 @@ mod tests {
     /// flags but a group.
     #[test]
     fn builder_defaults_are_the_binarys() {
-        let args = crate::Args::try_parse_from(["groupcached", "--group", "g=echo"]).unwrap();
+        let args = crate::cli::Args::try_parse_from(["groupcached", "--group", "g=echo"]).unwrap();
         let config = args.into_config().unwrap();
         let builder = NodeBuilder::new("http://127.0.0.1:1");
         assert_eq!(builder.base_path, config.base_path);

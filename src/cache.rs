@@ -28,7 +28,7 @@ use crate::value::{Expiry, Value};
 
 /// Which of a group's two caches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Which {
+pub(crate) enum Which {
     Main,
     Hot,
 }
@@ -53,7 +53,7 @@ pub struct CacheStats {
 }
 
 /// Main and hot caches behind one lock, so the victim rule sees both.
-pub struct Caches {
+pub(crate) struct Caches {
     limit: u64,
     inner: Mutex<Pair>,
 }
@@ -82,7 +82,7 @@ struct Lru {
 
 impl Caches {
     /// Caches holding at most `limit` bytes together; 0 disables caching.
-    pub fn new(limit: u64) -> Caches {
+    pub(crate) fn new(limit: u64) -> Caches {
         Caches {
             limit,
             inner: Mutex::new(Pair {
@@ -96,7 +96,7 @@ impl Caches {
     /// Looks `key` up in main, then hot. Counts a get (and a hit) on each
     /// cache it probes, as golang does; an expired entry is removed and is
     /// a miss.
-    pub fn get(&self, key: &[u8]) -> Option<Value> {
+    pub(crate) fn get(&self, key: &[u8]) -> Option<Value> {
         self.get_if(key, Expiry::is_expired)
     }
 
@@ -119,20 +119,20 @@ impl Caches {
     /// never pins much more than itself. A value that has already expired,
     /// or whose entry cannot fit the limit, is returned without being stored.
     #[cfg(test)]
-    pub fn add(&self, which: Which, key: &[u8], value: Value) -> Value {
+    pub(crate) fn add(&self, which: Which, key: &[u8], value: Value) -> Value {
         self.add_unless_written(which, key, value, None)
     }
 
     /// The write generation of `key`'s stripe, to pass to
     /// [`Caches::add_unless_written`] once a load finishes.
-    pub fn generation(&self, key: &[u8]) -> u64 {
+    pub(crate) fn generation(&self, key: &[u8]) -> u64 {
         self.lock().generations[stripe(key)]
     }
 
     /// [`Caches::add`], but with `since` = `Some(generation)` the value is
     /// stored only if no write of the key's stripe came after that
     /// generation was read (it is returned all the same).
-    pub fn add_unless_written(
+    pub(crate) fn add_unless_written(
         &self,
         which: Which,
         key: &[u8],
@@ -155,7 +155,7 @@ impl Caches {
     /// flight stores an older value afterwards. A value that cannot fit the
     /// limit is refused (`Err(size)`) rather than flushing the cache; the
     /// key is removed all the same.
-    pub fn write(&self, key: &[u8], value: Option<(Which, Value)>) -> Result<(), u64> {
+    pub(crate) fn write(&self, key: &[u8], value: Option<(Which, Value)>) -> Result<(), u64> {
         let mut pair = self.lock();
         pair.generations[stripe(key)] += 1;
         pair.main.remove(key);
@@ -192,7 +192,7 @@ impl Caches {
 
     /// The most bytes main and hot hold together: also the largest entry
     /// (key plus value) they can hold.
-    pub fn limit(&self) -> u64 {
+    pub(crate) fn limit(&self) -> u64 {
         self.limit
     }
 
@@ -203,7 +203,7 @@ impl Caches {
     }
 
     /// (main, hot) counters.
-    pub fn stats(&self) -> (CacheStats, CacheStats) {
+    pub(crate) fn stats(&self) -> (CacheStats, CacheStats) {
         let pair = self.lock();
         (pair.main.stats, pair.hot.stats)
     }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::builder::RangedU64ValueParser;
+use clap::builder::{PossibleValue, PossibleValuesParser, RangedU64ValueParser, TypedValueParser};
 use clap::Parser;
 
 use crate::consistenthash::DEFAULT_REPLICAS;
@@ -17,7 +17,7 @@ use crate::wire::DEFAULT_BASE_PATH;
 /// groupcached: a groupcache node that joins golang/groupcache HTTPPool clusters.
 #[derive(Debug, Parser)]
 #[command(version, about)]
-pub struct Args {
+pub(crate) struct Args {
     /// Address to listen on for users and peers (an unspecified address
     /// such as 0.0.0.0 needs --self).
     #[arg(long, env = "GROUPCACHED_LISTEN", default_value = "127.0.0.1:8080")]
@@ -80,7 +80,7 @@ pub struct Args {
 
     /// Which Go groupcache the pool speaks (its ring, statuses and writes);
     /// every node of a pool must use the same.
-    #[arg(long, env = "GROUPCACHED_PROTOCOL", value_enum, default_value_t = Protocol::Golang)]
+    #[arg(long, env = "GROUPCACHED_PROTOCOL", value_parser = protocol_parser(), default_value = "golang")]
     pub protocol: Protocol,
 
     /// Accept PUT and DELETE on /cache/{group}/{key} (mailgun and
@@ -230,11 +230,23 @@ pub struct Args {
 
 /// `--log-format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     /// Human-readable lines.
     Text,
     /// One JSON object a line.
     Json,
+}
+
+/// `--protocol`: one of [`Protocol::ALL`]'s names, listed in `--help`.
+fn protocol_parser() -> impl TypedValueParser<Value = Protocol> {
+    let help = |protocol| match protocol {
+        Protocol::Golang => "golang/groupcache: any method is a get, no writes",
+        Protocol::Mailgun => "mailgun/groupcache v2",
+        Protocol::GroupcacheGo => "groupcache/groupcache-go v3",
+    };
+    let names =
+        Protocol::ALL.map(|protocol| PossibleValue::new(protocol.name()).help(help(protocol)));
+    PossibleValuesParser::new(names).try_map(|name| name.parse::<Protocol>())
 }
 
 /// A clap parser for a count flag in `min..=max`.

@@ -17,7 +17,7 @@ use crate::wire::{self, base_path_is_valid, BadPeerUrl};
 
 /// What the node runs with, validated.
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(crate) struct Config {
     pub(crate) self_url: Option<String>,
     pub(crate) peers: Vec<String>,
     pub(crate) groups: Vec<GroupSpec>,
@@ -41,7 +41,7 @@ pub struct Config {
 
 /// The TLS flags, loaded: every file was read and parsed at start.
 #[derive(Debug, Clone)]
-pub struct TlsSettings {
+pub(crate) struct TlsSettings {
     /// For https origins.
     pub origin_client: std::sync::Arc<rustls::ClientConfig>,
     /// For https peers, with the client certificate if one was given.
@@ -54,7 +54,7 @@ pub struct TlsSettings {
 
 /// One `--group NAME=ORIGIN`, with its TTL policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupSpec {
+pub(crate) struct GroupSpec {
     pub name: String,
     pub origin: String,
     pub ttl: TtlPolicy,
@@ -62,7 +62,7 @@ pub struct GroupSpec {
 
 /// A flag value that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
+pub(crate) enum ConfigError {
     #[error("--group {0:?}: expected NAME=ORIGIN with a non-empty NAME")]
     GroupSyntax(String),
     #[error("--group {0:?}: the name may not contain '/', spaces or control characters")]
@@ -107,7 +107,7 @@ pub enum ConfigError {
 
 impl Args {
     /// Validates the flags into a [`Config`].
-    pub fn into_config(self) -> Result<Config, ConfigError> {
+    pub(crate) fn into_config(self) -> Result<Config, ConfigError> {
         let mut groups: Vec<GroupSpec> = Vec::new();
         for spec in &self.groups {
             if spec.is_empty() {

@@ -13,7 +13,15 @@ use hyper::{Method, StatusCode};
 use crate::consistenthash::Hashing;
 
 /// Which Go groupcache a pool speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+///
+/// ```
+/// use groupcached::Protocol;
+/// let protocol: Protocol = "groupcache-go".parse().unwrap();
+/// assert_eq!(protocol, Protocol::GroupcacheGo);
+/// assert_eq!(protocol.to_string(), "groupcache-go");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Protocol {
     /// golang/groupcache: any method is a get, no writes.
     #[default]
@@ -22,6 +30,28 @@ pub enum Protocol {
     Mailgun,
     /// groupcache/groupcache-go v3.
     GroupcacheGo,
+}
+
+/// A protocol name that is none of [`Protocol::ALL`]'s.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown protocol {0:?}: expected golang, mailgun or groupcache-go")]
+pub struct UnknownProtocol(String);
+
+impl std::str::FromStr for Protocol {
+    type Err = UnknownProtocol;
+
+    fn from_str(name: &str) -> Result<Protocol, UnknownProtocol> {
+        Protocol::ALL
+            .into_iter()
+            .find(|protocol| protocol.name() == name)
+            .ok_or_else(|| UnknownProtocol(name.to_string()))
+    }
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// What a request on the peer path asks for.
@@ -42,6 +72,18 @@ pub enum PeerOp {
 const REMOVE_KEYS: &[u8] = b"_remove-keys/";
 
 impl Protocol {
+    /// Every protocol.
+    pub const ALL: [Protocol; 3] = [Protocol::Golang, Protocol::Mailgun, Protocol::GroupcacheGo];
+
+    /// The name `--protocol` takes: `golang`, `mailgun` or `groupcache-go`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Golang => "golang",
+            Protocol::Mailgun => "mailgun",
+            Protocol::GroupcacheGo => "groupcache-go",
+        }
+    }
+
     /// The ring every node of the pool builds.
     pub fn hashing(self) -> Hashing {
         match self {

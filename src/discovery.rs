@@ -1,9 +1,10 @@
 //! Peer discovery through etcd: the peer list comes from etcd instead of
 //! `--peers`, and is fed to the pool exactly as `HTTPPool.Set` would be.
+//! What the keys under the prefix mean, and which values count, is
+//! `registry`'s; this module is the etcd I/O around it.
 //!
 //! Key layout (so any node, Go included, can join with `etcdctl`): each node
-//! puts `{prefix}{url}` = `{url}` under a lease it keeps alive. The peer list
-//! is the sorted, de-duplicated set of values under the prefix.
+//! puts `{prefix}{url}` = `{url}` under a lease it keeps alive.
 //!
 //! One session: connect → grant a lease → register → list the prefix →
 //! watch it from the listing's revision + 1 (so no change is missed) while
@@ -13,13 +14,7 @@
 //! keeps the last known peer list, backs off, and starts a fresh session,
 //! which registers again. On stop, the lease is revoked so others drop this
 //! node at once.
-//!
-//! The registry is open to anyone who can write under the prefix, so what
-//! it holds is checked: values that are not peer URLs are ignored (with
-//! warnings at most one a second), this node is always in its own list,
-//! and changes are logged as what was added and removed, a few URLs each.
 
-use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,11 +24,11 @@ use tokio::sync::watch;
 
 use crate::peers::{EtcdStatus, Peers};
 use crate::ratelimit::WarnGate;
-use crate::wire;
+use crate::registry::{self, Event, OwnEntry, Refused, Registry};
 
 /// Where and how this node registers in etcd.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EtcdConfig {
+pub(crate) struct EtcdConfig {
     pub endpoints: Vec<String>,
     pub prefix: String,
     pub ttl: Duration,
@@ -69,14 +64,13 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Keeps `peers` in step with etcd until `stop` resolves, then revokes this
 /// node's lease and returns. Progress is published on `status`.
-pub async fn run(
+pub(crate) async fn run(
     config: EtcdConfig,
     peers: Arc<Peers>,
     status: watch::Sender<EtcdStatus>,
     stop: impl Future<Output = ()>,
 ) {
     let mut discovery = Discovery {
-        key: format!("{}{}", config.prefix, peers.self_url()),
         config,
         peers,
         status,
@@ -114,8 +108,6 @@ pub async fn run(
 
 struct Discovery {
     config: EtcdConfig,
-    /// `{prefix}{self_url}`.
-    key: String,
     peers: Arc<Peers>,
     status: watch::Sender<EtcdStatus>,
     /// The current lease and the client that holds it, for revoking.
@@ -149,8 +141,10 @@ impl Discovery {
             Duration::from_secs(granted.ttl().unsigned_abs()),
         );
         let url = self.peers.self_url().to_string();
+        let mut registry = Registry::new(&self.config.prefix, &url);
+        let key = registry.own_key().to_vec();
         let put = PutOptions::new().with_lease(lease);
-        timed(client.put(self.key.clone(), url, Some(put))).await?;
+        timed(client.put(key.clone(), url, Some(put))).await?;
         if let Some((mut old_client, old)) = self.lease.replace((client.clone(), lease)) {
             let _ = timed(old_client.lease_revoke(old)).await;
         }
@@ -163,23 +157,26 @@ impl Discovery {
         ))
         .await?;
         let revision = listing.header().map_or(0, |h| h.revision());
-        let mut members: BTreeMap<Vec<u8>, String> = listing
-            .kvs()
-            .iter()
-            .filter_map(|kv| Some((kv.key().to_vec(), self.peer_url(kv)?)))
-            .collect();
+        for kv in listing.kvs() {
+            let put = Event::Put {
+                key: kv.key(),
+                value: kv.value(),
+            };
+            self.warn(registry.apply(put));
+        }
         let watch_options = WatchOptions::new()
             .with_prefix()
             .with_start_revision(revision + 1);
         let mut watch =
             timed(client.watch(self.config.prefix.clone(), Some(watch_options))).await?;
-        self.publish(&members, revision);
+        self.publish(&registry, revision);
         self.status.send_modify(|s| {
             s.connected = true;
             s.lease_id = Some(lease);
             s.last_error = None;
         });
-        tracing::info!(lease = format!("{lease:x}"), key = %self.key, "registered in etcd");
+        let shown_key = String::from_utf8_lossy(&key);
+        tracing::info!(lease = format!("{lease:x}"), key = %shown_key, "registered in etcd");
 
         // A hung etcd or a silent partition keeps the streams open but
         // answers nothing: once a whole TTL passes without a keep-alive
@@ -212,52 +209,34 @@ impl Discovery {
                     for event in reply.events() {
                         let Some(kv) = event.kv() else { continue };
                         revision = Some(kv.mod_revision());
-                        match event.event_type() {
-                            EventType::Put => match self.peer_url(kv) {
-                                Some(url) => {
-                                    members.insert(kv.key().to_vec(), url);
-                                }
-                                None => {
-                                    members.remove(kv.key());
-                                }
-                            },
-                            EventType::Delete => {
-                                members.remove(kv.key());
-                            }
-                        }
+                        let event = match event.event_type() {
+                            EventType::Put => Event::Put { key: kv.key(), value: kv.value() },
+                            EventType::Delete => Event::Delete { key: kv.key() },
+                        };
+                        self.warn(registry.apply(event));
                     }
                     if let Some(revision) = revision {
-                        self.publish(&members, revision);
+                        self.publish(&registry, revision);
                     }
-                    match members.get(self.key.as_bytes()) {
-                        None => return Err(SessionError::Deregistered),
-                        Some(url) if url != self.peers.self_url() => {
-                            return Err(SessionError::Overwritten(url.clone()));
-                        }
-                        Some(_) => {}
+                    match registry.own_entry() {
+                        OwnEntry::Registered => {}
+                        OwnEntry::Missing => return Err(SessionError::Deregistered),
+                        OwnEntry::Overwritten(url) => return Err(SessionError::Overwritten(url)),
                     }
                 }
             }
         }
     }
 
-    /// Feeds the sorted, de-duplicated values, and this node, to the pool
-    /// if they changed, logging what was added and removed.
-    fn publish(&self, members: &BTreeMap<Vec<u8>, String>, revision: i64) {
-        let mut list: Vec<String> = members.values().cloned().collect();
-        list.push(self.peers.self_url().to_string());
-        list.sort();
-        list.dedup();
+    /// Feeds the registry's peer list to the pool if it changed, logging
+    /// what was added and removed.
+    fn publish(&self, registry: &Registry, revision: i64) {
         self.status.send_modify(|s| s.revision = revision);
-        let old = self.peers.list();
-        if list != old {
-            let (new_set, old_set): (HashSet<&String>, HashSet<&String>) =
-                (list.iter().collect(), old.iter().collect());
-            let added = list.iter().filter(|url| !old_set.contains(url));
-            let removed = old.iter().filter(|url| !new_set.contains(url));
+        let list = registry.peers();
+        if let Some(diff) = registry::diff(&self.peers.list(), &list) {
             tracing::info!(
-                added = %few(added),
-                removed = %few(removed),
+                added = %diff.added,
+                removed = %diff.removed,
                 total = list.len(),
                 revision,
                 "peer list from etcd changed"
@@ -266,32 +245,21 @@ impl Discovery {
         }
     }
 
-    /// The peer URL an etcd key-value holds, or `None` (with a warning, at
-    /// most one a second) when its value is not one: anyone who can write
-    /// under the prefix could otherwise put any string into every node's
-    /// ring.
-    fn peer_url(&self, kv: &etcd_client::KeyValue) -> Option<String> {
-        let value = String::from_utf8_lossy(kv.value());
-        let error = match wire::check_peer_url(&value) {
-            Ok(()) => return Some(value.into_owned()),
-            Err(error) => error,
+    /// Warns about a value that is not a peer URL, at most once a second:
+    /// anyone who can write under the prefix could otherwise flood the log.
+    fn warn(&self, refused: Option<Refused>) {
+        let Some(Refused { key, value, error }) = refused else {
+            return;
         };
         if let Some(unlogged) = self.bad_values.admit() {
-            let shown = |bytes: &[u8]| {
-                String::from_utf8_lossy(bytes)
-                    .chars()
-                    .take(80)
-                    .collect::<String>()
-            };
             tracing::warn!(
-                key = %shown(kv.key()),
-                value = %shown(kv.value()),
+                %key,
+                %value,
                 %error,
                 unlogged,
                 "ignoring an etcd value that is not a peer URL"
             );
         }
-        None
     }
 
     /// Revokes the lease so the other nodes drop this one at once.
@@ -309,23 +277,6 @@ impl Discovery {
             s.lease_id = None;
         });
     }
-}
-
-/// Up to five of `urls`, then how many more: a log field that stays short
-/// however many peers change at once.
-fn few<'a>(urls: impl Iterator<Item = &'a String>) -> String {
-    const SHOWN: usize = 5;
-    let urls: Vec<&String> = urls.collect();
-    let mut text = urls
-        .iter()
-        .take(SHOWN)
-        .map(|url| url.as_str())
-        .collect::<Vec<_>>()
-        .join(",");
-    if urls.len() > SHOWN {
-        text.push_str(&format!(" and {} more", urls.len() - SHOWN));
-    }
-    format!("[{text}]")
 }
 
 /// Runs an etcd call with [`CALL_TIMEOUT`].

@@ -21,7 +21,7 @@ use crate::value::{unix_nanos, Expiry};
 
 /// What an origin's headers say about caching a response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lifetime {
+pub(crate) enum Lifetime {
     /// Nothing: no `Cache-Control` lifetime, no `Expires`.
     Unspecified,
     /// Fresh for this long after it was received.
@@ -32,7 +32,7 @@ pub enum Lifetime {
 
 /// The freshness of a 200 response with `headers`, requested at
 /// `request_time` and received at `response_time`.
-pub fn lifetime(
+pub(crate) fn lifetime(
     headers: &HeaderMap,
     request_time: SystemTime,
     response_time: SystemTime,
@@ -240,7 +240,7 @@ fn is_token(name: &[u8]) -> bool {
 /// (and a value that would never expire). An uncacheable response stays
 /// uncacheable.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TtlPolicy {
+pub(crate) struct TtlPolicy {
     /// Lifetime of values whose origin gives none; `None`: never expire.
     pub default_ttl: Option<Duration>,
     /// The longest any value lives; `None`: no cap.
@@ -249,7 +249,7 @@ pub struct TtlPolicy {
 
 impl TtlPolicy {
     /// The expiry of a value received at `now` whose origin said `lifetime`.
-    pub fn expiry(&self, lifetime: Lifetime, now: SystemTime) -> Expiry {
+    pub(crate) fn expiry(&self, lifetime: Lifetime, now: SystemTime) -> Expiry {
         let ttl = match lifetime {
             Lifetime::Uncacheable => return Expiry::UNCACHEABLE,
             Lifetime::Fresh(ttl) => Some(ttl),
@@ -268,7 +268,7 @@ impl TtlPolicy {
     /// `expiry`, set by a peer's write, held to this policy at `now`:
     /// `max_ttl` caps it (a value that would never expire included), and
     /// no value lives longer than 2^31 seconds from now.
-    pub fn cap(&self, expiry: Expiry, now: SystemTime) -> Expiry {
+    pub(crate) fn cap(&self, expiry: Expiry, now: SystemTime) -> Expiry {
         let longest = self.max_ttl.map_or(MAX_TTL, |max| max.min(MAX_TTL));
         let latest = Expiry::after_at(longest, unix_nanos(now));
         match (expiry, latest) {

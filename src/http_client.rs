@@ -31,7 +31,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// The largest body a client built by [`HttpClient::new`] accepts, until
 /// [`HttpClient::with_max_body`] says otherwise.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 16 << 20;
+pub(crate) const DEFAULT_MAX_BODY_BYTES: usize = 16 << 20;
 
 /// Why a request failed before a status code could be read or its body
 /// could be buffered.
@@ -74,13 +74,13 @@ impl HttpError {
 /// A bound on the bytes held by response bodies being read, shared by every
 /// request of a node. Counted in KiB so a `u32` reservation covers any body.
 #[derive(Clone)]
-pub struct LoadBudget {
+pub(crate) struct LoadBudget {
     bytes: u64,
     kib: Arc<Semaphore>,
 }
 
 impl LoadBudget {
-    pub fn new(bytes: u64) -> LoadBudget {
+    pub(crate) fn new(bytes: u64) -> LoadBudget {
         // Rounded up, like reservations, so a budget of exactly one
         // body's size always admits that body.
         let kib = bytes.div_ceil(1024).clamp(1, Semaphore::MAX_PERMITS as u64);
@@ -93,7 +93,7 @@ impl LoadBudget {
 
     /// Bytes available to loads right now.
     #[cfg(test)]
-    pub fn available(&self) -> u64 {
+    pub(crate) fn available(&self) -> u64 {
         self.kib.available_permits() as u64 * 1024
     }
 
@@ -124,7 +124,7 @@ impl LoadBudget {
     }
 
     /// An empty hold on this budget, for a request body this node reads.
-    pub fn reservation(&self) -> Reservation {
+    pub(crate) fn reservation(&self) -> Reservation {
         Reservation {
             budget: self.clone(),
             held: Held::default(),
@@ -134,7 +134,7 @@ impl LoadBudget {
 
 /// Part of a [`LoadBudget`] held by one request body, returned when it
 /// drops.
-pub struct Reservation {
+pub(crate) struct Reservation {
     budget: LoadBudget,
     held: Held,
 }
@@ -142,7 +142,7 @@ pub struct Reservation {
 impl Reservation {
     /// Grows the hold to cover `bytes`, or fails at once when the budget
     /// has no room.
-    pub fn cover(&mut self, bytes: u64) -> Result<(), HttpError> {
+    pub(crate) fn cover(&mut self, bytes: u64) -> Result<(), HttpError> {
         let bytes = usize::try_from(bytes).map_err(|_| self.budget.over())?;
         self.budget.reserve(&mut self.held, bytes)
     }
@@ -158,7 +158,7 @@ struct Held {
 /// A cheap-to-clone pooled client with a per-request deadline, a body size
 /// limit and a shared load budget.
 #[derive(Clone)]
-pub struct HttpClient {
+pub(crate) struct HttpClient {
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     timeout: Duration,
     max_body: usize,
@@ -166,7 +166,7 @@ pub struct HttpClient {
 }
 
 /// A bound on concurrent requests to one host.
-pub type HostLimit = Arc<Semaphore>;
+pub(crate) type HostLimit = Arc<Semaphore>;
 
 impl HttpClient {
     /// A client whose requests each finish within `timeout` (connections
@@ -174,14 +174,14 @@ impl HttpClient {
     /// connections per host, accepting bodies up to
     /// [`DEFAULT_MAX_BODY_BYTES`], with no load budget to speak of;
     /// `https://` URLs are verified against the system's roots.
-    pub fn new(timeout: Duration, max_idle_per_host: usize) -> HttpClient {
+    pub(crate) fn new(timeout: Duration, max_idle_per_host: usize) -> HttpClient {
         // Without a CA file nothing is read that could fail.
         let tls = crate::tls::client_config(None, None).expect("system roots");
         HttpClient::with_tls(timeout, max_idle_per_host, tls)
     }
 
     /// [`HttpClient::new`], with `tls` for `https://` URLs.
-    pub fn with_tls(
+    pub(crate) fn with_tls(
         timeout: Duration,
         max_idle_per_host: usize,
         tls: Arc<rustls::ClientConfig>,
@@ -208,7 +208,7 @@ impl HttpClient {
     }
 
     /// The same client (same connection pool) with another request deadline.
-    pub fn with_timeout(&self, timeout: Duration) -> HttpClient {
+    pub(crate) fn with_timeout(&self, timeout: Duration) -> HttpClient {
         HttpClient {
             timeout,
             ..self.clone()
@@ -216,7 +216,7 @@ impl HttpClient {
     }
 
     /// The same client refusing bodies over `max_body` bytes.
-    pub fn with_max_body(&self, max_body: usize) -> HttpClient {
+    pub(crate) fn with_max_body(&self, max_body: usize) -> HttpClient {
         HttpClient {
             max_body,
             ..self.clone()
@@ -224,22 +224,22 @@ impl HttpClient {
     }
 
     /// The deadline of each request (and of each wait for a connection).
-    pub fn timeout(&self) -> Duration {
+    pub(crate) fn timeout(&self) -> Duration {
         self.timeout
     }
 
     /// The load budget this client's bodies share.
-    pub fn budget(&self) -> &LoadBudget {
+    pub(crate) fn budget(&self) -> &LoadBudget {
         &self.budget
     }
 
     /// The largest body this client accepts.
-    pub fn max_body(&self) -> usize {
+    pub(crate) fn max_body(&self) -> usize {
         self.max_body
     }
 
     /// The same client holding bodies being read within `budget`.
-    pub fn with_budget(&self, budget: LoadBudget) -> HttpClient {
+    pub(crate) fn with_budget(&self, budget: LoadBudget) -> HttpClient {
         HttpClient {
             budget,
             ..self.clone()
@@ -247,12 +247,12 @@ impl HttpClient {
     }
 
     /// A semaphore allowing `n` concurrent requests to one host.
-    pub fn host_limit(n: usize) -> HostLimit {
+    pub(crate) fn host_limit(n: usize) -> HostLimit {
         Arc::new(Semaphore::new(n.max(1)))
     }
 
     /// GETs `uri` and returns the status, the headers and the whole body.
-    pub async fn get_with_headers(
+    pub(crate) async fn get_with_headers(
         &self,
         uri: Uri,
         limit: &Semaphore,
@@ -262,7 +262,7 @@ impl HttpClient {
 
     /// Sends `method` to `uri` with `body` (empty: no body) and returns the
     /// status, the headers and the whole body.
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         method: Method,
         uri: Uri,
@@ -369,7 +369,7 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 }
 
 /// `"200 OK"`, as Go's `Response.Status` reads.
-pub fn status_text(status: StatusCode) -> String {
+pub(crate) fn status_text(status: StatusCode) -> String {
     match status.canonical_reason() {
         Some(reason) => format!("{} {}", status.as_u16(), reason),
         None => status.as_u16().to_string(),

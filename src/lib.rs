@@ -15,26 +15,40 @@
 //! answered from the `cache`, fetched from the owning peer (`peers` picks
 //! it with the ring, `peer_client` fetches it), or loaded through the
 //! group's getter (`origin` for `--group NAME=URL`) once per key
-//! (`singleflight`). `app` turns the binary's [`Config`] into a running
+//! (`singleflight`). `app` turns the binary's configuration into a running
 //! node; `discovery` feeds it peer lists from etcd.
+//!
+//! Cargo features: `binary` (default) is the `groupcached` command with
+//! `etcd` (discovery) and `metrics` (`GET /metrics`). Without default
+//! features this is the library alone, and building it needs no `protoc`.
 
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub)]
+// Without the command, the parts of the core only it uses (HTTP origins,
+// TLS files, flag limits) are unused; the default build checks them.
+#![cfg_attr(not(feature = "binary"), allow(dead_code))]
 
 pub mod consistenthash;
 pub mod wire;
 
+#[cfg(feature = "binary")]
 mod app;
 mod builder;
 mod cache;
+#[cfg(feature = "binary")]
 mod cli;
+#[cfg(feature = "binary")]
+mod command;
+#[cfg(feature = "binary")]
 mod config;
 mod dialect;
+#[cfg(feature = "etcd")]
 mod discovery;
 mod freshness;
 mod getter;
 mod group;
 mod http_client;
+#[cfg(feature = "metrics")]
 mod metrics;
 mod node;
 mod origin;
@@ -42,6 +56,7 @@ mod peer_client;
 mod peers;
 mod picker;
 mod ratelimit;
+mod registry;
 mod reply;
 mod routes;
 mod server;
@@ -53,12 +68,9 @@ mod units;
 mod value;
 mod writes;
 
-pub use app::{run, App, StartError, TaskEnded};
 pub use builder::{BuildError, NodeBuilder};
 pub use cache::CacheStats;
-pub use cli::{Args, LogFormat};
-pub use config::Config;
-pub use dialect::Protocol;
+pub use dialect::{Protocol, UnknownProtocol};
 pub use getter::{BoxFuture, Getter, GetterError};
 pub use group::{Group, GroupError};
 pub use http_client::HttpError;
@@ -70,3 +82,9 @@ pub use server::run as serve;
 pub use stats::GroupStats;
 pub use value::{Expiry, Value};
 pub use wire::InvalidPeerUrl;
+
+/// The `groupcached` command's `main`, for `src/main.rs`: not part of the
+/// library's API.
+#[cfg(feature = "binary")]
+#[doc(hidden)]
+pub use command::main as command_main;

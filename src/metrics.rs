@@ -22,7 +22,7 @@ use crate::node::Node;
 use crate::stats::GroupStats;
 
 /// The `Content-Type` of the exposition (Prometheus text format 0.0.4).
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// mailgun's group counters (label `group`): name, help, value.
 type GroupField = fn(&GroupStats) -> u64;
@@ -144,7 +144,7 @@ const CACHE_METRICS: [(&str, &str, MetricType, CacheField); 7] = [
 ];
 
 /// The exposition for `node`.
-pub fn render(node: &Node) -> Result<String, prometheus::Error> {
+pub(crate) fn render(node: &Node) -> Result<String, prometheus::Error> {
     let mut groups: Vec<(&Group, GroupStats)> = node.groups().map(|g| (g, g.stats())).collect();
     groups.sort_by(|a, b| a.0.name().cmp(b.0.name()));
     let mut out = Families::default();

@@ -25,7 +25,7 @@ use crate::wire;
 
 /// A bad `--group` origin template.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TemplateError {
+pub(crate) enum TemplateError {
     #[error("origin URL must start with http:// or https://: {0}")]
     NotHttp(String),
     #[error("origin URL must contain {{key}}: {0}")]
@@ -35,7 +35,7 @@ pub enum TemplateError {
 }
 
 /// A getter that loads from an HTTP origin.
-pub struct HttpOrigin {
+pub(crate) struct HttpOrigin {
     /// The template with `{group}` already filled in, split at each `{key}`.
     pieces: Vec<String>,
     /// True when a `{key}` stands before the query: dot-segments matter.
@@ -48,7 +48,7 @@ pub struct HttpOrigin {
 impl HttpOrigin {
     /// Parses `template` for `group`; at most `max_conns` requests to the
     /// origin run at once, and `ttl` turns its caching headers into expiries.
-    pub fn new(
+    pub(crate) fn new(
         group: &str,
         template: &str,
         http: HttpClient,

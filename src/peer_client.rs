@@ -33,7 +33,7 @@ use crate::wire;
 
 /// A handle for one peer: its URL prefix and a bound on concurrent fetches.
 #[derive(Clone)]
-pub struct PeerClient {
+pub(crate) struct PeerClient {
     /// `{peer}{base_path}`, e.g. `http://10.0.0.2:8080/_groupcache/`.
     base: String,
     http: HttpClient,
@@ -43,7 +43,12 @@ pub struct PeerClient {
 }
 
 impl PeerClient {
-    pub fn new(peer: &str, base_path: &str, http: HttpClient, max_conns: usize) -> PeerClient {
+    pub(crate) fn new(
+        peer: &str,
+        base_path: &str,
+        http: HttpClient,
+        max_conns: usize,
+    ) -> PeerClient {
         PeerClient {
             base: format!("{peer}{base_path}"),
             http,
@@ -54,7 +59,7 @@ impl PeerClient {
     }
 
     /// This peer's health, for `GET /peers`.
-    pub fn health(&self) -> HealthReport {
+    pub(crate) fn health(&self) -> HealthReport {
         self.health.report()
     }
 
@@ -86,13 +91,18 @@ impl PeerClient {
     }
 
     /// A fork's remote Set: `PUT` with a `SetRequest` body.
-    pub async fn set(&self, group: &[u8], key: &[u8], value: &Value) -> Result<(), PeerError> {
+    pub(crate) async fn set(
+        &self,
+        group: &[u8],
+        key: &[u8],
+        value: &Value,
+    ) -> Result<(), PeerError> {
         let body = wire::encode_set_request(group, key, value);
         self.send(Method::PUT, group, key, body).await.map(drop)
     }
 
     /// A fork's remote Remove: `DELETE`, no body.
-    pub async fn remove(&self, group: &[u8], key: &[u8]) -> Result<(), PeerError> {
+    pub(crate) async fn remove(&self, group: &[u8], key: &[u8]) -> Result<(), PeerError> {
         self.send(Method::DELETE, group, key, Bytes::new())
             .await
             .map(drop)
@@ -164,7 +174,7 @@ struct HealthState {
 
 /// A peer's health as `GET /peers` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct HealthReport {
+pub(crate) struct HealthReport {
     /// `up`, `down` or `probing`.
     pub state: &'static str,
     /// Unreachable fetches in a row.

@@ -24,7 +24,7 @@ use crate::peer_client::{HealthReport, PeerClient};
 use crate::picker::{FetchPeer, PickPeer};
 
 /// The current membership, shared by every group of the node.
-pub struct Peers {
+pub(crate) struct Peers {
     self_url: String,
     base_path: String,
     replicas: usize,
@@ -36,7 +36,7 @@ pub struct Peers {
 
 /// One peer's entry in `GET /peers`'s `health` list.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct PeerHealth {
+pub(crate) struct PeerHealth {
     pub url: String,
     #[serde(flatten)]
     pub health: HealthReport,
@@ -50,7 +50,7 @@ struct Membership {
 
 impl Peers {
     /// An empty pool: until [`Peers::set`] every key is local.
-    pub fn new(
+    pub(crate) fn new(
         self_url: String,
         base_path: String,
         replicas: usize,
@@ -73,29 +73,29 @@ impl Peers {
 
     /// The pool speaks `protocol` (golang's by default); call before
     /// [`Peers::set`].
-    pub fn with_protocol(mut self, protocol: Protocol) -> Peers {
+    pub(crate) fn with_protocol(mut self, protocol: Protocol) -> Peers {
         self.protocol = protocol;
         self
     }
 
     /// The load budget fetched values (and, at the server, request
     /// bodies) share.
-    pub fn load_budget(&self) -> &LoadBudget {
+    pub(crate) fn load_budget(&self) -> &LoadBudget {
         self.http.budget()
     }
 
-    pub fn protocol(&self) -> Protocol {
+    pub(crate) fn protocol(&self) -> Protocol {
         self.protocol
     }
 
     /// This node's own URL, as the peer list names it.
-    pub fn self_url(&self) -> &str {
+    pub(crate) fn self_url(&self) -> &str {
         &self.self_url
     }
 
     /// Replaces the peer list, like `HTTPPool.Set(peers...)`. Clients of
     /// peers that stay are kept, so their pooled connections survive.
-    pub fn set(&self, peers: Vec<String>) {
+    pub(crate) fn set(&self, peers: Vec<String>) {
         let old = self.membership();
         let clients = peers
             .iter()
@@ -120,19 +120,19 @@ impl Peers {
     }
 
     /// The current peer list, in ring order of insertion.
-    pub fn list(&self) -> Vec<String> {
+    pub(crate) fn list(&self) -> Vec<String> {
         self.membership().ring.peers().to_vec()
     }
 
     /// Every peer with its share of the ring (see [`Ring::shares`]).
-    pub fn ring_shares(&self) -> Vec<(String, f64)> {
+    pub(crate) fn ring_shares(&self) -> Vec<(String, f64)> {
         let membership = self.membership();
         let ring = &membership.ring;
         ring.peers().iter().cloned().zip(ring.shares()).collect()
     }
 
     /// Every other peer's health, in peer-list order.
-    pub fn health(&self) -> Vec<PeerHealth> {
+    pub(crate) fn health(&self) -> Vec<PeerHealth> {
         let membership = self.membership();
         membership
             .ring
@@ -149,7 +149,7 @@ impl Peers {
     }
 
     /// Every other node, with its URL, in peer-list order.
-    pub fn others(&self) -> Vec<(String, Arc<PeerClient>)> {
+    pub(crate) fn others(&self) -> Vec<(String, Arc<PeerClient>)> {
         let membership = self.membership();
         let peers = membership.ring.peers();
         peers
@@ -159,7 +159,7 @@ impl Peers {
     }
 
     /// The URL of the owner of `key` (this node's own URL included).
-    pub fn owner(&self, key: &[u8]) -> Option<String> {
+    pub(crate) fn owner(&self, key: &[u8]) -> Option<String> {
         self.membership().ring.get(key).map(str::to_string)
     }
 
@@ -200,7 +200,7 @@ impl PickPeer for Peers {
 
 /// Where the peer list comes from, for `GET /peers`.
 #[derive(Clone)]
-pub enum PeerSource {
+pub(crate) enum PeerSource {
     Static,
     /// Discovery's latest status.
     Etcd(tokio::sync::watch::Receiver<EtcdStatus>),
@@ -208,7 +208,7 @@ pub enum PeerSource {
 
 impl PeerSource {
     /// `static` or `etcd`, and with etcd, discovery's latest status.
-    pub fn describe(&self) -> (&'static str, Option<EtcdStatus>) {
+    pub(crate) fn describe(&self) -> (&'static str, Option<EtcdStatus>) {
         match self {
             PeerSource::Static => ("static", None),
             PeerSource::Etcd(status) => ("etcd", Some(status.borrow().clone())),
@@ -218,7 +218,7 @@ impl PeerSource {
 
 /// What `GET /peers` shows about etcd.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct EtcdStatus {
+pub(crate) struct EtcdStatus {
     pub endpoints: Vec<String>,
     pub prefix: String,
     /// True while a session is registered and watching.

@@ -6,7 +6,8 @@
 //! - `GET /cache/{group}/{key}`: the raw value, for users; `PUT` and
 //!   `DELETE` write it, with `--allow-writes` in the forks' pools.
 //! - `GET /stats`, `GET /peers`, `GET /healthz`.
-//! - `GET /metrics`: Prometheus metrics (see `metrics`).
+//! - `GET /metrics`: Prometheus metrics (see `metrics`; with the `metrics`
+//!   feature, else 404).
 //! - `GET /`: the live status page, fed by `GET /status` (see `status`).
 //!
 //! Only writes read a request body, within the body-read timeout and the
@@ -30,7 +31,7 @@ use crate::group::{Counted, Group};
 use crate::http_client::Reservation;
 use crate::node::Node;
 use crate::reply::{
-    closing, go_bad_request, html, json, no_such_group, text, typed, InFlight, Reply, ReplyBody,
+    closing, go_bad_request, html, json, no_such_group, text, InFlight, Reply, ReplyBody,
 };
 use crate::value::Expiry;
 use crate::wire::{self, PathError, PathParts};
@@ -41,7 +42,7 @@ const CACHE_PREFIX: &str = "/cache/";
 
 /// Which APIs a listener serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Apis {
+pub(crate) enum Apis {
     /// Users and peers (no `--peer-listen`).
     All,
     /// The main listener when peers have their own: the peer path is 404.
@@ -143,6 +144,7 @@ where
         "/healthz" => text(StatusCode::OK, "ok".into()),
         "/stats" => json(&crate::status::stats(node)),
         "/peers" => json(&crate::status::peers(node)),
+        #[cfg(feature = "metrics")]
         "/metrics" => metrics(node),
         "/" => html(crate::status::PAGE),
         "/status" => json(&crate::status::status(node)),
@@ -440,14 +442,17 @@ fn cache_control(expiry: Expiry) -> Option<HeaderValue> {
 }
 
 /// `GET /metrics`: the Prometheus exposition.
+#[cfg(feature = "metrics")]
 fn metrics(node: &Node) -> Reply {
+    use crate::reply::typed;
     match crate::metrics::render(node) {
         Ok(body) => typed(Bytes::from(body), crate::metrics::CONTENT_TYPE),
         Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string().into()),
     }
 }
 
-#[cfg(test)]
+// The tests build nodes from the command's flags.
+#[cfg(all(test, feature = "binary"))]
 mod tests {
     use super::*;
     use http_body_util::Empty;

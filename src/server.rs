@@ -41,7 +41,7 @@ const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
 /// How the listener serves connections.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Most connections open at once; `None`: half the open-file limit.
     pub max_connections: Option<usize>,
     /// How long a client may take to send a request's headers.
@@ -74,7 +74,7 @@ pub async fn run(listener: TcpListener, node: Node, shutdown: impl Future<Output
 
 /// Serves `apis` of `node` on `listener`, over TLS if `tls` is given,
 /// until `shutdown` resolves.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     tls: Option<ServerTls>,
     apis: Apis,

@@ -19,7 +19,7 @@ type CallMap<T> = HashMap<Box<[u8]>, watch::Receiver<Option<T>>>;
 type Calls<T> = Arc<Mutex<CallMap<T>>>;
 
 /// A set of in-flight calls keyed by byte strings.
-pub struct Flight<T> {
+pub(crate) struct Flight<T> {
     calls: Calls<T>,
 }
 
@@ -35,7 +35,7 @@ impl<T: Clone + Send + Sync + 'static> Flight<T> {
     /// Runs `work()` for `key` unless a call for `key` is already in flight,
     /// in which case waits for that call instead. Returns `None` only when
     /// the work panicked.
-    pub async fn run<F, Fut>(&self, key: &[u8], work: F) -> Option<T>
+    pub(crate) async fn run<F, Fut>(&self, key: &[u8], work: F) -> Option<T>
     where
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = T> + Send + 'static,
@@ -80,7 +80,7 @@ impl<T: Clone + Send + Sync + 'static> Flight<T> {
 
     /// How many keys have a call in flight.
     #[cfg(test)]
-    pub fn in_flight(&self) -> usize {
+    pub(crate) fn in_flight(&self) -> usize {
         lock(&self.calls).len()
     }
 }

@@ -6,6 +6,7 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+#[cfg(feature = "metrics")]
 use prometheus::{Histogram, HistogramOpts};
 use serde::Serialize;
 
@@ -125,6 +126,7 @@ pub struct GroupStats {
     pub hot_cache: CacheStats,
 }
 
+#[cfg(feature = "metrics")]
 /// Histogram buckets for fetch and load durations, in seconds: from a fast
 /// loopback peer to the longest `--peer-timeout` anyone should use.
 const BUCKETS: [f64; 14] = [
@@ -132,21 +134,28 @@ const BUCKETS: [f64; 14] = [
 ];
 
 /// How long one group's misses take: fetches from the owning peer and
-/// loads from the origin. Recorded on the miss paths only.
-pub struct LoadTimings {
+/// loads from the origin, as histograms with the `metrics` feature, and
+/// the slowest fetch. Recorded on the miss paths only.
+pub(crate) struct LoadTimings {
+    #[cfg(feature = "metrics")]
     pub(crate) peer_fetch: Histogram,
+    #[cfg(feature = "metrics")]
     pub(crate) origin_load: Histogram,
     pub(crate) slowest_peer_fetch_ns: AtomicU64,
 }
 
 impl LoadTimings {
-    pub fn new(group: &str) -> LoadTimings {
+    pub(crate) fn new(group: &str) -> LoadTimings {
+        #[cfg(not(feature = "metrics"))]
+        let _ = group;
         LoadTimings {
+            #[cfg(feature = "metrics")]
             peer_fetch: histogram(
                 "groupcached_peer_fetch_duration_seconds",
                 "How long fetches from the owning peer took, failed ones included.",
                 group,
             ),
+            #[cfg(feature = "metrics")]
             origin_load: histogram(
                 "groupcached_origin_load_duration_seconds",
                 "How long loads from the origin took, failed ones included.",
@@ -156,17 +165,22 @@ impl LoadTimings {
         }
     }
 
-    pub fn peer_fetch(&self, took: Duration) {
+    pub(crate) fn peer_fetch(&self, took: Duration) {
+        #[cfg(feature = "metrics")]
         self.peer_fetch.observe(took.as_secs_f64());
         let nanos = took.as_nanos().try_into().unwrap_or(u64::MAX);
         self.slowest_peer_fetch_ns.fetch_max(nanos, Relaxed);
     }
 
-    pub fn origin_load(&self, took: Duration) {
+    pub(crate) fn origin_load(&self, took: Duration) {
+        #[cfg(feature = "metrics")]
         self.origin_load.observe(took.as_secs_f64());
+        #[cfg(not(feature = "metrics"))]
+        let _ = took;
     }
 }
 
+#[cfg(feature = "metrics")]
 fn histogram(name: &str, help: &str, group: &str) -> Histogram {
     let opts = HistogramOpts::new(name, help)
         .const_label("group", group)

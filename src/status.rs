@@ -17,11 +17,11 @@ use crate::peer_client::HealthReport;
 use crate::peers::{EtcdStatus, PeerHealth};
 
 /// The page itself.
-pub const PAGE: &str = include_str!("status.html");
+pub(crate) const PAGE: &str = include_str!("status.html");
 
 /// What `GET /status` answers.
 #[derive(Debug, Serialize)]
-pub struct Status {
+pub(crate) struct Status {
     #[serde(rename = "self")]
     pub self_url: String,
     pub version: &'static str,
@@ -37,7 +37,7 @@ pub struct Status {
 /// as a decimal string: a JSON number above 2^53 loses digits in a
 /// browser.
 #[derive(Debug, Serialize)]
-pub struct EtcdView {
+pub(crate) struct EtcdView {
     pub endpoints: Vec<String>,
     pub prefix: String,
     pub connected: bool,
@@ -61,7 +61,7 @@ impl From<EtcdStatus> for EtcdView {
 
 /// One peer of the current list.
 #[derive(Debug, Serialize)]
-pub struct PeerStatus {
+pub(crate) struct PeerStatus {
     pub url: String,
     /// True for this node.
     #[serde(rename = "self")]
@@ -76,14 +76,14 @@ pub struct PeerStatus {
 
 /// One group's counters and its cache capacity.
 #[derive(Debug, Serialize)]
-pub struct GroupStatus {
+pub(crate) struct GroupStatus {
     pub name: String,
     pub capacity_bytes: u64,
     pub stats: GroupStats,
 }
 
 /// The node's status now.
-pub fn status(node: &Node) -> Status {
+pub(crate) fn status(node: &Node) -> Status {
     let self_url = node.peers().self_url().to_string();
     let health = node.peers().health();
     let peers = node
@@ -122,12 +122,12 @@ pub fn status(node: &Node) -> Status {
 
 /// `GET /stats`: every group's counters, by name.
 #[derive(serde::Serialize)]
-pub struct StatsReply {
+pub(crate) struct StatsReply {
     groups: BTreeMap<String, GroupStats>,
 }
 
 /// What `GET /stats` answers.
-pub fn stats(node: &Node) -> StatsReply {
+pub(crate) fn stats(node: &Node) -> StatsReply {
     StatsReply {
         groups: node
             .groups()
@@ -138,7 +138,7 @@ pub fn stats(node: &Node) -> StatsReply {
 
 /// `GET /peers`: the peer list, where it comes from and each peer's health.
 #[derive(serde::Serialize)]
-pub struct PeersReply {
+pub(crate) struct PeersReply {
     #[serde(rename = "self")]
     self_url: String,
     source: &'static str,
@@ -149,7 +149,7 @@ pub struct PeersReply {
 }
 
 /// What `GET /peers` answers.
-pub fn peers(node: &Node) -> PeersReply {
+pub(crate) fn peers(node: &Node) -> PeersReply {
     let (source, etcd) = node.source().describe();
     PeersReply {
         self_url: node.peers().self_url().to_string(),

@@ -21,14 +21,14 @@ use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::signal::unix::{signal, SignalKind};
-pub use tokio_rustls::TlsAcceptor;
+pub(crate) use tokio_rustls::TlsAcceptor;
 
 /// How often certificate files are checked for changes.
 const RELOAD_POLL: Duration = Duration::from_secs(1);
 
 /// A certificate, key or CA file that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TlsError {
+pub(crate) enum TlsError {
     #[error("{flag} {path}: {error}")]
     File {
         flag: &'static str,
@@ -47,13 +47,13 @@ pub enum TlsError {
 
 /// A file named by a flag, so errors can say which flag was wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FlagPath {
+pub(crate) struct FlagPath {
     pub flag: &'static str,
     pub path: PathBuf,
 }
 
 impl FlagPath {
-    pub fn new(flag: &'static str, path: PathBuf) -> FlagPath {
+    pub(crate) fn new(flag: &'static str, path: PathBuf) -> FlagPath {
         FlagPath { flag, path }
     }
 
@@ -93,7 +93,7 @@ impl FlagPath {
 /// A certificate chain and its private key (`--tls-cert`/`--tls-key`,
 /// `--peer-client-cert`/`--peer-client-key`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
+pub(crate) struct Identity {
     pub cert: FlagPath,
     pub key: FlagPath,
 }
@@ -133,7 +133,7 @@ fn roots(ca: Option<&FlagPath>) -> Result<RootCertStore, TlsError> {
 }
 
 /// The client side of https origins (`identity` = None) and peers.
-pub fn client_config(
+pub(crate) fn client_config(
     ca: Option<&FlagPath>,
     identity: Option<&Identity>,
 ) -> Result<Arc<ClientConfig>, TlsError> {
@@ -156,7 +156,7 @@ pub fn client_config(
 
 /// How a listener treats client certificates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientAuth {
+pub(crate) enum ClientAuth {
     /// None are asked for.
     Off,
     /// Verified when offered; the handshake succeeds without one (the
@@ -168,7 +168,7 @@ pub enum ClientAuth {
 
 /// A listener's TLS: its acceptor and the certificate it serves.
 #[derive(Clone)]
-pub struct ServerTls {
+pub(crate) struct ServerTls {
     pub acceptor: TlsAcceptor,
     pub cert: Arc<ReloadingCert>,
     pub client_auth: ClientAuth,
@@ -177,7 +177,7 @@ pub struct ServerTls {
 impl ServerTls {
     /// Serves `identity`, verifying client certificates against
     /// `client_ca` as `client_auth` says.
-    pub fn new(
+    pub(crate) fn new(
         identity: &Identity,
         client_ca: Option<&FlagPath>,
         client_auth: ClientAuth,
@@ -223,7 +223,7 @@ impl std::fmt::Debug for ServerTls {
 
 /// The certificate a listener serves, swapped when its files change.
 #[derive(Debug)]
-pub struct ReloadingCert {
+pub(crate) struct ReloadingCert {
     identity: Identity,
     current: RwLock<Arc<CertifiedKey>>,
     /// The files' (mtime, size) when last read.
@@ -242,7 +242,7 @@ impl ReloadingCert {
     }
 
     /// Re-reads the files if `force` or if either changed since last read.
-    pub fn reload(&self, force: bool) {
+    pub(crate) fn reload(&self, force: bool) {
         let stamps = [self.identity.cert.stamp(), self.identity.key.stamp()];
         {
             let mut seen = self.stamps.lock().unwrap_or_else(|e| e.into_inner());
@@ -273,7 +273,7 @@ impl ResolvesServerCert for ReloadingCert {
 }
 
 /// Reloads `certs` when their files change and on SIGHUP, forever.
-pub async fn watch_reloads(certs: Vec<Arc<ReloadingCert>>) {
+pub(crate) async fn watch_reloads(certs: Vec<Arc<ReloadingCert>>) {
     if certs.is_empty() {
         return;
     }

@@ -13,35 +13,35 @@ pub(crate) const MAX_DELTA_SECONDS: u64 = 1 << 31;
 /// them a value cannot work (a zero timeout fails every load), turns a
 /// deadline off in effect, or costs memory and start-up time out of
 /// proportion (the ring holds `replicas` points per peer).
-pub mod limits {
+pub(crate) mod limits {
     use std::time::Duration;
 
-    pub const REPLICAS: (u64, u64) = (1, 10_000);
-    pub const MAX_CONNS_PER_PEER: (u64, u64) = (1, 100_000);
-    pub const MAX_CONNECTIONS: (u64, u64) = (1, 10_000_000);
-    pub const CACHE_BYTES: (u64, u64) = (0, 1 << 40);
-    pub const PEER_TIMEOUT: (Duration, Duration) =
+    pub(crate) const REPLICAS: (u64, u64) = (1, 10_000);
+    pub(crate) const MAX_CONNS_PER_PEER: (u64, u64) = (1, 100_000);
+    pub(crate) const MAX_CONNECTIONS: (u64, u64) = (1, 10_000_000);
+    pub(crate) const CACHE_BYTES: (u64, u64) = (0, 1 << 40);
+    pub(crate) const PEER_TIMEOUT: (Duration, Duration) =
         (Duration::from_millis(1), Duration::from_secs(3600));
-    pub const HEADER_READ_TIMEOUT: (Duration, Duration) =
+    pub(crate) const HEADER_READ_TIMEOUT: (Duration, Duration) =
         (Duration::from_millis(100), Duration::from_secs(600));
-    pub const BODY_READ_TIMEOUT: (Duration, Duration) =
+    pub(crate) const BODY_READ_TIMEOUT: (Duration, Duration) =
         (Duration::from_millis(100), Duration::from_secs(600));
-    pub const ETCD_TTL: (Duration, Duration) =
+    pub(crate) const ETCD_TTL: (Duration, Duration) =
         (Duration::from_secs(1), Duration::from_secs(86_400));
-    pub const ORIGIN_TIMEOUT: (Duration, Duration) =
+    pub(crate) const ORIGIN_TIMEOUT: (Duration, Duration) =
         (Duration::from_millis(1), Duration::from_secs(3600));
-    pub const MAX_VALUE_BYTES: (u64, u64) = (1, 1 << 30);
-    pub const LOAD_BUDGET: (u64, u64) = (1, 1 << 40);
+    pub(crate) const MAX_VALUE_BYTES: (u64, u64) = (1, 1 << 30);
+    pub(crate) const LOAD_BUDGET: (u64, u64) = (1, 1 << 40);
     /// The longest TTL (`--default-ttl`, `--max-ttl`, a write's `?ttl=`):
     /// the longest lifetime an origin can give, about 68 years.
-    pub const MAX_TTL: Duration = Duration::from_secs(super::MAX_DELTA_SECONDS);
+    pub(crate) const MAX_TTL: Duration = Duration::from_secs(super::MAX_DELTA_SECONDS);
 }
 
 /// The default `--max-value-bytes` (when `--cache-bytes` is larger).
-pub const DEFAULT_MAX_VALUE_BYTES: u64 = 16 << 20;
+pub(crate) const DEFAULT_MAX_VALUE_BYTES: u64 = 16 << 20;
 
 /// "64MiB", "64M", "512k", "1G", "1048576" → bytes (binary multiples).
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
     let (number, unit) = split_number(text, "a size like 64MiB")?;
     let shift = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 0,
@@ -69,12 +69,12 @@ pub(crate) fn check_ttl(ttl: Duration) -> Result<Duration, &'static str> {
 }
 
 /// A TTL: a duration of at most [`limits::MAX_TTL`].
-pub fn parse_ttl(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_ttl(text: &str) -> Result<Duration, String> {
     check_ttl(parse_duration(text)?).map_err(|reason| format!("{text:?} is {reason}"))
 }
 
 /// "500ms", "2s", "1m", "1h", "3" (seconds) → a duration.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let (number, unit) = split_number(text, "a duration like 2s")?;
     match unit {
         "ms" => Ok(Duration::from_millis(number)),

@@ -84,12 +84,12 @@ impl Expiry {
 }
 
 /// The wall clock in Unix nanoseconds.
-pub fn now_nanos() -> i64 {
+pub(crate) fn now_nanos() -> i64 {
     unix_nanos(SystemTime::now())
 }
 
 /// `time` in Unix nanoseconds (0 before 1970, saturating in 2262).
-pub fn unix_nanos(time: SystemTime) -> i64 {
+pub(crate) fn unix_nanos(time: SystemTime) -> i64 {
     time.duration_since(UNIX_EPOCH).map_or(0, |since| {
         i64::try_from(since.as_nanos()).unwrap_or(i64::MAX)
     })

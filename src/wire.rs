@@ -17,7 +17,7 @@ use crate::value::{Expiry, Value};
 
 /// The golang/groupcache protobuf messages, generated from `proto/groupcache.proto`.
 // GetRequest is unused: over HTTP the group and key travel in the path.
-#[allow(dead_code)]
+#[allow(dead_code, unreachable_pub)]
 pub(crate) mod pb {
     include!(concat!(env!("OUT_DIR"), "/groupcachepb.rs"));
 }
@@ -230,11 +230,11 @@ pub(crate) struct PathParts<'a> {
 }
 
 impl PathParts<'_> {
-    pub fn group(&self) -> &[u8] {
+    pub(crate) fn group(&self) -> &[u8] {
         &self.decoded[self.group_start..self.slash]
     }
 
-    pub fn key(&self) -> &[u8] {
+    pub(crate) fn key(&self) -> &[u8] {
         &self.decoded[self.slash + 1..]
     }
 }
@@ -288,13 +288,13 @@ pub(crate) struct ResponsePart {
 
 impl ResponsePart {
     /// The bytes before a value of `value_len` bytes.
-    pub fn value_header(value_len: usize) -> ResponsePart {
+    pub(crate) fn value_header(value_len: usize) -> ResponsePart {
         ResponsePart::tagged(0x0a, value_len as u64) // field 1, length-delimited
     }
 
     /// The `expire` field for an expiry, or nothing for a value that never
     /// expires (golang's reply has no field 3).
-    pub fn expire(expiry: Expiry) -> Option<ResponsePart> {
+    pub(crate) fn expire(expiry: Expiry) -> Option<ResponsePart> {
         // An int64 varint is the two's-complement bit pattern.
         let nanos = expiry.to_wire()?;
         Some(ResponsePart::tagged(0x18, nanos as u64)) // field 3, varint
@@ -302,7 +302,7 @@ impl ResponsePart {
 
     /// The `expire` field as the forks always send it: 0 for a value that
     /// never expires.
-    pub fn expire_always(expiry: Expiry) -> ResponsePart {
+    pub(crate) fn expire_always(expiry: Expiry) -> ResponsePart {
         ResponsePart::expire(expiry).unwrap_or(ResponsePart::tagged(0x18, 0))
     }
 
@@ -320,7 +320,7 @@ impl ResponsePart {
         }
     }
 
-    pub fn as_bytes(&self) -> &[u8] {
+    pub(crate) fn as_bytes(&self) -> &[u8] {
         &self.bytes[..usize::from(self.len)]
     }
 }

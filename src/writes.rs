@@ -33,7 +33,7 @@ use crate::wire::{self, WriteBodyError};
 
 /// Why a write was refused, with the status it gets.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum WriteError {
+pub(crate) enum WriteError {
     #[error("{0}")]
     BadBody(#[from] WriteBodyError),
     #[error("value of {size} bytes with its key exceeds the largest entry of group {group}, {limit} bytes")]
@@ -47,7 +47,7 @@ pub enum WriteError {
 }
 
 impl WriteError {
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             WriteError::BadBody(WriteBodyError::TooManyKeys(_)) => StatusCode::PAYLOAD_TOO_LARGE,
             WriteError::BadBody(_) => StatusCode::BAD_REQUEST,
@@ -59,7 +59,7 @@ impl WriteError {
 
 /// A peer's `PUT`: stores the `SetRequest` in the main cache, its expiry
 /// held to the group's `policy` as a loaded value's is.
-pub fn peer_set(group: &Group, policy: &TtlPolicy, body: Bytes) -> Result<(), WriteError> {
+pub(crate) fn peer_set(group: &Group, policy: &TtlPolicy, body: Bytes) -> Result<(), WriteError> {
     let (key, value) = wire::decode_set_request(body)?;
     let value = Value::new(value.bytes, policy.cap(value.expiry, SystemTime::now()));
     store(group, &key, Which::Main, value)?;
@@ -68,7 +68,7 @@ pub fn peer_set(group: &Group, policy: &TtlPolicy, body: Bytes) -> Result<(), Wr
 }
 
 /// A peer's `DELETE`: removes `key` from both caches.
-pub fn peer_remove(group: &Group, key: &[u8]) {
+pub(crate) fn peer_remove(group: &Group, key: &[u8]) {
     remove_here(group, key);
     group.count(Counted::PeerRemove);
 }
@@ -84,7 +84,7 @@ fn remove_here(group: &Group, key: &[u8]) {
 ///
 /// Decoding and removing run on a blocking thread: a long list costs CPU
 /// that must not hold up the requests sharing this one's executor thread.
-pub async fn peer_remove_keys(group: Group, body: Bytes) -> Result<(), WriteError> {
+pub(crate) async fn peer_remove_keys(group: Group, body: Bytes) -> Result<(), WriteError> {
     let remove = move || {
         for key in wire::decode_remove_keys(&body)?.keys {
             peer_remove(&group, key.as_bytes());
@@ -110,13 +110,13 @@ fn store(group: &Group, key: &[u8], which: Which, value: Value) -> Result<(), Wr
 }
 
 /// The largest body a user `PUT` of `key` may carry in `group`.
-pub fn max_value_bytes(group: &Group, key: &[u8]) -> u64 {
+pub(crate) fn max_value_bytes(group: &Group, key: &[u8]) -> u64 {
     group.max_entry_bytes().saturating_sub(key.len() as u64)
 }
 
 /// A user's Set: `ttl` (capped by the group's `--max-ttl`; without it the
 /// group's `--default-ttl` applies) and whether this node keeps a hot copy.
-pub struct SetOptions {
+pub(crate) struct SetOptions {
     pub ttl: Option<Duration>,
     pub hot: bool,
 }
@@ -125,7 +125,7 @@ impl SetOptions {
     /// Parses a user PUT's query: `ttl=DUR` (more than zero: a value that
     /// must not live is a DELETE) and `hot=1` (or `0`), both optional and
     /// each at most once; anything else is refused with a one-line reason.
-    pub fn from_query(query: &str) -> Result<SetOptions, String> {
+    pub(crate) fn from_query(query: &str) -> Result<SetOptions, String> {
         let mut options = SetOptions {
             ttl: None,
             hot: false,
@@ -163,11 +163,11 @@ impl SetOptions {
 /// The nodes that did not confirm a write, with their errors; empty when
 /// every node did.
 #[derive(Debug, Default)]
-pub struct Unconfirmed(pub Vec<(String, PeerError)>);
+pub(crate) struct Unconfirmed(pub Vec<(String, PeerError)>);
 
 impl Unconfirmed {
     /// 200 `ok`, or 502 with one line per node that did not confirm.
-    pub fn reply(&self) -> (StatusCode, String) {
+    pub(crate) fn reply(&self) -> (StatusCode, String) {
         if self.0.is_empty() {
             return (StatusCode::OK, "ok".into());
         }
@@ -187,7 +187,7 @@ impl Unconfirmed {
 /// then gets the new value from the owner, and a fetch it began before
 /// dropping the copy is not mirrored (the key's write generation moved).
 /// So once the user has a 200, no groupcached node serves the old value.
-pub async fn user_set(
+pub(crate) async fn user_set(
     group: &Group,
     peers: &Peers,
     policy: &TtlPolicy,
@@ -243,7 +243,7 @@ pub async fn user_set(
 /// A user's Remove of `key` through this node, whose pool is `peers`:
 /// every node drops it, the owner first (as for a Set, so that no other
 /// node can fetch the removed value back from it).
-pub async fn user_remove(group: &Group, peers: &Peers, key: &[u8]) -> Unconfirmed {
+pub(crate) async fn user_remove(group: &Group, peers: &Peers, key: &[u8]) -> Unconfirmed {
     let owner = peers.owner(key);
     let mut failed = Vec::new();
     let (owners, others) = owner_first(peers, owner.as_deref());

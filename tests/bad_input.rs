@@ -4,6 +4,8 @@
 //! servers here), bad etcd values and bad flags. Every case asserts the
 //! exact status or exit code, and every test then checks that the node
 //! still serves correct values.
+// These tests start the `groupcached` binary.
+#![cfg(feature = "binary")]
 
 mod common;
 

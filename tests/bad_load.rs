@@ -6,6 +6,8 @@
 //! raw-TCP HTTP servers in this file, so they can send what no well-behaved
 //! server would: a false `Content-Length`, an endless chunked body, a
 //! `GetResponse` over the limit.
+// These tests start the `groupcached` binary.
+#![cfg(feature = "binary")]
 
 mod common;
 

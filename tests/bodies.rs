@@ -4,6 +4,8 @@
 //! a body that does not arrive in time gets 408 and its connection closed,
 //! shutdown does not wait for such a body, unsupported transfer codings
 //! are 501, and a remove-keys list has a bound.
+// These tests start the `groupcached` binary.
+#![cfg(feature = "binary")]
 
 mod common;
 

@@ -1,6 +1,8 @@
 //! Real `groupcached` processes on loopback: a three-node cluster loads
 //! every key exactly once, the peer and user APIs answer with the right
 //! bytes and statuses, and SIGTERM drains. (Bad flags: tests/bad_input.rs.)
+// These tests start the `groupcached` binary.
+#![cfg(feature = "binary")]
 
 mod common;
 

@@ -3,6 +3,8 @@
 //! leaves (lease revoked at once) and crashes (lease expiry), keep serving
 //! through an etcd outage, re-register after etcd loses its data, and pick
 //! up a Go groupcache node registered with `scripts/etcd-register`.
+// These tests start the `groupcached` binary.
+#![cfg(feature = "binary")]
 
 mod common;
 

@@ -4,6 +4,8 @@
 //! leaves and crashes of either kind within the bounds of `tests/etcd.rs`,
 //! and the Go nodes notice a hung etcd and register again after etcd
 //! restarts with no data.
+// These tests start the `groupcached` binary.
+#![cfg(feature = "binary")]
 
 mod common;
 

@@ -3,6 +3,8 @@
 //! the origin is asked, `no-store` values are cached nowhere, the TTL flags
 //! change what the origin sees, and a Go node fetching an expiring value
 //! from a groupcached owner gets the exact bytes.
+// These tests start the `groupcached` binary.
+#![cfg(feature = "binary")]
 
 mod common;
 

@@ -5,6 +5,8 @@
 //! any node is read back through every node, a Remove through any node
 //! makes the pool reload the key exactly once, and an expiry crosses the
 //! hop both ways.
+// These tests start the `groupcached` binary.
+#![cfg(feature = "binary")]
 
 mod common;
 

@@ -3,6 +3,8 @@
 //! fetch from each other byte-exactly, share a cluster without double loads
 //! or bounces, answer bad peer requests identically, and groupcached keeps
 //! serving when a Go owner dies.
+// These tests start the `groupcached` binary.
+#![cfg(feature = "binary")]
 
 mod common;
 

@@ -2,8 +2,8 @@
 //! `docs/architecture.md`: every module is in the table, no module imports
 //! one of a higher layer, and the imports of non-test code have no cycle.
 //! Imports are read from the source text: `crate::NAME` (and
-//! `groupcached::NAME` in `main.rs`), outside comments and
-//! `#[cfg(test)]` modules.
+//! `groupcached::NAME` in `main.rs`, which names what `lib.rs` re-exports),
+//! outside comments and test modules.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -30,10 +30,30 @@ fn layer_table() -> BTreeMap<String, u32> {
     layers
 }
 
+/// The names `lib.rs` re-exports (`pub use module::{A, b as c};`), each
+/// with the module it comes from.
+fn reexports(lib: &str) -> BTreeMap<String, String> {
+    let mut names = BTreeMap::new();
+    for statement in lib.split(';') {
+        let Some((_, path)) = statement.split_once("pub use ") else {
+            continue;
+        };
+        let Some((module, items)) = path.split_once("::") else {
+            continue;
+        };
+        let words = items.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
+        for word in words.filter(|w| !w.is_empty() && *w != "as") {
+            names.insert(word.to_string(), module.trim().to_string());
+        }
+    }
+    names
+}
+
 /// Every module of `src/` (by file stem, `mod.rs` by directory) and the
 /// modules its non-test code names.
 fn imports() -> BTreeMap<String, BTreeSet<String>> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let reexports = reexports(&std::fs::read_to_string(src.join("lib.rs")).expect("src/lib.rs"));
     let mut graph = BTreeMap::new();
     let mut files = vec![src.clone()];
     while let Some(path) = files.pop() {
@@ -62,10 +82,12 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
         let text = std::fs::read_to_string(&path).expect("a source file");
         // Test modules come last in every file; comments (doc links
         // included) import nothing.
-        let code: String = text
-            .split("#[cfg(test)]")
-            .next()
-            .unwrap_or_default()
+        let tests_start = ["#[cfg(test)]", "#[cfg(all(test"]
+            .iter()
+            .filter_map(|mark| text.find(mark))
+            .min()
+            .unwrap_or(text.len());
+        let code: String = text[..tests_start]
             .lines()
             .filter(|line| !line.trim_start().starts_with("//"))
             .collect::<Vec<_>>()
@@ -83,9 +105,12 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
                 .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
                 .unwrap_or(rest.len());
             let used_name = &rest[..end];
-            // `main` also names the items `lib.rs` re-exports (types).
-            let reexport = name == "main" && used_name.starts_with(char::is_uppercase);
-            if end > 0 && used_name != name && !reexport {
+            // `main` names what `lib.rs` re-exports: the module it is from.
+            let used_name = match reexports.get(used_name) {
+                Some(module) if name == "main" => module.as_str(),
+                _ => used_name,
+            };
+            if end > 0 && used_name != name {
                 used.insert(used_name.to_string());
             }
         }

@@ -2,6 +2,8 @@
 //! scrapes three nodes and its HTTP API agrees with `/stats`; `promtool`
 //! lints the exposition; headless Chromium renders the status page; and the
 //! environment configures a node, flags winning.
+// These tests start the `groupcached` binary.
+#![cfg(feature = "binary")]
 
 mod common;
 

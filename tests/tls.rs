@@ -2,6 +2,8 @@
 //! golang/groupcache nodes over `https://` with mutual TLS, the private
 //! peer listener, certificate rotation under load, and https origins.
 //! Certificates come from test CAs made at test time (`common::tls`).
+// These tests start the `groupcached` binary.
+#![cfg(feature = "binary")]
 
 mod common;
 

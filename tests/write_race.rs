@@ -4,6 +4,8 @@
 //! their own keys through every node in turn while readers ask every node
 //! for those keys; each read is checked against the newest version that
 //! was confirmed before it began.
+// These tests start the `groupcached` binary.
+#![cfg(feature = "binary")]
 
 mod common;
 

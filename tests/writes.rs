@@ -4,6 +4,8 @@
 //! once, a write landing while a slow load of the key is in flight is not
 //! undone by that load, and the status names any node that did not
 //! confirm the write.
+// These tests start the `groupcached` binary.
+#![cfg(feature = "binary")]
 
 mod common;
 

@@ -1,0 +1,223 @@
+//! The `groupcached` command: parse and check flags, start logging, build
+//! the app, bind (or take the listener systemd passed), and run the node
+//! until SIGINT or SIGTERM (or until a background task fails: exit 1).
+//! `src/main.rs` calls [`main`] and chooses the allocator; nothing else here
+//! is public.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::app::App;
+use crate::cli::{Args, LogFormat};
+
+/// The command's `main`: exit 0 after a clean shutdown, 1 when the node
+/// stopped on its own or could not bind, 2 for bad flags.
+pub fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        // --help and --version.
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("groupcached: {}", one_line(&e));
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(args.log_format);
+    raise_open_file_limit();
+    let listen = args.listen;
+    let peer_listen = args.peer_listen;
+    let app = match args.into_config() {
+        Ok(config) => App::new(config),
+        Err(e) => {
+            // One line, whatever the flag's value held.
+            let message = e.to_string().replace('\n', "\\n").replace('\r', "\\r");
+            eprintln!("groupcached: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    // Everything the flags say is checked here, before anything is bound.
+    let app = match app {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("groupcached: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // Before any thread starts: taking the socket clears LISTEN_FDS.
+    let inherited = match inherited_listeners(peer_listen.is_some()) {
+        Ok(inherited) => inherited,
+        Err(e) => {
+            eprintln!("groupcached: LISTEN_FDS: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("groupcached: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let shutdown = shutdown_signal();
+        let (inherited, inherited_peer) = inherited;
+        let listener = match bind_or_take("--listen", listen, inherited).await {
+            Ok(listener) => listener,
+            Err(code) => return code,
+        };
+        let peer_listener = match peer_listen {
+            None => None,
+            Some(addr) => match bind_or_take("--peer-listen", addr, inherited_peer).await {
+                Ok(listener) => Some(listener),
+                Err(code) => return code,
+            },
+        };
+        match app.run(listener, peer_listener, shutdown).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("groupcached: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// The listening socket passed by systemd socket activation (or a test
+/// harness) as fd 3 with `LISTEN_FDS=1`; then `--listen` is not bound. The
+/// socket is bound before this process starts, so whoever started it knows
+/// the port and no other process can take it in between. With
+/// `--peer-listen` (`peer`), a second socket (fd 4, `LISTEN_FDS=2`) is the
+/// peer listener.
+type Inherited = Option<std::net::TcpListener>;
+fn inherited_listeners(peer: bool) -> std::io::Result<(Inherited, Inherited)> {
+    let mut fds = listenfd::ListenFd::from_env();
+    let mut take = |index| -> std::io::Result<Inherited> {
+        let Some(listener) = fds.take_tcp_listener(index)? else {
+            return Ok(None);
+        };
+        listener.set_nonblocking(true)?;
+        Ok(Some(listener))
+    };
+    let main = take(0)?;
+    let peer = if peer { take(1)? } else { None };
+    Ok((main, peer))
+}
+
+/// The inherited socket, or `addr` bound; on failure, the exit code after
+/// a one-line message naming `flag`.
+async fn bind_or_take(
+    flag: &str,
+    addr: std::net::SocketAddr,
+    inherited: Inherited,
+) -> Result<TcpListener, ExitCode> {
+    let bound = match inherited {
+        Some(listener) => TcpListener::from_std(listener),
+        None => TcpListener::bind(addr).await,
+    };
+    bound.map_err(|e| {
+        eprintln!("groupcached: {flag} {addr}: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+/// clap's error without its usage and help hints, on one line: what is
+/// wrong and which flag.
+fn one_line(error: &clap::Error) -> String {
+    let rendered = error.render().to_string();
+    let message: Vec<&str> = rendered
+        .lines()
+        .take_while(|line| !line.starts_with("Usage:") && !line.starts_with("For more information"))
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect();
+    let message = message.join(" ");
+    message
+        .strip_prefix("error: ")
+        .unwrap_or(&message)
+        .to_string()
+}
+
+/// Raises the soft open-file limit to the hard one: each client, peer and
+/// origin connection is a file descriptor, and the default soft limit
+/// (often 1024) is far below what a busy node holds.
+fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
+}
+
+/// Logs to stderr at `RUST_LOG`'s level (default `info`), as text or as
+/// one JSON object a line. Text lines carry strings from outside (etcd
+/// values, peers' error bodies), so their control characters are escaped
+/// and no colours are written: a value can neither start a fake log line
+/// nor send escape sequences to a terminal. JSON escapes them itself.
+fn init_logging(format: LogFormat) {
+    let logs = tracing_subscriber::fmt().with_env_filter(
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+    );
+    match format {
+        LogFormat::Text => logs.with_ansi(false).with_writer(|| EscapedStderr).init(),
+        LogFormat::Json => logs
+            .with_writer(std::io::stderr)
+            .json()
+            .flatten_event(true)
+            .init(),
+    }
+}
+
+/// Stderr for text logs: each write is one whole log line, written with
+/// every control character but its final newline escaped (`\n`, `\r`,
+/// `\u{1b}`, ...).
+struct EscapedStderr;
+
+impl std::io::Write for EscapedStderr {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(line);
+        let (body, end) = match text.strip_suffix('\n') {
+            Some(body) => (body, "\n"),
+            None => (&text[..], ""),
+        };
+        let mut escaped = String::with_capacity(text.len() + 8);
+        for c in body.chars() {
+            if c.is_control() && c != '\t' {
+                escaped.extend(c.escape_default());
+            } else {
+                escaped.push(c);
+            }
+        }
+        escaped.push_str(end);
+        std::io::stderr().write_all(escaped.as_bytes())?;
+        Ok(line.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+/// Registers for SIGINT and SIGTERM now, before anything is bound, so a
+/// signal that comes as soon as the node answers stops it cleanly instead
+/// of killing it by the default action; the future ends at the first one.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    let registered = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    );
+    async move {
+        let (Ok(mut interrupt), Ok(mut terminate)) = registered else {
+            tracing::error!("cannot listen for signals; stop with SIGKILL");
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = interrupt.recv() => tracing::info!("SIGINT: shutting down"),
+            _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
+        }
+    }
+}
