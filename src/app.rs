@@ -12,15 +12,15 @@
 //! stops the node, and [`App::run`] returns the error, instead of the node
 //! running on silently without membership or certificate reloads.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::SystemTime;
 
 use tokio::net::TcpListener;
-use tokio::sync::{oneshot, watch};
-use tokio::task::JoinHandle;
+use tokio::sync::watch;
+use tokio::task::{Id, JoinSet};
+use tokio_util::sync::CancellationToken;
 
 use crate::builder::{BuildError, NodeBuilder};
 use crate::config::{Config, GroupSpec};
@@ -132,20 +132,13 @@ impl App {
         let node = node_builder(&config, groups, peer_http, self_url.clone())
             .source(source)
             .build()?;
-        let mut tasks = Vec::new();
-        let stop_discovery = etcd.map(|(etcd, status)| {
-            let (stop, stopped) = oneshot::channel::<()>();
-            let stopped = async {
-                let _ = stopped.await;
-            };
-            let discovery = discovery::run(etcd, node.peers().clone(), status, stopped);
-            tasks.push(Watched::spawn(
-                "etcd discovery",
-                OnShutdown::Await,
-                discovery,
-            ));
-            stop
-        });
+        let mut background = Background::default();
+        if let Some((etcd, status)) = etcd {
+            let peers = node.peers().clone();
+            background.spawn("etcd discovery", move |stop| {
+                discovery::run(etcd, peers, status, stop.cancelled_owned())
+            });
+        }
         tracing::info!(
             addr = %addr,
             peer_addr = ?peer_addr,
@@ -173,33 +166,27 @@ impl App {
             .map(|server| server.cert.clone())
             .collect();
         if !reloads.is_empty() {
-            let watcher = tls::watch_reloads(reloads);
-            tasks.push(Watched::spawn(
-                "TLS reload watcher",
-                OnShutdown::Abort,
-                watcher,
-            ));
+            background.spawn("TLS reload watcher", move |stop| async move {
+                stop.run_until_cancelled(tls::watch_reloads(reloads)).await;
+            });
         }
-        let (stop_serving, serving) = watch::channel(false);
-        let shutdown = async move {
-            let ended = tokio::select! {
-                () = shutdown => None,
-                ended = first_ended(&mut tasks) => Some(ended),
-            };
-            if let Some(ended) = &ended {
-                tracing::error!(task = ended.task, error = %ended, "shutting down");
+        // Shutdown: stop the background tasks (discovery revokes its lease
+        // first), then the servers, which drain.
+        let serving = CancellationToken::new();
+        let shutdown = {
+            let serving = serving.clone();
+            async move {
+                let ended = tokio::select! {
+                    () = shutdown => None,
+                    ended = background.first_ended() => Some(ended),
+                };
+                if let Some(ended) = &ended {
+                    tracing::error!(task = ended.task, error = %ended, "shutting down");
+                }
+                background.stop().await;
+                serving.cancel();
+                ended
             }
-            if let Some(stop) = stop_discovery {
-                let _ = stop.send(());
-            }
-            for task in tasks {
-                task.finish().await;
-            }
-            let _ = stop_serving.send(true);
-            ended
-        };
-        let stopped = |mut serving: watch::Receiver<bool>| async move {
-            let _ = serving.wait_for(|stop| *stop).await;
         };
         let main_apis = match peer_listener {
             Some(_) => routes::Apis::Users,
@@ -216,7 +203,7 @@ impl App {
             main_apis,
             node.clone(),
             limits,
-            stopped(serving.clone()),
+            serving.clone().cancelled_owned(),
         );
         let peer_api = async {
             if let Some(peer_listener) = peer_listener {
@@ -227,7 +214,7 @@ impl App {
                     apis,
                     node,
                     limits,
-                    stopped(serving),
+                    serving.cancelled_owned(),
                 )
                 .await;
             }
@@ -284,91 +271,66 @@ fn origin_getter(
     Ok(Arc::new(origin))
 }
 
-/// A long-lived background task: its end before shutdown is an error.
-struct Watched {
-    /// What the task does, for the log line and the error.
-    name: &'static str,
-    /// `None` once the task has been seen to end.
-    handle: Option<JoinHandle<()>>,
-    on_shutdown: OnShutdown,
+/// The node's long-lived background tasks (etcd discovery, the TLS reload
+/// watcher): any that ends before shutdown, or panics, is an error.
+#[derive(Default)]
+struct Background {
+    tasks: JoinSet<()>,
+    names: HashMap<Id, &'static str>,
+    /// Cancelled at shutdown; each task is handed a child of it.
+    stop: CancellationToken,
 }
 
-/// What shutdown does with a watched task still running.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum OnShutdown {
-    /// Wait for it: it was told to stop and has work to finish (discovery
-    /// revokes its lease).
-    Await,
-    /// Abort it: it has nothing to finish.
-    Abort,
-}
-
-/// A watched background task panicked or ended before shutdown.
+/// A background task panicked or ended before shutdown.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("background task {task} {how}")]
 pub(crate) struct TaskEnded {
     /// The task's name.
-    pub task: &'static str,
+    pub(crate) task: &'static str,
     /// `ended`, `panicked: MESSAGE` or `was cancelled`.
-    pub how: String,
+    pub(crate) how: String,
 }
 
-impl Watched {
-    fn spawn(
-        name: &'static str,
-        on_shutdown: OnShutdown,
-        task: impl Future<Output = ()> + Send + 'static,
-    ) -> Watched {
-        Watched {
-            name,
-            handle: Some(tokio::spawn(task)),
-            on_shutdown,
-        }
+impl Background {
+    /// Spawns the task `start` makes; it must end once its token is
+    /// cancelled.
+    fn spawn<F>(&mut self, name: &'static str, start: impl FnOnce(CancellationToken) -> F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let task = self.tasks.spawn(start(self.stop.child_token()));
+        self.names.insert(task.id(), name);
     }
 
-    /// At shutdown: waits for or aborts a task still running.
-    async fn finish(self) {
-        if let Some(handle) = self.handle {
-            if self.on_shutdown == OnShutdown::Abort {
-                handle.abort();
+    /// Resolves when the first task ends, saying which and how; never when
+    /// there are none.
+    async fn first_ended(&mut self) -> TaskEnded {
+        let Some(ended) = self.tasks.join_next_with_id().await else {
+            return std::future::pending().await;
+        };
+        let (id, how) = match ended {
+            Ok((id, ())) => (id, "ended".to_string()),
+            Err(e) if e.is_panic() => {
+                let id = e.id();
+                let payload = e.into_panic();
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                (id, format!("panicked: {message}"))
             }
-            let _ = handle.await;
-        }
+            Err(e) => (e.id(), "was cancelled".to_string()),
+        };
+        let task = self.names.get(&id).copied().unwrap_or("unnamed");
+        TaskEnded { task, how }
     }
-}
 
-/// Resolves when the first of `tasks` ends, saying which and how; never
-/// when there are none.
-async fn first_ended(tasks: &mut [Watched]) -> TaskEnded {
-    std::future::poll_fn(|cx| {
-        for task in tasks.iter_mut() {
-            let Some(handle) = &mut task.handle else {
-                continue;
-            };
-            if let Poll::Ready(result) = Pin::new(handle).poll(cx) {
-                task.handle = None;
-                let how = match result {
-                    Ok(()) => "ended".to_string(),
-                    Err(e) if e.is_panic() => {
-                        let payload = e.into_panic();
-                        let message = payload
-                            .downcast_ref::<&str>()
-                            .map(|s| s.to_string())
-                            .or_else(|| payload.downcast_ref::<String>().cloned())
-                            .unwrap_or_default();
-                        format!("panicked: {message}")
-                    }
-                    Err(_) => "was cancelled".to_string(),
-                };
-                return Poll::Ready(TaskEnded {
-                    task: task.name,
-                    how,
-                });
-            }
-        }
-        Poll::Pending
-    })
-    .await
+    /// Cancels every task and waits for them to finish.
+    async fn stop(mut self) {
+        self.stop.cancel();
+        while self.tasks.join_next().await.is_some() {}
+    }
 }
 
 /// The node `config` describes, over `groups` and the binary's peer
@@ -441,34 +403,35 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_task_is_reported_by_name() {
-        let mut tasks = vec![
-            Watched::spawn("idle", OnShutdown::Abort, std::future::pending()),
-            Watched::spawn("doomed", OnShutdown::Abort, async {
-                tokio::task::yield_now().await;
-                panic!("lost the lease");
-            }),
-        ];
-        let ended = first_ended(&mut tasks).await;
+        let mut background = Background::default();
+        background.spawn("idle", |stop| async move { stop.cancelled().await });
+        background.spawn("doomed", |_| async {
+            tokio::task::yield_now().await;
+            panic!("lost the lease");
+        });
+        let ended = background.first_ended().await;
         assert_eq!(
             ended.to_string(),
             "background task doomed panicked: lost the lease"
         );
-        for task in tasks {
-            task.finish().await;
-        }
+        // Stopping waits for "idle", which ends when told to.
+        background.stop().await;
     }
 
     #[tokio::test]
     async fn a_task_that_returns_is_reported_too() {
-        let mut tasks = vec![Watched::spawn("quitter", OnShutdown::Await, async {})];
-        let ended = first_ended(&mut tasks).await;
+        let mut background = Background::default();
+        background.spawn("quitter", |_| async {});
+        let ended = background.first_ended().await;
         assert_eq!(ended.to_string(), "background task quitter ended");
     }
 
     #[tokio::test]
     async fn no_tasks_never_end() {
-        let mut never = std::pin::pin!(first_ended(&mut []));
-        let polled = std::future::poll_fn(|cx| Poll::Ready(never.as_mut().poll(cx))).await;
+        let mut background = Background::default();
+        let mut never = std::pin::pin!(background.first_ended());
+        let polled =
+            std::future::poll_fn(|cx| std::task::Poll::Ready(never.as_mut().poll(cx))).await;
         assert!(polled.is_pending());
     }
 }
