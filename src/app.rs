@@ -15,7 +15,6 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -259,7 +258,7 @@ fn origin_getter(
         // The echo origin sends no caching headers: only the policy applies.
         let ttl = spec.ttl;
         return Ok(Arc::new(move |key: Vec<u8>| async move {
-            let expiry = ttl.expiry(Lifetime::Unspecified, SystemTime::now());
+            let expiry = ttl.expiry(Lifetime::Unspecified, crate::value::now());
             Ok::<_, GetterError>(Value::new(key, expiry))
         }));
     }

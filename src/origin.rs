@@ -13,8 +13,6 @@
 //! are refused, so an origin that decodes the path once and then resolves
 //! dot-segments (Python's `http.server`, many proxies) still stays inside it.
 
-use std::time::SystemTime;
-
 use hyper::{StatusCode, Uri};
 
 use crate::freshness::{self, TtlPolicy};
@@ -91,10 +89,10 @@ impl HttpOrigin {
         let uri = self
             .url(key)
             .map_err(|e| GetterError::Failed(format!("origin request failed: {e}")))?;
-        let request_time = SystemTime::now();
+        let request_time = crate::value::now();
         match self.http.get_with_headers(uri, &self.limit).await {
             Ok((StatusCode::OK, headers, body)) => {
-                let response_time = SystemTime::now();
+                let response_time = crate::value::now();
                 let lifetime = freshness::lifetime(&headers, request_time, response_time);
                 Ok(Value::new(body, self.ttl.expiry(lifetime, response_time)))
             }

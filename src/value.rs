@@ -83,9 +83,32 @@ impl Expiry {
     }
 }
 
-/// The wall clock in Unix nanoseconds.
+/// The wall clock every expiry is computed and checked against. In unit
+/// tests it runs [`advance_clock`] ahead of the system's, so an expiry
+/// test moves time instead of racing it.
+pub(crate) fn now() -> SystemTime {
+    let now = SystemTime::now();
+    #[cfg(test)]
+    let now = now + CLOCK_AHEAD.with(std::cell::Cell::get);
+    now
+}
+
+/// [`now`] in Unix nanoseconds.
 pub(crate) fn now_nanos() -> i64 {
-    unix_nanos(SystemTime::now())
+    unix_nanos(now())
+}
+
+#[cfg(test)]
+thread_local! {
+    /// How far this thread's clock runs ahead of the system's.
+    static CLOCK_AHEAD: std::cell::Cell<Duration> = const { std::cell::Cell::new(Duration::ZERO) };
+}
+
+/// Moves this thread's clock ([`now`]) forward by `by`: for unit tests on
+/// one thread (`#[test]`, or `#[tokio::test]`'s current-thread runtime).
+#[cfg(test)]
+pub(crate) fn advance_clock(by: Duration) {
+    CLOCK_AHEAD.with(|ahead| ahead.set(ahead.get() + by));
 }
 
 /// `time` in Unix nanoseconds (0 before 1970, saturating in 2262).

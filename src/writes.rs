@@ -16,7 +16,7 @@
 //! confirm.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::StatusCode;
@@ -61,7 +61,7 @@ impl WriteError {
 /// held to the group's `policy` as a loaded value's is.
 pub(crate) fn peer_set(group: &Group, policy: &TtlPolicy, body: Bytes) -> Result<(), WriteError> {
     let (key, value) = wire::decode_set_request(body)?;
-    let value = Value::new(value.bytes, policy.cap(value.expiry, SystemTime::now()));
+    let value = Value::new(value.bytes, policy.cap(value.expiry, crate::value::now()));
     store(group, &key, Which::Main, value)?;
     group.count(Counted::PeerSet);
     Ok(())
@@ -204,7 +204,7 @@ pub(crate) async fn user_set(
         });
     }
     let lifetime = options.ttl.map_or(Lifetime::Unspecified, Lifetime::Fresh);
-    let value = Value::new(bytes, policy.expiry(lifetime, SystemTime::now()));
+    let value = Value::new(bytes, policy.expiry(lifetime, crate::value::now()));
     let owner = peers.owner(key);
     let owned_here = owner
         .as_deref()
