@@ -358,102 +358,14 @@ fn one_in_ten() -> bool {
 mod tests {
     use super::*;
     use crate::dialect::Protocol;
-    use crate::getter::BoxFuture;
     use crate::http_client::HttpClient;
     use crate::peers::Peers;
+    use crate::picker::fake::{Answer, FakePeer, FakePool, FETCH_TIMEOUT};
     use crate::value::Expiry;
     use bytes::Bytes;
     use hyper::StatusCode;
     use std::sync::atomic::AtomicUsize;
-    use std::sync::Mutex;
     use std::time::Duration;
-
-    /// The fake pool's fetch timeout.
-    const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
-
-    /// A pool that names one owner for every key (or none: every key is
-    /// local) and counts how often it was asked.
-    struct FakePool {
-        owner: Option<Arc<FakePeer>>,
-        protocol: Protocol,
-        picks: AtomicUsize,
-    }
-
-    impl FakePool {
-        fn new(owner: Option<Arc<FakePeer>>, protocol: Protocol) -> Arc<FakePool> {
-            Arc::new(FakePool {
-                owner,
-                protocol,
-                picks: AtomicUsize::new(0),
-            })
-        }
-    }
-
-    impl PickPeer for FakePool {
-        fn pick(&self, _key: &[u8]) -> Option<Arc<dyn FetchPeer>> {
-            self.picks.fetch_add(1, Relaxed);
-            let owner: Arc<dyn FetchPeer> = self.owner.clone()?;
-            Some(owner)
-        }
-
-        fn protocol(&self) -> Protocol {
-            self.protocol
-        }
-
-        fn fetch_timeout(&self) -> Duration {
-            FETCH_TIMEOUT
-        }
-    }
-
-    /// How a fake owner answers every fetch.
-    enum Answer {
-        Value(&'static str),
-        Error(PeerError),
-        Hang,
-    }
-
-    /// An owner that records the keys it was asked for.
-    struct FakePeer {
-        answer: Answer,
-        fetched: Mutex<Vec<Vec<u8>>>,
-    }
-
-    impl FakePeer {
-        fn new(answer: Answer) -> Arc<FakePeer> {
-            Arc::new(FakePeer {
-                answer,
-                fetched: Mutex::new(Vec::new()),
-            })
-        }
-
-        /// The keys fetched so far, in order; a test lock cannot be poisoned
-        /// by a fetch, which never panics.
-        fn fetched(&self) -> Vec<Vec<u8>> {
-            self.fetched.lock().unwrap().clone()
-        }
-    }
-
-    impl FetchPeer for FakePeer {
-        fn fetch<'a>(
-            &'a self,
-            group: &'a [u8],
-            key: &'a [u8],
-        ) -> BoxFuture<'a, Result<Value, PeerError>> {
-            assert_eq!(group, b"g");
-            self.fetched.lock().unwrap().push(key.to_vec());
-            Box::pin(async move {
-                match &self.answer {
-                    Answer::Value(value) => Ok(Value::from(Bytes::from_static(value.as_bytes()))),
-                    Answer::Error(error) => Err(error.clone()),
-                    Answer::Hang => std::future::pending().await,
-                }
-            })
-        }
-
-        fn url(&self) -> &str {
-            "http://fake-owner"
-        }
-    }
 
     /// A group over `pool` whose golang-style mirroring is never chosen.
     fn group_over(pool: &Arc<FakePool>, getter: Arc<dyn Getter>) -> Group {

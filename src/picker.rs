@@ -72,3 +72,103 @@ pub enum PeerError {
     #[error("peer is marked down")]
     Down,
 }
+
+/// Fakes of the seams for unit tests: a pool that names one owner (or
+/// none) for every key, and an owner that answers every fetch alike.
+#[cfg(test)]
+pub(crate) mod fake {
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+    use std::sync::Mutex;
+
+    use bytes::Bytes;
+
+    use super::*;
+
+    /// The fake pool's fetch timeout.
+    pub(crate) const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
+
+    /// A pool that names one owner for every key (or none: every key is
+    /// local) and counts how often it was asked.
+    pub(crate) struct FakePool {
+        owner: Option<Arc<FakePeer>>,
+        protocol: Protocol,
+        /// How many times a key's owner was asked for.
+        pub(crate) picks: AtomicUsize,
+    }
+
+    impl FakePool {
+        pub(crate) fn new(owner: Option<Arc<FakePeer>>, protocol: Protocol) -> Arc<FakePool> {
+            Arc::new(FakePool {
+                owner,
+                protocol,
+                picks: AtomicUsize::new(0),
+            })
+        }
+    }
+
+    impl PickPeer for FakePool {
+        fn pick(&self, _key: &[u8]) -> Option<Arc<dyn FetchPeer>> {
+            self.picks.fetch_add(1, Relaxed);
+            let owner: Arc<dyn FetchPeer> = self.owner.clone()?;
+            Some(owner)
+        }
+
+        fn protocol(&self) -> Protocol {
+            self.protocol
+        }
+
+        fn fetch_timeout(&self) -> Duration {
+            FETCH_TIMEOUT
+        }
+    }
+
+    /// How a fake owner answers every fetch.
+    pub(crate) enum Answer {
+        Value(&'static str),
+        Error(PeerError),
+        Hang,
+    }
+
+    /// An owner that records the keys it was asked for.
+    pub(crate) struct FakePeer {
+        answer: Answer,
+        fetched: Mutex<Vec<Vec<u8>>>,
+    }
+
+    impl FakePeer {
+        pub(crate) fn new(answer: Answer) -> Arc<FakePeer> {
+            Arc::new(FakePeer {
+                answer,
+                fetched: Mutex::new(Vec::new()),
+            })
+        }
+
+        /// The keys fetched so far, in order; a test lock cannot be poisoned
+        /// by a fetch, which never panics.
+        pub(crate) fn fetched(&self) -> Vec<Vec<u8>> {
+            self.fetched.lock().unwrap().clone()
+        }
+    }
+
+    impl FetchPeer for FakePeer {
+        fn fetch<'a>(
+            &'a self,
+            group: &'a [u8],
+            key: &'a [u8],
+        ) -> BoxFuture<'a, Result<Value, PeerError>> {
+            assert_eq!(group, b"g");
+            self.fetched.lock().unwrap().push(key.to_vec());
+            Box::pin(async move {
+                match &self.answer {
+                    Answer::Value(value) => Ok(Value::from(Bytes::from_static(value.as_bytes()))),
+                    Answer::Error(error) => Err(error.clone()),
+                    Answer::Hang => std::future::pending().await,
+                }
+            })
+        }
+
+        fn url(&self) -> &str {
+            "http://fake-owner"
+        }
+    }
+}
