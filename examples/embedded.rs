@@ -25,7 +25,7 @@ use bytes::Bytes;
 use groupcached::{GetterError, NodeBuilder, ReplyBody, Value};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper::service::service_fn;
+use hyper::service::{service_fn, Service};
 use hyper::{Request, Response};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -115,23 +115,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// This program's HTTP server: `/hello` is its own; every other path is
-/// the node's (the peer API and the user API), answered by
-/// `groupcached::respond`.
+/// the node's (the peer API and the user API), answered by its
+/// `NodeService`.
 async fn serve_with_own_route(listener: TcpListener, node: groupcached::Node) {
+    let apis = groupcached::NodeService::new(node);
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        let node = node.clone();
+        let apis = apis.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request: Request<Incoming>| {
-                let node = node.clone();
+                let apis = apis.clone();
                 async move {
                     if request.uri().path() == "/hello" {
                         let body = Bytes::from_static(b"hello from the embedding program");
                         return Ok::<_, Infallible>(Response::new(ReplyBody::from(body)));
                     }
-                    Ok(groupcached::respond(&node, request).await)
+                    apis.call(request).await
                 }
             });
             let io = hyper_util::rt::TokioIo::new(stream);

@@ -77,7 +77,7 @@ pub use http_client::HttpError;
 pub use node::{GetError, Node};
 pub use picker::{FetchPeer, PeerError, PickPeer};
 pub use reply::{ReplyBody, ReplyChunk};
-pub use routes::respond;
+pub use routes::{respond, NodeService};
 pub use server::run as serve;
 pub use stats::GroupStats;
 pub use value::{Expiry, Value};

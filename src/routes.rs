@@ -20,6 +20,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::Body;
+use hyper::service::Service;
 use hyper::header::{
     HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HOST, RETRY_AFTER,
     TRANSFER_ENCODING,
@@ -27,6 +28,7 @@ use hyper::header::{
 use hyper::{Method, Request, Response, StatusCode, Version};
 
 use crate::dialect::PeerOp;
+use crate::getter::BoxFuture;
 use crate::group::{Counted, Group};
 use crate::http_client::Reservation;
 use crate::node::Node;
@@ -80,6 +82,47 @@ where
         body_timeout: DEFAULT_BODY_READ_TIMEOUT,
     };
     handle(node, request, access, &mut InFlight::untracked()).await
+}
+
+/// A node's user and peer APIs as a hyper [`Service`], answering as
+/// [`respond`] does: hand it to `serve_connection`, or call it from your
+/// own service for the paths you do not answer yourself.
+///
+/// ```no_run
+/// # async fn run(node: groupcached::Node, listener: tokio::net::TcpListener) {
+/// let (stream, _) = listener.accept().await.unwrap();
+/// let io = hyper_util::rt::TokioIo::new(stream);
+/// let service = groupcached::NodeService::new(node);
+/// let _ = hyper::server::conn::http1::Builder::new()
+///     .serve_connection(io, service)
+///     .await;
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct NodeService {
+    node: Node,
+}
+
+impl NodeService {
+    /// The APIs of `node`.
+    pub fn new(node: Node) -> NodeService {
+        NodeService { node }
+    }
+}
+
+impl<B> Service<Request<B>> for NodeService
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Response = Response<ReplyBody>;
+    type Error = std::convert::Infallible;
+    type Future = BoxFuture<'static, Result<Response<ReplyBody>, std::convert::Infallible>>;
+
+    fn call(&self, request: Request<B>) -> Self::Future {
+        let node = self.node.clone();
+        Box::pin(async move { Ok(respond(&node, request).await) })
+    }
 }
 
 /// Routes one request. Only writes read a request body; other requests
