@@ -60,7 +60,14 @@ pub struct NodeBuilder {
 }
 
 /// Why [`NodeBuilder::build`] made no node.
+///
+/// ```
+/// use groupcached::{BuildError, NodeBuilder};
+/// let error = NodeBuilder::new("http://10.0.0.1:8080").base_path("no-slashes").build();
+/// assert!(matches!(error, Err(BuildError::BasePath(_))));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum BuildError {
     /// A peer URL (or the node's own) is not `http://host:port`.
     #[error(transparent)]

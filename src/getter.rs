@@ -17,6 +17,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Why a getter produced no value. The text is what peers and users see.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum GetterError {
     /// The origin has no such key (user API: 404).
     #[error("{0}")]
@@ -33,6 +34,34 @@ pub enum GetterError {
 }
 
 /// Loads the value for a key that is in no cache, with its expiry.
+///
+/// A closure is a getter (see the impl below); a type of your own can be
+/// one too:
+///
+/// ```
+/// use std::time::Duration;
+/// use groupcached::{BoxFuture, Getter, GetterError, Value};
+///
+/// /// Values from a fixed table, fresh for a minute; other keys do not exist.
+/// struct Table(Vec<(&'static str, &'static str)>);
+///
+/// impl Getter for Table {
+///     fn get<'a>(&'a self, key: &'a [u8]) -> BoxFuture<'a, Result<Value, GetterError>> {
+///         Box::pin(async move {
+///             let (_, value) = self.0.iter().find(|(k, _)| k.as_bytes() == key).ok_or_else(|| {
+///                 GetterError::NotFound(format!("no key {}", String::from_utf8_lossy(key)))
+///             })?;
+///             Ok(Value::expiring_in(*value, Duration::from_secs(60)))
+///         })
+///     }
+/// }
+///
+/// let node = groupcached::NodeBuilder::new("http://10.0.0.1:8080")
+///     .group("colours", 1 << 20, Table(vec![("sky", "blue")]))
+///     .build()
+///     .unwrap();
+/// # let _ = node;
+/// ```
 pub trait Getter: Send + Sync + 'static {
     /// Loads `key`'s value; called at most once at a time per key and node.
     fn get<'a>(&'a self, key: &'a [u8]) -> BoxFuture<'a, Result<Value, GetterError>>;

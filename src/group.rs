@@ -40,6 +40,7 @@ use crate::value::Value;
 
 /// Why a get produced no value. The text is what peers and users see.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum GroupError {
     /// The getter produced no value.
     #[error("{0}")]

@@ -19,6 +19,26 @@ use crate::wire::{self, InvalidPeerUrl};
 
 /// A groupcache node: its groups and its peer pool, behind a
 /// cheap-to-clone handle.
+///
+/// ```
+/// use bytes::Bytes;
+/// use groupcached::{GetterError, NodeBuilder};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let node = NodeBuilder::new("http://10.0.0.1:8080")
+///     .group("upper", 64 << 20, |key: Vec<u8>| async move {
+///         Ok::<_, GetterError>(Bytes::from(key.to_ascii_uppercase()))
+///     })
+///     .build()?;
+/// // No other peers: this node owns every key and loads it once.
+/// assert_eq!(node.get("upper", b"abc").await?.bytes, "ABC");
+/// assert_eq!(node.get("upper", b"abc").await?.bytes, "ABC");
+/// let stats = &node.stats()["upper"];
+/// assert_eq!((stats.gets, stats.local_loads, stats.cache_hits), (2, 1, 1));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Node {
     inner: Arc<Inner>,
@@ -66,6 +86,7 @@ pub(crate) struct GroupParts {
 
 /// Why [`Node::get`] produced no value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum GetError {
     /// The node has no group of that name.
     #[error("no such group: {0}")]
@@ -122,6 +143,17 @@ impl Node {
     /// embedder's own discovery (Kubernetes, Consul, ...): every node must
     /// be given the same list; this node's own URL is added if missing.
     /// Nothing changes if a URL is not `http(s)://host[:port]`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let node = groupcached::NodeBuilder::new("http://10.0.0.1:8080").build()?;
+    /// node.set_peers(["http://10.0.0.2:8080", "http://10.0.0.3:8080"])?;
+    /// assert_eq!(node.peer_list().len(), 3);
+    /// assert!(node.set_peers(["ftp://10.0.0.2"]).is_err());
+    /// assert_eq!(node.peer_list().len(), 3, "a bad list changes nothing");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn set_peers<I>(&self, peers: I) -> Result<(), InvalidPeerUrl>
     where
         I: IntoIterator,

@@ -14,7 +14,37 @@ use crate::getter::BoxFuture;
 use crate::http_client::{status_text, HttpError};
 use crate::value::Value;
 
-/// What a group asks of its peer pool (golang's `PeerPicker`).
+/// What a group asks of its peer pool (golang's `PeerPicker`). Give a
+/// node your own with [`crate::NodeBuilder::picker`];
+/// `examples/custom_picker.rs` routes keys to an in-process peer.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use groupcached::{FetchPeer, PickPeer, Protocol};
+///
+/// /// Every key is this node's: a cache with no peers at all.
+/// struct AlwaysLocal;
+///
+/// impl PickPeer for AlwaysLocal {
+///     fn pick(&self, _key: &[u8]) -> Option<Arc<dyn FetchPeer>> {
+///         None
+///     }
+///     fn protocol(&self) -> Protocol {
+///         Protocol::Golang
+///     }
+///     fn fetch_timeout(&self) -> Duration {
+///         Duration::from_secs(5)
+///     }
+/// }
+///
+/// let node = groupcached::NodeBuilder::new("http://10.0.0.1:8080")
+///     .peers(["http://10.0.0.2:8080"])
+///     .picker(AlwaysLocal)
+///     .build()
+///     .unwrap();
+/// # let _ = node;
+/// ```
 pub trait PickPeer: Send + Sync + 'static {
     /// The owner of `key` when it is another node; `None` when this node
     /// loads the key itself.

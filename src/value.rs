@@ -12,6 +12,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 
 /// When a value expires.
+///
+/// ```
+/// use std::time::Duration;
+/// use groupcached::Expiry;
+///
+/// let soon = Expiry::after(Duration::from_secs(60));
+/// assert!(!soon.is_expired());
+/// assert!(soon.remaining().unwrap() <= Duration::from_secs(60));
+/// assert_eq!(Expiry::Never.remaining(), None);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Expiry {
     /// Never: the value lives until it is evicted.
@@ -120,6 +130,17 @@ pub(crate) fn unix_nanos(time: SystemTime) -> i64 {
 
 /// A value and its expiry. A getter whose values never expire can return
 /// plain `Bytes`, which converts into a `Value` that never expires.
+///
+/// ```
+/// use std::time::Duration;
+/// use bytes::Bytes;
+/// use groupcached::{Expiry, Value};
+///
+/// let forever = Value::from(Bytes::from_static(b"v"));
+/// assert_eq!(forever.expiry, Expiry::Never);
+/// let brief = Value::expiring_in("v", Duration::from_secs(5));
+/// assert_eq!(brief.bytes, forever.bytes);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Value {
     /// The value itself.
