@@ -20,11 +20,11 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::Body;
-use hyper::service::Service;
 use hyper::header::{
     HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HOST, RETRY_AFTER,
     TRANSFER_ENCODING,
 };
+use hyper::service::Service;
 use hyper::{Method, Request, Response, StatusCode, Version};
 
 use crate::dialect::PeerOp;
