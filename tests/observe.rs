@@ -307,7 +307,7 @@ async fn the_status_page_shows_every_peer_and_group_in_chromium() {
     assert!(dom.contains("<svg"), "no charts in\n{dom}");
     assert!(dom.contains(r#"<span id="error"></span>"#), "{dom}");
 
-    // The screenshot the README shows: `UPDATE_SCREENSHOT=1 cargo test
+    // The screenshot docs/observing.md shows: `UPDATE_SCREENSHOT=1 cargo test
     // --test observe status_page` writes it to docs/, otherwise to target/.
     let dir = if std::env::var_os("UPDATE_SCREENSHOT").is_some() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("docs")
