@@ -19,17 +19,6 @@ use groupcached::consistenthash::{Ring, DEFAULT_REPLICAS};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// Asserts that the node at `url` still answers a fresh key of group `g`
-/// correctly.
-async fn still_serves(url: &str, key: &str) {
-    let reply = http_get(&format!("{url}/cache/g/{key}")).await;
-    assert_eq!(
-        (reply.status, &reply.body[..]),
-        (200, &value_of(key.as_bytes())[..]),
-        "{url} no longer serves {key}"
-    );
-}
-
 /// Writes `request` on a fresh connection, shuts down the write side when
 /// `half_close`, and reads until the server closes (at most 10 s).
 async fn exchange(addr: SocketAddr, request: &[u8], half_close: bool) -> Vec<u8> {
@@ -116,7 +105,7 @@ async fn user_api_refuses_bad_requests_with_exact_statuses() {
         ("GET", "/cache/e/%FF%00%2F", 200, b"\xff\x00/"),
     ];
     assert_answers(&node, cases).await;
-    // Finding 9: a wrong method is a 405 that says which methods are allowed.
+    // A wrong method is a 405 that says which methods are allowed.
     for (method, path) in [
         ("POST", "/cache/g/k"),
         ("DELETE", "/stats"),
@@ -139,7 +128,7 @@ async fn raw_http_that_breaks_the_rules() {
     let node = one_node(&origin, &[]).await;
     let addr = node.addr;
 
-    // Finding 9: HTTP/1.1 needs Host (Go: 400); HTTP/1.0 does not.
+    // HTTP/1.1 needs Host (Go: 400); HTTP/1.0 does not.
     let reply = exchange(
         addr,
         b"GET /cache/e/k HTTP/1.1\r\nConnection: close\r\n\r\n",
@@ -166,7 +155,7 @@ async fn raw_http_that_breaks_the_rules() {
     let reply = exchange(addr, b"GET /cache/e/k10 HTTP/1.0\r\n\r\n", false).await;
     assert_eq!((status_of(&reply), body_of(&reply)), (200, &b"k10"[..]));
 
-    // Finding 5: a client that half-closes after its request gets the reply,
+    // A client that half-closes after its request gets the reply,
     // on both APIs.
     let reply = exchange(addr, b"GET /cache/g/half HTTP/1.1\r\nHost: x\r\n\r\n", true).await;
     assert_eq!(
@@ -363,14 +352,6 @@ fn hostile_peer(path: &str) -> Act {
     }
 }
 
-/// The first key `{prefix}-N` that `owner` owns on a ring of `peers`.
-fn key_owned_by(ring: &Ring, owner: &str, prefix: &str) -> String {
-    (0..)
-        .map(|i| format!("{prefix}-{i}"))
-        .find(|key| ring.get(key.as_bytes()) == Some(owner))
-        .expect("some key is owned by each peer")
-}
-
 /// A peer that answers with junk, lies about lengths, errs, closes or
 /// hangs: the requester loads the key itself and serves the right value.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -425,19 +406,20 @@ async fn hostile_peers_make_local_loads_not_wrong_values() {
 
 /// Polls `{node}/peers` until `peer` is up or its back-off has passed.
 async fn wait_until_askable(node: &str, peer: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let peers: serde_json::Value =
-            serde_json::from_slice(&http_get(&format!("{node}/peers")).await.body).unwrap();
-        let health = &peers["health"][0];
-        assert_eq!(health["url"], peer, "{peers}");
-        if health["state"] == "up" || health["retry_in_ms"] == 0 {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{peers}");
-        // Poll interval; the loop waits for the state checked above.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_ok(
+        Duration::from_secs(10),
+        format!("{peer} askable"),
+        || async {
+            let peers: serde_json::Value =
+                serde_json::from_slice(&http_get(&format!("{node}/peers")).await.body).unwrap();
+            let health = &peers["health"][0];
+            assert_eq!(health["url"], peer, "{peers}");
+            (health["state"] == "up" || health["retry_in_ms"] == 0)
+                .then_some(())
+                .ok_or_else(|| peers.to_string())
+        },
+    )
+    .await
 }
 
 /// Runs the binary with `args`; its exit code and stderr.
@@ -548,7 +530,7 @@ fn a_bad_origin_template_fails_before_binding() {
     assert_eq!(code, Some(1), "a taken port is a run-time error: {stderr}");
 }
 
-/// Finding 4: a client that never finishes its headers does not delay
+/// A client that never finishes its headers does not delay
 /// SIGTERM, while a request in flight still gets its value.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_does_not_wait_for_a_client_stuck_in_its_headers() {
@@ -578,7 +560,7 @@ async fn sigterm_does_not_wait_for_a_client_stuck_in_its_headers() {
     let _ = stuck.read_to_end(&mut rest).await;
 }
 
-/// Finding 4: idle connections beyond `--max-connections` wait in the
+/// Idle connections beyond `--max-connections` wait in the
 /// backlog instead of taking file descriptors, and are served once the
 /// header timeout frees the slots.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -763,17 +745,20 @@ async fn origin_failures_are_logged_rate_limited() {
     let lines = || node.lines("origin load failed");
     // Fail until a second line appears (a second or so later).
     let mut failures = 0;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while lines().len() < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "no second log line: {:?}",
-            lines()
-        );
-        let reply = http_get(&format!("{url}/cache/g/fail-{failures}")).await;
-        assert_eq!(reply.status, 502);
-        failures += 1;
-    }
+    eventually(Duration::from_secs(10), "a second log line", || {
+        let failing = (lines().len() < 2).then(|| {
+            failures += 1;
+            format!("{url}/cache/g/fail-{failures}")
+        });
+        async move {
+            match failing {
+                Some(url) => assert_eq!(http_get(&url).await.status, 502),
+                None => return Some(()),
+            }
+            None
+        }
+    })
+    .await;
     // A 404 is an answer, not a failure.
     assert_eq!(
         http_get(&format!("{url}/cache/g/missing-1")).await.status,
@@ -814,7 +799,7 @@ async fn peer_list(node: &GcNode) -> Vec<String> {
     serde_json::from_value(peers["peers"].clone()).unwrap()
 }
 
-/// Finding 8: values under the prefix that are not peer URLs never reach
+/// Values under the prefix that are not peer URLs never reach
 /// the ring, whether they were there before a node listed the prefix or
 /// arrive while it watches.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -855,21 +840,15 @@ async fn etcd_values_that_are_not_peer_urls_are_ignored() {
     let second = GcNode::start(ports[1], &args(1)).await;
     let mut want = vec![first.url.clone(), second.url.clone()];
     want.sort();
-    let deadline = Instant::now() + Duration::from_secs(10);
     for node in [&first, &second] {
-        loop {
+        let what = format!("{} listing {want:?}", node.url);
+        until_ok(Duration::from_secs(10), what, || async {
             let list = peer_list(node).await;
-            if list == want {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{}: {list:?}, want {want:?}",
-                node.url
-            );
-            // Poll interval; the loop waits for the list checked above.
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            (list == want)
+                .then_some(())
+                .ok_or_else(|| format!("{list:?}"))
+        })
+        .await;
     }
     still_serves(&first.url, "after-etcd-junk").await;
     still_serves(&second.url, "after-etcd-junk").await;
@@ -898,29 +877,21 @@ async fn etcd_registry_abuse_is_survived_and_logged_briefly() {
     let origin = Origin::start().await;
     let node = LoggingNode::start_at("info", &[], &origin, &["--etcd", &etcd.endpoint()]).await;
     let own_key = format!("{PREFIX}{}", node.url);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while etcd_value(&etcd, &own_key).await.as_deref() != Some(node.url.as_str()) {
-        assert!(Instant::now() < deadline, "the node never registered");
-        // Poll interval; the loop waits for the registration.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let registered = || async {
+        (etcd_value(&etcd, &own_key).await.as_deref() == Some(node.url.as_str())).then_some(())
+    };
+    eventually(Duration::from_secs(10), "the node registered", registered).await;
 
     // Someone overwrites this node's key: it takes it back and says so.
     etcd_put(&etcd, &own_key, "http://127.0.0.1:1").await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    until_ok(Duration::from_secs(10), "its key taken back", || async {
         let value = etcd_value(&etcd, &own_key).await;
         let peers = peer_list_of_url(&node.url).await;
-        if value.as_deref() == Some(node.url.as_str()) && peers == [node.url.clone()] {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "own key holds {value:?}, peers {peers:?}"
-        );
-        // Poll interval; the loop waits for the re-registration.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        (value.as_deref() == Some(node.url.as_str()) && peers == [node.url.clone()])
+            .then_some(())
+            .ok_or_else(|| format!("own key holds {value:?}, peers {peers:?}"))
+    })
+    .await;
     assert_eq!(node.lines("overwritten").len(), 1, "{}", node.text());
 
     // A value that would forge a log line and colour a terminal.
@@ -930,12 +901,10 @@ async fn etcd_registry_abuse_is_survived_and_logged_briefly() {
         "x\nFAKE LINE \x1b[31mred",
     )
     .await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while node.lines("FAKE LINE").is_empty() {
-        assert!(Instant::now() < deadline, "no warning: {}", node.text());
-        // Poll interval; the loop waits for the warning.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    poll_until(Duration::from_secs(10), || {
+        !node.lines("FAKE LINE").is_empty()
+    })
+    .await;
     let log = node.text();
     assert!(!log.contains('\x1b'), "an escape reached the log: {log:?}");
     let forged = node.lines("FAKE LINE");
@@ -967,12 +936,10 @@ async fn etcd_registry_abuse_is_survived_and_logged_briefly() {
         let txn = etcd_client::Txn::new().and_then(ops);
         client.txn(txn).await.expect("etcd txn");
     }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while peer_list_of_url(&node.url).await.len() != 2_001 {
-        assert!(Instant::now() < deadline, "the node never saw 2,000 peers");
-        // Poll interval; the loop waits for the peer list.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(Duration::from_secs(20), "2,000 peers", || async {
+        (peer_list_of_url(&node.url).await.len() == 2_001).then_some(())
+    })
+    .await;
     let added = &node.text()[before..];
     eprintln!(
         "4,000 registry values: {} log lines, {} bytes",

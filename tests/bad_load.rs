@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use groupcached::consistenthash::{Ring, DEFAULT_REPLICAS};
@@ -235,39 +235,16 @@ fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
 
-/// Keys `{prefix}-{i}` whose owner on `ring` is `owner`, the first `n`.
-fn keys_owned_by(ring: &Ring, owner: &str, prefix: &str, n: usize) -> Vec<String> {
-    (0..)
-        .map(|i| format!("{prefix}-{i}"))
-        .filter(|k| ring.get(k.as_bytes()) == Some(owner))
-        .take(n)
-        .collect()
-}
-
-async fn group_stat(node: &GcNode, group: &str, path: &[&str]) -> u64 {
-    let stats = node.stats().await;
-    let mut value = &stats["groups"][group];
-    for part in path {
-        value = &value[part];
-    }
-    value
-        .as_u64()
-        .unwrap_or_else(|| panic!("{path:?} in {stats}"))
-}
-
 /// After every case: fresh keys owned by the node itself and by the
 /// hostile peer still load with their correct values.
-async fn still_serves(node: &GcNode, ring: &Ring, case: &str) {
+async fn fresh_keys_still_load(node: &GcNode, ring: &Ring, case: &str) {
     let prefix: String = case.chars().filter(char::is_ascii_alphanumeric).collect();
     for owner in ring.peers() {
-        for key in keys_owned_by(ring, owner, &format!("after-{prefix}"), 1) {
-            let reply = node.get(&format!("/cache/g/{key}")).await;
-            assert_eq!(
-                (reply.status, &reply.body[..]),
-                (200, &value_of(key.as_bytes())[..]),
-                "after case {case}, key {key}"
-            );
-        }
+        still_serves(
+            &node.url,
+            &key_owned_by(ring, owner, &format!("after-{prefix}")),
+        )
+        .await;
     }
 }
 
@@ -304,7 +281,7 @@ async fn hostile_origins_and_peers_get_exact_statuses() {
         let key = own(&format!("fill{i}"));
         assert_eq!(node.get(&format!("/cache/g/{key}")).await.status, 200);
     }
-    let filled = group_stat(&node, "g", &["MainCache", "Items"]).await;
+    let filled = stat(&node.stats().await, "g", "MainCache.Items");
     assert_eq!(filled, 50);
 
     // (case, group, key, status, what the body must say or be)
@@ -388,7 +365,7 @@ async fn hostile_origins_and_peers_get_exact_statuses() {
         } else {
             assert!(body.contains(want.as_str()), "case {case}: {body}");
         }
-        still_serves(&node, &ring, case).await;
+        fresh_keys_still_load(&node, &ring, case).await;
     }
     // Refused keys never reached the origin; peers' keys were loaded once.
     for path in ["/o/..", "/o/.", "/o/..%2Fx", "/o/a%5C..%5Cx"] {
@@ -414,8 +391,8 @@ async fn hostile_origins_and_peers_get_exact_statuses() {
         assert!(reply.body.iter().all(|&b| b == b'm'));
         assert_eq!(origin.hits(&format!("/o/{max}")), round, "not cached");
     }
-    assert_eq!(group_stat(&node, "g", &["MainCache", "Evictions"]).await, 0);
-    let items = group_stat(&node, "g", &["MainCache", "Items"]).await;
+    assert_eq!(stat(&node.stats().await, "g", "MainCache.Evictions"), 0);
+    let items = stat(&node.stats().await, "g", "MainCache.Items");
     assert!(
         items >= filled,
         "{items} items: the big value flushed the cache"
@@ -449,21 +426,21 @@ async fn loads_over_the_budget_get_503() {
         let url = format!("{}/cache/g/hold", node.url);
         tokio::spawn(async move { http_get(&url).await })
     };
-    let deadline = Instant::now() + Duration::from_secs(10);
     let mut attempt = 0;
-    let refused = loop {
-        assert!(Instant::now() < deadline, "no load was refused");
-        if origin.hits("/o/hold") == 1 {
-            attempt += 1;
-            let reply = node.get(&format!("/cache/g/mib-{attempt}")).await;
-            if reply.status == 503 {
-                break reply;
+    let refused = eventually(Duration::from_secs(10), "a load refused", || {
+        let holding = origin.hits("/o/hold") == 1;
+        attempt += holding as usize;
+        let (node, attempt) = (&node, attempt);
+        async move {
+            if !holding {
+                return None;
             }
-            assert_eq!(reply.status, 200, "{:?}", reply.body);
+            let reply = node.get(&format!("/cache/g/mib-{attempt}")).await;
+            assert!(matches!(reply.status, 200 | 503), "{:?}", reply.body);
+            (reply.status == 503).then_some(reply)
         }
-        // Poll interval; the loop waits for the refusal checked above.
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    })
+    .await;
     let body = String::from_utf8_lossy(&refused.body);
     assert!(body.contains("load budget of 1048576 bytes"), "{body}");
     // Release the held body: both it and the refused key load now.
@@ -569,12 +546,12 @@ async fn start_python_server(root: &std::path::Path) -> (Proc, u16) {
 
 /// Polls `url` until it answers at all.
 async fn wait_healthy_any(url: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while try_get(url).await.is_err() {
-        assert!(Instant::now() < deadline, "{url} never answered");
-        // Poll interval; the loop waits for the server to answer.
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    eventually(
+        Duration::from_secs(10),
+        format!("{url} answering"),
+        || async { try_get(url).await.ok() },
+    )
+    .await;
 }
 
 /// With the owner of some keys stopped (SIGSTOP), those keys are still
@@ -634,34 +611,28 @@ async fn a_frozen_owner_is_marked_down_and_found_back() {
     let up = format!("groupcached_peer_up{{peer=\"{}\"}} 0", b.url);
     assert!(metrics.contains(&up), "no {up:?} in:\n{metrics}");
     // Only probes waited for the frozen owner: the rest were local at once.
-    let peer_errors = group_stat(a, "g", &["PeerErrors"]).await;
+    let peer_errors = stat(&a.stats().await, "g", "PeerErrors");
     assert!(
         (1..20).contains(&peer_errors),
         "{peer_errors} of 20 fetches timed out"
     );
-    assert_eq!(group_stat(a, "g", &["LocalLoads"]).await, 20);
+    assert_eq!(stat(&a.stats().await, "g", "LocalLoads"), 20);
 
     b.proc.signal("CONT");
-    let deadline = Instant::now() + Duration::from_secs(20);
+    // Each poll asks for a fresh key of the owner: one of them probes it.
     let mut next = keys[20..].iter();
-    loop {
-        let key = next.next().expect("the owner never came back up");
-        let reply = a.get(&format!("/cache/g/{key}")).await;
-        assert_eq!(
-            (reply.status, &reply.body[..]),
-            (200, &value_of(key.as_bytes())[..])
-        );
-        let now = health(serde_json::from_slice(&a.get("/peers").await.body).unwrap());
-        if now["state"] == "up" {
-            assert_eq!(now["failures"], 0, "{now}");
-            break;
+    let now = eventually(Duration::from_secs(20), "the owner up again", || {
+        let key = next.next().expect("keys left to ask for");
+        async move {
+            still_serves(&a.url, key).await;
+            let now = health(serde_json::from_slice(&a.get("/peers").await.body).unwrap());
+            (now["state"] == "up").then_some(now)
         }
-        assert!(Instant::now() < deadline, "still {now}");
-        // Poll interval; the loop waits for the owner to be up again.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
+    assert_eq!(now["failures"], 0, "{now}");
     assert!(
-        group_stat(a, "g", &["PeerLoads"]).await >= 1,
+        stat(&a.stats().await, "g", "PeerLoads") >= 1,
         "the owner is asked again"
     );
 }

@@ -9,7 +9,7 @@
 mod common;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use groupcached::consistenthash::{Ring, DEFAULT_REPLICAS};
@@ -24,19 +24,11 @@ async fn get_value(node: &impl Frontend, key: &str) -> (String, Option<String>) 
 
 /// Polls `node` for `key` until it answers `want` (at most 10 s).
 async fn wait_for_value(node: &impl Frontend, key: &str, want: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (body, _) = get_value(node, key).await;
-        if body == want {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{key} never became {want:?} (still {body:?})"
-        );
-        // Poll interval; the loop waits for the value checked above.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let what = format!("{key} becoming {want:?}");
+    eventually(Duration::from_secs(10), &what, || async {
+        (get_value(node, key).await.0 == want).then_some(())
+    })
+    .await
 }
 
 /// The sum of `groups.g.{cache}.{field}` over the nodes' `/stats`.
@@ -84,11 +76,7 @@ async fn hot_copies_expire_with_the_owner() {
     let peers = peer_list(&ports);
     let peers: Vec<String> = peers.split(',').map(str::to_string).collect();
     let ring = Ring::new(DEFAULT_REPLICAS, &peers);
-    let keys: Vec<String> = (0..)
-        .map(|i| format!("ver/max-age=1/hot{i}"))
-        .filter(|k| ring.get(k.as_bytes()) == Some(peers[1].as_str()))
-        .take(100)
-        .collect();
+    let keys = keys_owned_by(&ring, &peers[1], "ver/max-age=1/hot", 100);
     for key in &keys {
         assert_eq!(get_value(&nodes[0], key).await.0, "version 1");
     }
@@ -182,10 +170,7 @@ async fn a_go_node_gets_the_exact_bytes_of_an_expiring_value() {
         .collect();
     let ring = Ring::new(DEFAULT_REPLICAS, &peers);
     // A key the groupcached node (ports[0]) owns.
-    let key = (0..)
-        .map(|i| format!("ver/max-age=60/{i}"))
-        .find(|k| ring.get(k.as_bytes()) == Some(peers[0].as_str()))
-        .unwrap();
+    let key = key_owned_by(&ring, &peers[0], "ver/max-age=60/k");
     let template = format!("g={}", origin.template());
     let owner = GcNode::start(
         ports[0],

@@ -61,13 +61,6 @@ fn origin_value(key: &[u8]) -> Vec<u8> {
     }
 }
 
-/// `groups.NAME.FIELD` of a `/stats` reply (Go's and groupcached's share a shape).
-fn stat(stats: &serde_json::Value, group: &str, field: &str) -> u64 {
-    stats["groups"][group][field]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no {group}.{field} in {stats}"))
-}
-
 fn gc_args(peers: &[String], groups: &[(&str, &Origin)], extra: &[&str]) -> Vec<String> {
     let mut args = vec!["--peers".to_string(), peers.join(",")];
     for (name, origin) in groups {

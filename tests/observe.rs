@@ -10,7 +10,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -130,22 +130,14 @@ impl Prometheus {
             .stdout(log.try_clone().expect("log file"))
             .stderr(log);
         let mut proc = Proc::spawn("prometheus", &mut command);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let addr = loop {
+        let addr = eventually(Duration::from_secs(30), "prometheus listening", || {
             let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            if let Some(addr) = listening_address(&log) {
-                break addr;
-            }
             if let Ok(Some(status)) = proc.child.try_wait() {
                 panic!("prometheus exited with {status}:\n{log}");
             }
-            assert!(
-                Instant::now() < deadline,
-                "prometheus did not listen:\n{log}"
-            );
-            // Poll interval; the loop waits for the log line checked above.
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
+            async move { listening_address(&log) }
+        })
+        .await;
         Prometheus {
             url: format!("http://{addr}"),
             _proc: proc,
@@ -227,24 +219,18 @@ async fn prometheus_scrapes_what_stats_says() {
     );
 
     // Prometheus catches up within a few scrapes.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    let what = format!("Prometheus saying what /stats says: {want_gets:?}, {want_bytes:?}");
+    eventually(Duration::from_secs(30), &what, || async {
         let gets = prometheus
             .query(r#"groupcache_gets_total{group="g"}"#)
             .await;
         let bytes = prometheus
             .query(r#"groupcache_cache_bytes{group="g",type="main"}"#)
             .await;
-        if gets == want_gets && bytes == want_bytes {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "Prometheus says gets {gets:?}, bytes {bytes:?}; /stats says {want_gets:?}, {want_bytes:?}"
-        );
-        // Poll interval; the loop waits for the figures checked above.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        eprintln!("Prometheus says gets {gets:?}, bytes {bytes:?}");
+        (gets == want_gets && bytes == want_bytes).then_some(())
+    })
+    .await;
     // Every node was scraped without errors.
     let up = prometheus.query("up").await;
     assert_eq!(up.len(), 3, "{up:?}");
@@ -350,14 +336,10 @@ async fn the_status_page_keeps_odd_group_names_and_exact_lease_ids() {
         args.extend(["--group".to_string(), format!("{name}=echo")]);
     }
     let node = GcNode::start(free_ports(1)[0], &args).await;
-    let mut lease = None;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while lease.is_none() {
-        assert!(Instant::now() < deadline, "no lease in /peers");
-        let peers = common::etcd::peers_of(&node).await;
-        lease = peers["etcd"]["lease_id"].as_i64();
-    }
-    let lease = lease.expect("a lease id");
+    let lease = eventually(Duration::from_secs(10), "a lease in /peers", || async {
+        common::etcd::peers_of(&node).await["etcd"]["lease_id"].as_i64()
+    })
+    .await;
     let status = node.get("/status").await;
     let status: serde_json::Value = serde_json::from_slice(&status.body).expect("status JSON");
     assert_eq!(

@@ -7,13 +7,15 @@
 //! reading and awaiting any node's `/peers`, and the keys in etcd.
 
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{esc, try_get, value_of, wait_for_exit, Frontend, GcNode, Origin, Proc};
+use super::{
+    esc, eventually, try_get, until_ok, value_of, wait_for_exit, Frontend, GcNode, Origin, Proc,
+};
 
 const ETCD: &str = "/usr/bin/etcd";
 const ETCDCTL: &str = "etcdctl";
@@ -99,43 +101,34 @@ impl Etcd {
             .stdout(log.try_clone().unwrap())
             .stderr(log);
         let mut proc = Proc::spawn("etcd", &mut command);
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while self.client_port == 0 {
-            let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        let within = Duration::from_secs(15);
+        let log_path = self.log_path();
+        let tail = Waiting("", &log_path);
+        self.client_port = eventually(within, Waiting("etcd serving", &log_path), || {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            if let Ok(Some(status)) = proc.child.try_wait() {
+                panic!("etcd exited with {status}:\n{tail}");
+            }
             let port = log.get(logged_before..).and_then(|new| {
                 let at = new.find(SERVING)? + SERVING.len();
                 let addr = new[at..].split([',', ' ', '\n']).next()?;
                 addr.rsplit(':').next()?.parse().ok()
             });
-            if let Some(port) = port {
-                self.client_port = port;
-            } else if let Ok(Some(status)) = proc.child.try_wait() {
-                panic!("etcd exited with {status}:\n{}", self.log_tail());
-            } else if Instant::now() > deadline {
-                panic!(
-                    "etcd did not serve clients within 15 s:\n{}",
-                    self.log_tail()
-                );
-            } else {
-                // Poll interval; the loop waits for the log line checked above.
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-        loop {
-            if let Ok(reply) = try_get(&format!("{}/health", self.endpoint())).await {
-                if reply.status == 200 && String::from_utf8_lossy(&reply.body).contains(HEALTHY) {
-                    break;
-                }
-            }
+            async move { port }
+        })
+        .await;
+        let health = format!("{}/health", self.endpoint());
+        eventually(within, Waiting("etcd healthy", &log_path), || {
             if let Ok(Some(status)) = proc.child.try_wait() {
-                panic!("etcd exited with {status}:\n{}", self.log_tail());
+                panic!("etcd exited with {status}:\n{tail}");
             }
-            if Instant::now() > deadline {
-                panic!("etcd was not healthy after 15 s:\n{}", self.log_tail());
+            async {
+                let reply = try_get(&health).await.ok()?;
+                (reply.status == 200 && String::from_utf8_lossy(&reply.body).contains(HEALTHY))
+                    .then_some(())
             }
-            // Poll interval; the loop waits for the health checked above.
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await;
         self.proc = Some(proc);
     }
 
@@ -201,9 +194,23 @@ impl Etcd {
 
     /// The last 40 lines of etcd's log.
     fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
+        log_tail(&self.log_path())
+    }
+}
+
+/// The last 40 lines of the log at `path`.
+fn log_tail(path: &Path) -> String {
+    let log = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+/// What is awaited, and the log's tail read when it is displayed.
+struct Waiting<'a>(&'static str, &'a Path);
+
+impl std::fmt::Display for Waiting<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}\n{}", self.0, log_tail(self.1))
     }
 }
 
@@ -271,8 +278,6 @@ pub const TTL: Duration = Duration::from_secs(3);
 /// loaded machine, yet well under the 10 s lease TTL of the graceful-leave
 /// tests, so a leave seen in time was not a lease running out.
 pub const PROMPTLY: Duration = Duration::from_secs(5);
-/// How often `/peers` is polled.
-pub const POLL: Duration = Duration::from_millis(50);
 
 pub fn url_of(port: u16) -> String {
     format!("http://127.0.0.1:{port}")
@@ -301,18 +306,15 @@ pub async fn registered(etcd: &Etcd) -> Vec<String> {
 /// that took. Panics with the keys last seen after `within`.
 pub async fn await_registered(etcd: &Etcd, want: &[String], within: Duration) -> Duration {
     let start = Instant::now();
-    loop {
+    let what = format!("keys {want:?} in etcd");
+    until_ok(within, what, || async {
         let registered = registered(etcd).await;
-        if registered == want {
-            return start.elapsed();
-        }
-        assert!(
-            start.elapsed() < within,
-            "after {within:?} the keys in etcd are {registered:?}, not {want:?}"
-        );
-        // Poll interval; the loop waits for the keys checked above.
-        tokio::time::sleep(POLL).await;
-    }
+        (registered == want)
+            .then_some(())
+            .ok_or_else(|| format!("{registered:?}"))
+    })
+    .await;
+    start.elapsed()
 }
 
 /// `--etcd ENDPOINT --etcd-ttl TTL --group g=ORIGIN`. gopeer takes the same
@@ -362,7 +364,8 @@ pub async fn await_peers<N: Frontend>(
     within: Duration,
 ) -> Duration {
     let start = Instant::now();
-    loop {
+    let what = format!("every node showing peers {want:?} with connected={connected}");
+    until_ok(within, what, || async {
         let mut seen = Vec::new();
         for node in nodes {
             seen.push(peers_of(*node).await);
@@ -370,22 +373,13 @@ pub async fn await_peers<N: Frontend>(
         let done = seen
             .iter()
             .all(|p| peer_list_of(p) == want && p["etcd"]["connected"] == connected);
-        if done {
-            return start.elapsed();
-        }
-        if start.elapsed() > within {
-            panic!(
-                "after {within:?} not every node shows peers {want:?} with connected={connected}; \
-                 their /peers:\n{}",
-                seen.iter()
-                    .map(|p| p.to_string())
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            );
-        }
-        // Poll interval; the loop waits for the lists checked above.
-        tokio::time::sleep(POLL).await;
-    }
+        done.then_some(()).ok_or_else(|| {
+            let all: Vec<String> = seen.iter().map(|p| p.to_string()).collect();
+            format!("their /peers:\n{}", all.join("\n"))
+        })
+    })
+    .await;
+    start.elapsed()
 }
 
 /// GETs `key` through `node`, asserting the origin's value.

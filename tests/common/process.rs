@@ -1,0 +1,196 @@
+//! Real processes under test: a child killed on drop, `groupcached` nodes
+//! on handed-over ports, and the front end they share with Go nodes.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::http::{http_get, Reply};
+use super::origin::{value_of, Origin};
+use super::ports::hand_over_ports;
+use super::wait::wait_healthy;
+
+/// `https` if `args` contain `flag` (a TLS certificate flag), else `http`.
+pub(crate) fn scheme(args: &[String], flag: &str) -> &'static str {
+    if args.iter().any(|a| a == flag) {
+        "https"
+    } else {
+        "http"
+    }
+}
+
+/// A child process killed (and reaped) on drop.
+pub struct Proc {
+    pub child: Child,
+    pub name: String,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, command: &mut Command) -> Proc {
+        let child = command
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        Proc {
+            child,
+            name: name.to_string(),
+        }
+    }
+
+    /// Sends `signal` (e.g. "TERM", "KILL", "STOP") to the process with
+    /// kill(2); panics if it cannot be delivered.
+    pub fn signal(&self, signal: &str) {
+        use nix::sys::signal::{kill, Signal};
+        let signal: Signal = format!("SIG{signal}")
+            .parse()
+            .unwrap_or_else(|_| panic!("no signal SIG{signal}"));
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        kill(pid, signal).unwrap_or_else(|e| panic!("kill -{signal} {}: {e}", self.name));
+    }
+
+    /// Waits up to `timeout` for the process to exit; its exit code.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        wait_for_exit(&mut self.child, timeout).await
+    }
+}
+
+/// Waits up to `timeout` for `child` to exit; its exit code (-1 if a
+/// signal ended it), or `None` if it is still running.
+pub async fn wait_for_exit(child: &mut Child, timeout: Duration) -> Option<i32> {
+    let exited = async {
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.code().unwrap_or(-1);
+            }
+            // Poll interval; the loop waits for the exit.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(timeout, exited).await.ok()
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running `groupcached` process.
+pub struct GcNode {
+    pub proc: Proc,
+    pub addr: SocketAddr,
+    pub url: String,
+}
+
+impl GcNode {
+    /// Starts the real binary on `port` (from [`free_ports`]) with extra
+    /// `args`, and waits until it answers `/healthz`.
+    /// The URL is `https://` when `args` contain `--tls-cert`.
+    pub async fn start(port: u16, args: &[String]) -> GcNode {
+        GcNode::start_on(&[port], args).await
+    }
+
+    /// [`GcNode::start`] with `--peer-listen` on `peer_port` (also from
+    /// [`free_ports`]), handed over as the second socket.
+    pub async fn start_with_peer_port(port: u16, peer_port: u16, args: &[String]) -> GcNode {
+        let mut args = args.to_vec();
+        args.extend([
+            "--peer-listen".to_string(),
+            format!("127.0.0.1:{peer_port}"),
+        ]);
+        GcNode::start_on(&[port, peer_port], &args).await
+    }
+
+    async fn start_on(ports: &[u16], args: &[String]) -> GcNode {
+        let port = ports[0];
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_groupcached"));
+        command.args(args);
+        hand_over_ports(&mut command, ports);
+        command.env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "error".into()),
+        );
+        let proc = Proc::spawn(&format!("groupcached:{port}"), &mut command);
+        drop(command); // closes the test's copy of the listener
+        let node = GcNode {
+            proc,
+            addr,
+            url: format!("{}://{addr}", scheme(args, "--tls-cert")),
+        };
+        wait_healthy(&node.url).await;
+        node
+    }
+}
+
+/// The HTTP front end every test node has, groupcached or Go: the user and
+/// peer APIs and `/stats` (the same JSON shape on both).
+pub trait Frontend {
+    fn url(&self) -> &str;
+
+    async fn get(&self, path: &str) -> Reply {
+        http_get(&format!("{}{}", self.url(), path)).await
+    }
+
+    /// `/stats` as JSON.
+    async fn stats(&self) -> serde_json::Value {
+        let reply = self.get("/stats").await;
+        assert_eq!(reply.status, 200);
+        serde_json::from_slice(&reply.body).expect("stats JSON")
+    }
+}
+
+/// `groups.{group}.{path}` of a `/stats` reply as a number, where `path`
+/// is a field (`LocalLoads`) or a dotted path (`MainCache.Items`); Go's
+/// `/stats` and groupcached's share the shape.
+pub fn stat(stats: &serde_json::Value, group: &str, path: &str) -> u64 {
+    path.split('.')
+        .fold(&stats["groups"][group], |value, field| &value[field])
+        .as_u64()
+        .unwrap_or_else(|| panic!("no {group}.{path} in {stats}"))
+}
+
+impl Frontend for GcNode {
+    fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+/// `--peers a,b,c` for the given ports.
+pub fn peer_list(ports: &[u16]) -> String {
+    ports
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Starts one groupcached node per port, all with the same peer list and
+/// group `g` loading from `origin`, plus any `extra` args.
+pub async fn start_cluster(ports: &[u16], origin: &Origin, extra: &[&str]) -> Vec<GcNode> {
+    let peers = peer_list(ports);
+    let mut nodes = Vec::new();
+    for &port in ports {
+        let mut args = vec![
+            "--peers".to_string(),
+            peers.clone(),
+            "--group".to_string(),
+            format!("g={}", origin.template()),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        nodes.push(GcNode::start(port, &args).await);
+    }
+    nodes
+}
+
+/// Asserts that the node at `url` answers `key` of group `g` with the test
+/// origin's value for it (use a key no earlier step loaded).
+pub async fn still_serves(url: &str, key: &str) {
+    let reply = http_get(&format!("{url}/cache/g/{key}")).await;
+    assert_eq!(
+        (reply.status, &reply.body[..]),
+        (200, &value_of(key.as_bytes())[..]),
+        "{url} no longer serves {key}"
+    );
+}
