@@ -346,6 +346,7 @@ fn node_builder(
         .protocol(config.protocol)
         .replicas(config.replicas)
         .max_conns_per_peer(config.max_conns_per_peer)
+        .probe_timeout(config.probe_timeout)
         .peers(config.peers.clone())
         .peer_client(peer_http)
         .writes(config.allow_writes, config.max_value_bytes);
@@ -390,6 +391,7 @@ mod tests {
         assert_eq!(builder.protocol, config.protocol);
         assert_eq!(builder.replicas, config.replicas);
         assert_eq!(builder.max_conns_per_peer, config.max_conns_per_peer);
+        assert_eq!(builder.probe_timeout, config.probe_timeout);
         assert_eq!(
             builder.fetch_timeout,
             config.origin_timeout + config.peer_timeout,

@@ -29,6 +29,7 @@ use crate::consistenthash::DEFAULT_REPLICAS;
 use crate::dialect::Protocol;
 use crate::freshness::TtlPolicy;
 use crate::getter::Getter;
+use crate::health::DEFAULT_PROBE_TIMEOUT;
 use crate::http_client::{HttpClient, LoadBudget};
 use crate::node::{GroupParts, Node, Parts};
 use crate::peers::{PeerSource, Peers};
@@ -47,6 +48,8 @@ pub struct NodeBuilder {
     pub(crate) replicas: usize,
     pub(crate) fetch_timeout: Duration,
     pub(crate) max_conns_per_peer: usize,
+    /// `--probe-timeout`: liveness probes of a peer a fetch waits on.
+    pub(crate) probe_timeout: Duration,
     /// `--max-value-bytes`: the largest value fetched or written.
     pub(crate) max_value: u64,
     /// `--load-budget`: bytes of values and bodies being read at once.
@@ -115,6 +118,7 @@ impl NodeBuilder {
             // wait for the owner's own origin load.
             fetch_timeout: Duration::from_secs(15),
             max_conns_per_peer: 64,
+            probe_timeout: DEFAULT_PROBE_TIMEOUT,
             max_value: DEFAULT_MAX_VALUE_BYTES,
             // The binary's default: its 64 MiB --cache-bytes.
             load_budget: 64 << 20,
@@ -180,6 +184,17 @@ impl NodeBuilder {
     /// default 64).
     pub fn max_conns_per_peer(mut self, max: usize) -> NodeBuilder {
         self.max_conns_per_peer = max;
+        self
+    }
+
+    /// How long a peer has to answer a liveness probe (`--probe-timeout`;
+    /// default 1 s). Once a fetch has waited half of it, the owner is
+    /// probed with a `GET` of the base path; a peer that does not answer
+    /// in time is marked down and its keys load locally at once, instead
+    /// of after the whole `fetch_timeout`. `Duration::ZERO` turns probes
+    /// off.
+    pub fn probe_timeout(mut self, timeout: Duration) -> NodeBuilder {
+        self.probe_timeout = timeout;
         self
     }
 
@@ -257,7 +272,8 @@ impl NodeBuilder {
             http,
             self.max_conns_per_peer,
         )
-        .with_protocol(self.protocol);
+        .with_protocol(self.protocol)
+        .with_probe_timeout(self.probe_timeout);
         let mut list = self.peers;
         if !list.contains(&self.self_url) {
             list.push(self.self_url);

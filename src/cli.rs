@@ -97,6 +97,12 @@ pub(crate) struct Args {
     #[arg(long, env = "GROUPCACHED_PEER_TIMEOUT", default_value = "5s", value_parser = in_range(parse_duration, limits::PEER_TIMEOUT))]
     pub peer_timeout: Duration,
 
+    /// How long a peer has to answer a liveness probe, sent once a fetch
+    /// from it has waited half this long; a peer that does not answer is
+    /// marked down and its keys load locally at once. 0 turns probes off.
+    #[arg(long, env = "GROUPCACHED_PROBE_TIMEOUT", default_value = "1s", value_parser = in_range(parse_duration, limits::PROBE_TIMEOUT))]
+    pub probe_timeout: Duration,
+
     /// How long an origin load may take, e.g. 10s, 500ms.
     #[arg(long, env = "GROUPCACHED_ORIGIN_TIMEOUT", default_value = "10s", value_parser = in_range(parse_duration, limits::ORIGIN_TIMEOUT))]
     pub origin_timeout: Duration,

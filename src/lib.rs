@@ -47,6 +47,7 @@ mod discovery;
 mod freshness;
 mod getter;
 mod group;
+mod health;
 mod http_client;
 #[cfg(feature = "metrics")]
 mod metrics;

@@ -239,6 +239,19 @@ pub(crate) fn render(node: &Node) -> Result<String, prometheus::Error> {
             (vec![("peer", p.url.as_str())], failures)
         }),
     );
+    out.add(
+        "groupcached_peer_probes_total",
+        "Liveness probes sent to another peer while a fetch waited on it, by whether it answered in time.",
+        MetricType::COUNTER,
+        health.iter().flat_map(|p| {
+            let peer = p.url.as_str();
+            let answered = p.health.probes.saturating_sub(p.health.probes_unanswered);
+            [
+                (vec![("peer", peer), ("result", "answered")], answered as f64),
+                (vec![("peer", peer), ("result", "unanswered")], p.health.probes_unanswered as f64),
+            ]
+        }),
+    );
     if let (_, Some(status)) = node.source().describe() {
         out.add(
             "groupcached_etcd_connected",

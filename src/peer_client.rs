@@ -8,15 +8,11 @@
 //! expiry, if it sent one. In the forks' pools it also sends their writes:
 //! PUT with a `SetRequest`, DELETE, and groupcache-go's POST remove-keys.
 //!
-//! Each peer has a health record: a fetch that times out or cannot connect
-//! marks the peer down for a back-off that starts at 500 ms and doubles with
-//! each failure in a row, up to 5 s. While a peer is down, fetches from it
-//! fail at once with [`PeerError::Down`] (so its keys load locally without
-//! waiting), except one probe at a time once the back-off has passed; the
-//! first fetch that gets any answer marks it up again. A fetch the group
-//! stops waiting for at the peer deadline counts as one that timed out.
+//! Each peer has a health record (see [`crate::health`]): a peer that
+//! stops answering is marked down, found out by a liveness probe while a
+//! fetch waits on it, and its keys load locally until it answers again.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -25,7 +21,8 @@ use hyper::{Method, StatusCode, Uri};
 use tokio::time::Instant;
 
 use crate::getter::BoxFuture;
-use crate::http_client::{HostLimit, HttpClient, HttpError};
+use crate::health::{Health, HealthReport, Outcome};
+use crate::http_client::{HostLimit, HttpClient};
 use crate::picker::{FetchPeer, PeerError};
 use crate::ratelimit::WarnGate;
 use crate::value::Value;
@@ -43,18 +40,29 @@ pub(crate) struct PeerClient {
 }
 
 impl PeerClient {
+    /// A client of `peer`'s API under `base_path`, with at most
+    /// `max_conns` requests to it at once, probing it with `probe_timeout`
+    /// (zero: no probes) while a fetch waits.
     pub(crate) fn new(
         peer: &str,
         base_path: &str,
         http: HttpClient,
         max_conns: usize,
+        probe_timeout: Duration,
     ) -> PeerClient {
+        let base = format!("{peer}{base_path}");
+        // A peer URL that makes no URI is refused before any fetch (each
+        // fetch reports it as `BadUrl`); it is never probed.
+        let health = match base.parse::<Uri>() {
+            Ok(url) => Health::probing(url, &http, probe_timeout),
+            Err(_) => Health::default(),
+        };
         PeerClient {
-            base: format!("{peer}{base_path}"),
+            base,
             http,
             limit: HttpClient::host_limit(max_conns),
             warnings: Arc::new(WarnGate::default()),
-            health: Arc::new(Health::default()),
+            health: Arc::new(health),
         }
     }
 
@@ -63,18 +71,21 @@ impl PeerClient {
         self.health.report()
     }
 
-    /// Fetches `group`/`key` from this peer, unless it is marked down.
-    /// `started`: when the caller began waiting; the caller gives up after
-    /// this client's timeout counted from then.
+    /// Fetches `group`/`key` from this peer, unless it is marked down or
+    /// stops answering probes meanwhile. `started`: when the caller began
+    /// waiting; the caller gives up after this client's timeout counted
+    /// from then.
     async fn get(&self, started: Instant, group: &[u8], key: &[u8]) -> Result<Value, PeerError> {
         let mut attempt = self
             .health
             .admit()
             .ok_or(PeerError::Down)?
             .giving_up_at(started, self.http.timeout());
-        let result = self.get_value(group, key).await;
-        let unreachable = matches!(&result, Err(PeerError::Http(e)) if e.is_unreachable());
-        attempt.finish(!unreachable, result.as_ref().err());
+        let result = tokio::select! {
+            result = self.get_value(group, key) => result,
+            unanswered = self.health.clone().until_unanswered(started) => Err(unanswered),
+        };
+        attempt.finish(Outcome::of(&result), result.as_ref().err());
         result
     }
 
@@ -150,143 +161,6 @@ impl FetchPeer for PeerClient {
     }
 }
 
-/// The first back-off of a peer marked down, and the longest.
-const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
-
-/// Whether a peer answers, and when to try it again if not.
-#[derive(Default)]
-struct Health {
-    state: Mutex<HealthState>,
-}
-
-#[derive(Default)]
-struct HealthState {
-    /// Unreachable fetches in a row; 0 means up.
-    failures: u32,
-    /// While down: when the next probe may go.
-    retry_at: Option<Instant>,
-    /// A probe is in flight.
-    probing: bool,
-    /// The last fetch error of any kind, kept after the peer recovers.
-    last_error: Option<String>,
-}
-
-/// A peer's health as `GET /peers` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub(crate) struct HealthReport {
-    /// `up`, `down` or `probing`.
-    pub state: &'static str,
-    /// Unreachable fetches in a row.
-    pub failures: u32,
-    /// While down: milliseconds until the next probe may go.
-    pub retry_in_ms: u64,
-    /// The last fetch error of any kind, kept after the peer recovers.
-    pub last_error: Option<String>,
-}
-
-/// One admitted fetch. Dropped unfinished once the caller's deadline has
-/// passed (the group gave up on it), it counts as a fetch that timed out;
-/// dropped earlier (a cancelled probe), it lets the next fetch probe
-/// instead.
-struct Attempt<'a> {
-    health: &'a Health,
-    probe: bool,
-    finished: bool,
-    /// The caller's deadline and the timeout it ends, if it has one.
-    deadline: Option<(Instant, Duration)>,
-}
-
-impl Health {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HealthState> {
-        // Every update leaves the state whole, so a poisoned lock is usable.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// `None` while the peer is down and it is not yet time to probe (or
-    /// another probe is in flight).
-    fn admit(&self) -> Option<Attempt<'_>> {
-        let mut state = self.lock();
-        let probe = match state.retry_at {
-            None => false,
-            Some(at) if !state.probing && Instant::now() >= at => true,
-            Some(_) => return None,
-        };
-        state.probing |= probe;
-        Some(Attempt {
-            health: self,
-            probe,
-            finished: false,
-            deadline: None,
-        })
-    }
-
-    fn report(&self) -> HealthReport {
-        let state = self.lock();
-        let retry_in = state
-            .retry_at
-            .map(|at| at.saturating_duration_since(Instant::now()));
-        HealthReport {
-            state: match (state.retry_at, state.probing) {
-                (None, _) => "up",
-                (Some(_), true) => "probing",
-                (Some(_), false) => "down",
-            },
-            failures: state.failures,
-            retry_in_ms: retry_in.map_or(0, |d| d.as_millis().try_into().unwrap_or(u64::MAX)),
-            last_error: state.last_error.clone(),
-        }
-    }
-}
-
-impl Attempt<'_> {
-    /// The attempt counts as timed out if dropped unfinished `timeout`
-    /// after `started` or later.
-    fn giving_up_at(mut self, started: Instant, timeout: Duration) -> Self {
-        self.deadline = started.checked_add(timeout).map(|at| (at, timeout));
-        self
-    }
-
-    /// Records whether the peer answered at all, and the fetch's error.
-    fn finish(&mut self, answered: bool, error: Option<&PeerError>) {
-        self.finished = true;
-        let mut state = self.health.lock();
-        if self.probe {
-            state.probing = false;
-        }
-        if let Some(error) = error {
-            state.last_error = Some(error.to_string());
-        }
-        if answered {
-            *state = HealthState {
-                last_error: state.last_error.take(),
-                ..HealthState::default()
-            };
-        } else {
-            state.failures = state.failures.saturating_add(1);
-            let backoff = FIRST_BACKOFF
-                .saturating_mul(1 << (state.failures - 1).min(16))
-                .min(MAX_BACKOFF);
-            state.retry_at = Some(Instant::now() + backoff);
-        }
-    }
-}
-
-impl Drop for Attempt<'_> {
-    fn drop(&mut self) {
-        if self.finished {
-            return;
-        }
-        match self.deadline {
-            Some((deadline, timeout)) if Instant::now() >= deadline => {
-                self.finish(false, Some(&PeerError::Http(HttpError::Timeout(timeout))));
-            }
-            _ if self.probe => self.health.lock().probing = false,
-            _ => {}
-        }
-    }
-}
-
 /// The first line of an error reply, at most 200 bytes, for messages.
 fn first_line(body: &[u8]) -> String {
     let line = body.split(|&b| b == b'\n').next().unwrap_or_default();
@@ -297,68 +171,6 @@ fn first_line(body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn a_peer_down_is_skipped_then_probed_once_and_comes_back() {
-        let health = Health::default();
-        assert_eq!(health.report().state, "up");
-        let refused = PeerError::Status(StatusCode::SERVICE_UNAVAILABLE, String::new());
-        health.admit().unwrap().finish(false, Some(&refused));
-        let report = health.report();
-        assert_eq!((report.state, report.failures), ("down", 1));
-        assert_eq!(
-            report.last_error.as_deref(),
-            Some("server returned: 503 Service Unavailable")
-        );
-        assert_eq!(report.retry_in_ms, 500);
-        assert!(health.admit().is_none(), "down: fetches fail at once");
-        tokio::time::advance(Duration::from_millis(499)).await;
-        assert!(health.admit().is_none(), "down until the back-off passes");
-        tokio::time::advance(Duration::from_millis(1)).await;
-        let mut probe = health.admit().expect("the back-off has passed");
-        assert_eq!(health.report().state, "probing");
-        assert!(health.admit().is_none(), "one probe at a time");
-        probe.finish(false, None);
-        drop(probe);
-        let report = health.report();
-        assert_eq!((report.state, report.failures), ("down", 2));
-        assert_eq!(report.retry_in_ms, 1000, "the back-off doubled");
-        tokio::time::advance(Duration::from_millis(1000)).await;
-        health.admit().unwrap().finish(true, None);
-        assert_eq!(
-            health.report(),
-            HealthReport {
-                state: "up",
-                failures: 0,
-                retry_in_ms: 0,
-                last_error: Some("server returned: 503 Service Unavailable".into()),
-            }
-        );
-    }
-
-    #[test]
-    fn a_fetch_dropped_at_its_deadline_counts_as_timed_out() {
-        let health = Health::default();
-        // Dropped before the deadline (cancelled): nothing is recorded.
-        let attempt = health.admit().unwrap();
-        drop(attempt.giving_up_at(Instant::now(), Duration::from_secs(3600)));
-        assert_eq!(health.report().state, "up");
-        // Dropped at the deadline (the group stopped waiting): a timeout.
-        let attempt = health.admit().unwrap();
-        drop(attempt.giving_up_at(Instant::now(), Duration::ZERO));
-        let report = health.report();
-        assert_eq!((report.state, report.failures), ("down", 1));
-        assert_eq!(report.last_error.as_deref(), Some("timed out after 0ns"));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_dropped_probe_lets_the_next_fetch_probe() {
-        let health = Health::default();
-        health.admit().unwrap().finish(false, None);
-        tokio::time::advance(FIRST_BACKOFF).await;
-        drop(health.admit().unwrap());
-        assert!(health.admit().is_some());
-    }
 
     /// Answers one request on a loopback port with `200` and an empty body,
     /// and returns the port and the request's bytes as they arrived.
@@ -400,6 +212,7 @@ mod tests {
             "/_groupcache/",
             http,
             1,
+            Duration::ZERO,
         )
     }
 

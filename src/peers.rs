@@ -19,8 +19,9 @@ use std::time::Duration;
 
 use crate::consistenthash::Ring;
 use crate::dialect::Protocol;
+use crate::health::{HealthReport, DEFAULT_PROBE_TIMEOUT};
 use crate::http_client::{HttpClient, LoadBudget};
-use crate::peer_client::{HealthReport, PeerClient};
+use crate::peer_client::PeerClient;
 use crate::picker::{FetchPeer, PickPeer};
 
 /// The current membership, shared by every group of the node.
@@ -30,6 +31,7 @@ pub(crate) struct Peers {
     replicas: usize,
     http: HttpClient,
     max_conns_per_peer: usize,
+    probe_timeout: Duration,
     protocol: Protocol,
     current: RwLock<Arc<Membership>>,
 }
@@ -63,6 +65,7 @@ impl Peers {
             replicas,
             http,
             max_conns_per_peer,
+            probe_timeout: DEFAULT_PROBE_TIMEOUT,
             protocol: Protocol::Golang,
             current: RwLock::new(Arc::new(Membership {
                 ring: Ring::default(),
@@ -75,6 +78,13 @@ impl Peers {
     /// [`Peers::set`].
     pub(crate) fn with_protocol(mut self, protocol: Protocol) -> Peers {
         self.protocol = protocol;
+        self
+    }
+
+    /// Peers are probed for liveness with `timeout` while a fetch waits
+    /// (zero: never); call before [`Peers::set`].
+    pub(crate) fn with_probe_timeout(mut self, timeout: Duration) -> Peers {
+        self.probe_timeout = timeout;
         self
     }
 
@@ -107,6 +117,7 @@ impl Peers {
                         &self.base_path,
                         self.http.clone(),
                         self.max_conns_per_peer,
+                        self.probe_timeout,
                     ))
                 });
                 (peer.clone(), client)

@@ -101,6 +101,10 @@ pub enum PeerError {
     /// The peer failed recently and is not asked until its back-off ends.
     #[error("peer is marked down")]
     Down,
+    /// While the fetch waited, the peer did not answer a liveness probe
+    /// within this long.
+    #[error("no answer to a liveness probe within {0:?}")]
+    NoAnswer(Duration),
 }
 
 /// Fakes of the seams for unit tests: a pool that names one owner (or

@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::group::GroupStats;
+use crate::health::HealthReport;
 use crate::node::Node;
-use crate::peer_client::HealthReport;
 use crate::peers::{EtcdStatus, PeerHealth};
 
 /// The page itself.

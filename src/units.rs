@@ -22,6 +22,9 @@ pub(crate) mod limits {
     pub(crate) const CACHE_BYTES: (u64, u64) = (0, 1 << 40);
     pub(crate) const PEER_TIMEOUT: (Duration, Duration) =
         (Duration::from_millis(1), Duration::from_secs(3600));
+    /// `0` turns probes off.
+    pub(crate) const PROBE_TIMEOUT: (Duration, Duration) =
+        (Duration::ZERO, Duration::from_secs(3600));
     pub(crate) const HEADER_READ_TIMEOUT: (Duration, Duration) =
         (Duration::from_millis(100), Duration::from_secs(600));
     pub(crate) const BODY_READ_TIMEOUT: (Duration, Duration) =

@@ -565,8 +565,17 @@ async fn a_frozen_owner_is_marked_down_and_found_back() {
         &ports,
         &origin,
         // The frozen owner's fetches time out after 2.3 s; the origin's
-        // own loads have 2 s, plenty on a loaded machine.
-        &["--peer-timeout", "300ms", "--origin-timeout", "2s"],
+        // own loads have 2 s, plenty on a loaded machine. Without liveness
+        // probes (tests/liveness.rs has them), so the deadline is what
+        // finds the owner out.
+        &[
+            "--peer-timeout",
+            "300ms",
+            "--origin-timeout",
+            "2s",
+            "--probe-timeout",
+            "0",
+        ],
     )
     .await;
     let (a, b) = (&nodes[0], &nodes[1]);

@@ -164,10 +164,7 @@ async fn max_ttl_caps_the_origins_lifetime() {
 async fn a_go_node_gets_the_exact_bytes_of_an_expiring_value() {
     let origin = Origin::start().await;
     let ports = free_ports(2);
-    let peers: Vec<String> = ports
-        .iter()
-        .map(|p| format!("http://127.0.0.1:{p}"))
-        .collect();
+    let peers = peer_urls(&ports);
     let ring = Ring::new(DEFAULT_REPLICAS, &peers);
     // A key the groupcached node (ports[0]) owns.
     let key = key_owned_by(&ring, &peers[0], "ver/max-age=60/k");

@@ -24,8 +24,9 @@ pub fn value_of(key: &[u8]) -> Vec<u8> {
 ///
 /// `GET /v/{key}` (key percent-encoded) answers `value-of-{key}`; keys that
 /// start with `missing` get 404, keys that start with `fail` get 500, keys
-/// that start with `big` get 1 MiB of a repeating pattern, and keys that
-/// start with `slow` are answered after one second.
+/// that start with `big` get 1 MiB of a repeating pattern, keys that
+/// start with `slow` are answered after one second and `delay-N-...` keys
+/// after N ms.
 #[derive(Clone)]
 pub struct Origin {
     pub url: String,
@@ -61,9 +62,9 @@ impl Origin {
                     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
                         let hits = hits.clone();
                         async move {
-                            if request.uri().path().starts_with("/v/slow") {
-                                // A deliberately slow origin (`slow` keys), to keep a load in flight.
-                                tokio::time::sleep(Duration::from_secs(1)).await;
+                            // A deliberately slow origin, to keep a load in flight.
+                            if let Some(delay) = delay_of(request.uri().path()) {
+                                tokio::time::sleep(delay).await;
                             }
                             Ok::<_, Infallible>(serve_origin(&hits, request))
                         }
@@ -109,6 +110,22 @@ impl Origin {
             .map(|(k, &n)| (k.clone(), n))
             .collect()
     }
+}
+
+/// How long the origin takes for the key in `path`: one second for keys
+/// starting with `slow`, N ms for `delay-N-...`, else no time.
+fn delay_of(path: &str) -> Option<Duration> {
+    let key = path.strip_prefix("/v/")?;
+    if key.starts_with("slow") {
+        return Some(Duration::from_secs(1));
+    }
+    let ms = key
+        .strip_prefix("delay-")?
+        .split('-')
+        .next()?
+        .parse()
+        .ok()?;
+    Some(Duration::from_millis(ms))
 }
 
 /// A 1 MiB value for keys starting with `big`.

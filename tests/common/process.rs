@@ -157,13 +157,17 @@ impl Frontend for GcNode {
     }
 }
 
-/// `--peers a,b,c` for the given ports.
-pub fn peer_list(ports: &[u16]) -> String {
+/// The loopback URL of each port.
+pub fn peer_urls(ports: &[u16]) -> Vec<String> {
     ports
         .iter()
         .map(|p| format!("http://127.0.0.1:{p}"))
-        .collect::<Vec<_>>()
-        .join(",")
+        .collect()
+}
+
+/// `--peers a,b,c` for the given ports.
+pub fn peer_list(ports: &[u16]) -> String {
+    peer_urls(ports).join(",")
 }
 
 /// Starts one groupcached node per port, all with the same peer list and

@@ -1,0 +1,170 @@
+//! Liveness probes with default flags: an owner that answers nothing (a
+//! stopped process) is found out by a probe and its keys load locally,
+//! while a live owner behind a slow origin keeps its whole deadline, for
+//! groupcached and Go owners alike.
+
+#![cfg(feature = "binary")]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use groupcached::consistenthash::{Ring, DEFAULT_REPLICAS};
+
+/// The health `node`'s `/peers` reports for `peer`.
+async fn health_of(node: &str, peer: &str) -> serde_json::Value {
+    let peers: serde_json::Value =
+        serde_json::from_slice(&http_get(&format!("{node}/peers")).await.body).unwrap();
+    peers["health"]
+        .as_array()
+        .and_then(|all| all.iter().find(|h| h["url"] == peer))
+        .cloned()
+        .unwrap_or_else(|| panic!("no health for {peer} in {peers}"))
+}
+
+/// A stopped owner, with default flags: the keys it owns are answered
+/// from local loads once a probe went unanswered, not after the 15 s fetch
+/// deadline; `/peers` says why it went down; once it runs again it is
+/// found back up and asked again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_owner_is_found_out_by_a_probe() {
+    let origin = Origin::start().await;
+    let ports = free_ports(2);
+    let nodes = start_cluster(&ports, &origin, &[]).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let ring = Ring::new(DEFAULT_REPLICAS, &[a.url.clone(), b.url.clone()]);
+    let keys = keys_owned_by(&ring, &b.url, "frozen", 200);
+
+    b.proc.signal("STOP");
+    // 16 clients at once, as users would keep asking.
+    let replies = bounded(16, keys[..32].to_vec(), |key| {
+        let url = a.url.clone();
+        async move {
+            let reply = try_get(&format!("{url}/cache/g/{key}")).await;
+            (key, reply)
+        }
+    })
+    .await;
+    for (key, reply) in replies {
+        let reply = reply.unwrap_or_else(|e| panic!("{key}: {e}"));
+        assert_eq!(
+            (reply.status, &reply.body[..]),
+            (200, &value_of(key.as_bytes())[..]),
+            "{key}"
+        );
+    }
+    let health = health_of(&a.url, &b.url).await;
+    assert_eq!(
+        health["last_error"], "no answer to a liveness probe within 1s",
+        "{health}"
+    );
+    assert!(health["probes_unanswered"].as_u64() >= Some(1), "{health}");
+    let stats = a.stats().await;
+    assert_eq!(stat(&stats, "g", "LocalLoads"), 32, "{stats}");
+    assert_eq!(stat(&stats, "g", "PeerLoads"), 0, "{stats}");
+    let metrics = String::from_utf8(a.get("/metrics").await.body.to_vec()).unwrap();
+    let unanswered = format!(
+        "groupcached_peer_probes_total{{peer=\"{}\",result=\"unanswered\"}}",
+        b.url
+    );
+    assert!(metrics.contains(&unanswered), "{metrics}");
+
+    b.proc.signal("CONT");
+    // Each poll asks for a fresh key of the owner: a trial fetch finds it.
+    let mut next = keys[32..].iter();
+    eventually(Duration::from_secs(20), "the owner asked again", || {
+        let key = next.next().expect("keys left to ask for");
+        async move {
+            still_serves(&a.url, key).await;
+            (stat(&a.stats().await, "g", "PeerLoads") > 0).then_some(())
+        }
+    })
+    .await;
+    assert_eq!(health_of(&a.url, &b.url).await["state"], "up");
+}
+
+/// A live owner whose origin takes 7 s, asked by three nodes at once: the
+/// askers' probes are answered, so they wait for the owner and the key is
+/// loaded once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_origin_behind_a_live_owner_is_loaded_once() {
+    let origin = Origin::start().await;
+    let ports = free_ports(3);
+    let nodes = start_cluster(&ports, &origin, &[]).await;
+    let key = "delay-7000-once";
+    let replies = bounded(
+        3,
+        nodes.iter().map(|n| n.url.clone()).collect(),
+        |url| async move { try_get(&format!("{url}/cache/g/{key}")).await },
+    )
+    .await;
+    for reply in replies {
+        let reply = reply.unwrap();
+        assert_eq!(
+            (reply.status, &reply.body[..]),
+            (200, &value_of(key.as_bytes())[..])
+        );
+    }
+    assert_eq!(origin.hits(key.as_bytes()), 1, "loaded once");
+    let ring = Ring::new(
+        DEFAULT_REPLICAS,
+        &nodes.iter().map(|n| n.url.clone()).collect::<Vec<_>>(),
+    );
+    let owner = ring.get(key.as_bytes()).unwrap();
+    for asker in nodes.iter().filter(|n| n.url != owner) {
+        let health = health_of(&asker.url, owner).await;
+        assert!(health["probes"].as_u64() >= Some(1), "{health}");
+        assert_eq!(health["probes_unanswered"], 0, "{health}");
+        assert_eq!(health["state"], "up", "{health}");
+        let stats = asker.stats().await;
+        assert_eq!(stat(&stats, "g", "PeerLoads"), 1, "{stats}");
+        assert_eq!(stat(&stats, "g", "PeerErrors"), 0, "{stats}");
+    }
+}
+
+/// A Go owner answers the probe (golang's `400 bad request` for the bare
+/// base path), so a slow load behind it is waited for; stopped, it answers
+/// nothing and its keys load locally.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_go_owner_answers_the_probe() {
+    let origin = Origin::start().await;
+    let ports = free_ports(2);
+    let peers = peer_urls(&ports);
+    let ring = Ring::new(DEFAULT_REPLICAS, &peers);
+    let go_url = &peers[1];
+    // Go's flag package reads `--flag` as `-flag`: both take these.
+    let args = [
+        "--peers".to_string(),
+        peers.join(","),
+        "--group".to_string(),
+        format!("g={}", origin.template()),
+    ];
+    let go = GoNode::start(ports[1], &args).await;
+    let rust = GcNode::start(ports[0], &args).await;
+    // What a probe gets from a Go node.
+    let probed = http_get(&format!("{go_url}/_groupcache/")).await;
+    assert_eq!(
+        (probed.status, &probed.body[..]),
+        (400, &b"bad request\n"[..])
+    );
+
+    let slow = key_owned_by(&ring, go_url, "delay-2000-go");
+    still_serves(&rust.url, &slow).await;
+    assert_eq!(origin.hits(slow.as_bytes()), 1);
+    assert_eq!(stat(&go.stats().await, "g", "LocalLoads"), 1);
+    let health = health_of(&rust.url, go_url).await;
+    assert!(health["probes"].as_u64() >= Some(1), "{health}");
+    assert_eq!(health["probes_unanswered"], 0, "{health}");
+
+    go.proc.signal("STOP");
+    let stopped = key_owned_by(&ring, go_url, "stopped-go");
+    still_serves(&rust.url, &stopped).await;
+    let health = health_of(&rust.url, go_url).await;
+    assert_eq!(
+        health["last_error"], "no answer to a liveness probe within 1s",
+        "{health}"
+    );
+    assert_eq!(stat(&rust.stats().await, "g", "LocalLoads"), 1);
+    go.proc.signal("CONT");
+}
