@@ -27,6 +27,14 @@
 //!   omission). Prints p50/p99/max in microseconds, the achieved rate, and
 //!   how many requests were still unsent 2 s after the end.
 //!
+//! - `read ADDRS PATH_PREFIX KEYS_FILE CLIENTS VALUE_BYTES STOP_FILE`:
+//!   CLIENTS readers GET random keys through the comma-separated ADDRS in
+//!   turn until STOP_FILE exists, as users behind a load balancer would: a
+//!   node that refuses connections is skipped (counted as `rerouted`), a
+//!   kept-alive connection that breaks is opened again and the GET retried
+//!   once. Prints the GETs, those `failed` (no reply, or not a 200) and
+//!   those `wrong` (a body of another length than VALUE_BYTES).
+//!
 //! The load modes speak just enough HTTP/1.1 by hand (a request line, then
 //! Content-Length or chunked replies) to stay much cheaper than the servers
 //! they load. Run without a mode (as `cargo test --all-targets` and
@@ -62,6 +70,7 @@ fn main() {
         Some("fill") => client(fill(&args[1..])),
         Some("storm") => client(storm(&args[1..])),
         Some("rate") => client(rate(&args[1..])),
+        Some("read") => client(read(&args[1..])),
         _ => {
             eprintln!("benchkit: bench helper for scripts/bench; modes: ceiling origin keys fill storm rate");
             Ok(())
@@ -378,6 +387,95 @@ async fn fill(args: &[String]) -> Result<(), Error> {
         failures.load(Relaxed)
     );
     Ok(())
+}
+
+async fn read(args: &[String]) -> Result<(), Error> {
+    let addrs: Vec<String> = arg::<String>(args, 0, "ADDRS")?
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    let prefix: String = arg(args, 1, "PATH_PREFIX")?;
+    let keys = Arc::new(read_keys(&arg::<String>(args, 2, "KEYS_FILE")?)?);
+    let clients: usize = arg(args, 3, "CLIENTS")?;
+    let value_bytes: usize = arg(args, 4, "VALUE_BYTES")?;
+    let stop: String = arg(args, 5, "STOP_FILE")?;
+    let counts = Arc::new([(); 4].map(|()| AtomicU64::new(0))); // gets, failed, wrong, rerouted
+    let mut tasks = Vec::new();
+    for client in 0..clients {
+        let (addrs, prefix, keys, counts, stop) = (
+            addrs.clone(),
+            prefix.clone(),
+            keys.clone(),
+            counts.clone(),
+            stop.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut conns: Vec<Option<Conn>> = addrs.iter().map(|_| None).collect();
+            let mut random = 0x9E37_79B9_7F4A_7C15_u64 ^ client as u64;
+            for n in 0u64.. {
+                if n % 100 == 0 && std::path::Path::new(&stop).exists() {
+                    return;
+                }
+                random ^= random << 13;
+                random ^= random >> 7;
+                random ^= random << 17;
+                let key = &keys[(random % keys.len() as u64) as usize];
+                let node = (client + n as usize) % addrs.len();
+                let path = format!("{prefix}{key}");
+                let reply = match conns[node].take() {
+                    Some(mut conn) => match conn.get(&conn.request(&path)).await {
+                        Ok(reply) => Ok((conn, reply)),
+                        // A kept-alive connection the node closed: once more.
+                        Err(_) => read_once(&addrs[node], &path).await,
+                    },
+                    None => read_once(&addrs[node], &path).await,
+                };
+                match reply {
+                    Ok((conn, (status, len))) => {
+                        conns[node] = Some(conn);
+                        counts[0].fetch_add(1, Relaxed);
+                        if status != 200 {
+                            counts[1].fetch_add(1, Relaxed);
+                        } else if len != value_bytes {
+                            counts[2].fetch_add(1, Relaxed);
+                        }
+                    }
+                    Err(ReadError::Refused) => {
+                        counts[3].fetch_add(1, Relaxed);
+                        // The node is down: a moment before trying it again.
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    Err(ReadError::Broken) => {
+                        counts[0].fetch_add(1, Relaxed);
+                        counts[1].fetch_add(1, Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await?;
+    }
+    let [gets, failed, wrong, rerouted] = counts.as_ref().each_ref().map(|c| c.load(Relaxed));
+    println!("gets={gets} failed={failed} wrong={wrong} rerouted={rerouted}");
+    Ok(())
+}
+
+enum ReadError {
+    /// No connection: the node is down.
+    Refused,
+    /// Connected, and no reply.
+    Broken,
+}
+
+/// One GET on a new connection to `addr`.
+async fn read_once(addr: &str, path: &str) -> Result<(Conn, (u16, usize)), ReadError> {
+    let mut conn = Conn::open(addr).await.map_err(|_| ReadError::Refused)?;
+    let reply = conn
+        .get(&conn.request(path))
+        .await
+        .map_err(|_| ReadError::Broken)?;
+    Ok((conn, reply))
 }
 
 async fn storm(args: &[String]) -> Result<(), Error> {

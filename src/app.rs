@@ -14,7 +14,9 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -27,11 +29,12 @@ use crate::discovery;
 use crate::freshness::Lifetime;
 use crate::getter::{Getter, GetterError};
 use crate::http_client::{HttpClient, LoadBudget};
-use crate::node::GroupParts;
+use crate::node::{GroupParts, Node};
 use crate::origin::{HttpOrigin, TemplateError};
 use crate::peers::{EtcdStatus, PeerSource};
 use crate::routes;
 use crate::server;
+use crate::snapshot;
 use crate::tls::{self, ClientAuth};
 use crate::value::Value;
 use crate::wire;
@@ -131,11 +134,15 @@ impl App {
         let node = node_builder(&config, groups, peer_http, self_url.clone())
             .source(source)
             .build()?;
+        // Before the node registers or serves: a warm cache from the start.
+        if let Some(path) = &config.snapshot {
+            restore_snapshot(&node, path, config.snapshot_max_age).await;
+        }
         let mut background = Background::default();
         if let Some((etcd, status)) = etcd {
-            let peers = node.peers().clone();
+            let node = node.clone();
             background.spawn("etcd discovery", move |stop| {
-                discovery::run(etcd, peers, status, stop.cancelled_owned())
+                discovery::run(etcd, node, status, stop.cancelled_owned())
             });
         }
         tracing::info!(
@@ -204,6 +211,7 @@ impl App {
             limits,
             serving.clone().cancelled_owned(),
         );
+        let snapshot_of = node.clone();
         let peer_api = async {
             if let Some(peer_listener) = peer_listener {
                 let apis = routes::Apis::Peers;
@@ -219,10 +227,53 @@ impl App {
             }
         };
         let ((), (), ended) = tokio::join!(main, peer_api, shutdown);
+        // After the drain: nothing changes the caches any more.
+        if let Some(path) = config.snapshot {
+            save_snapshot(snapshot_of, path).await;
+        }
         match ended {
             Some(ended) => Err(ended.into()),
             None => Ok(()),
         }
+    }
+}
+
+/// Reads `--snapshot` back into `node`'s caches; any problem is logged in
+/// one line and the node starts empty.
+async fn restore_snapshot(node: &Node, path: &Path, max_age: Duration) {
+    let (reader, file) = (node.clone(), path.to_path_buf());
+    let read = tokio::task::spawn_blocking(move || snapshot::restore(&reader, &file, max_age));
+    match read.await {
+        Ok(Ok(counts)) => tracing::info!(
+            path = %path.display(),
+            values = counts.values,
+            bytes = counts.bytes,
+            skipped = counts.skipped,
+            "snapshot restored"
+        ),
+        Ok(Err(e)) if e.is_missing() => {
+            tracing::info!(path = %path.display(), "no snapshot yet; starting empty");
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(path = %path.display(), error = %e, "snapshot not used; starting empty");
+        }
+        Err(e) => tracing::warn!(error = %e, "snapshot not used; starting empty"),
+    }
+}
+
+/// Writes `node`'s main caches to `--snapshot`; a failure is logged and
+/// the exit stays clean.
+async fn save_snapshot(node: Node, path: PathBuf) {
+    let file = path.clone();
+    match tokio::task::spawn_blocking(move || snapshot::save(&node, &file)).await {
+        Ok(Ok(counts)) => tracing::info!(
+            path = %path.display(),
+            values = counts.values,
+            bytes = counts.bytes,
+            "snapshot written"
+        ),
+        Ok(Err(e)) => tracing::error!(path = %path.display(), error = %e, "snapshot not written"),
+        Err(e) => tracing::error!(error = %e, "snapshot not written"),
     }
 }
 

@@ -19,7 +19,9 @@
 //! stores its value only if no write came in between, so a load that began
 //! before a write can never put the older value back afterwards.
 
+use std::collections::VecDeque;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use lru::LruCache;
 use serde::Serialize;
@@ -66,13 +68,40 @@ struct Pair {
     /// at that moment are then served but not stored, which costs a reload
     /// and never serves anything stale.
     generations: Box<[u64; STRIPES]>,
+    /// The keys written lately, oldest first: for [`Caches::written_lately`].
+    recent: VecDeque<(Instant, Box<[u8]>)>,
 }
+
+/// How long a write is remembered for peers that join later, and how many
+/// writes at most.
+pub(crate) const RECENT_WRITES_KEPT: Duration = Duration::from_secs(600);
+const RECENT_WRITES_MAX: usize = 10_000;
 
 /// How many write generations a group keeps.
 const STRIPES: usize = 1024;
 
 fn stripe(key: &[u8]) -> usize {
     (crate::consistenthash::fnv1_64(key) % STRIPES as u64) as usize
+}
+
+impl Pair {
+    fn remember_write(&mut self, key: &[u8]) {
+        self.recent.push_back((Instant::now(), key.into()));
+        if self.recent.len() > RECENT_WRITES_MAX {
+            self.recent.pop_front();
+        }
+        self.forget_old_writes();
+    }
+
+    fn forget_old_writes(&mut self) {
+        while self
+            .recent
+            .front()
+            .is_some_and(|(at, _)| at.elapsed() > RECENT_WRITES_KEPT)
+        {
+            self.recent.pop_front();
+        }
+    }
 }
 
 struct Lru {
@@ -89,6 +118,7 @@ impl Caches {
                 main: Lru::new(),
                 hot: Lru::new(),
                 generations: Box::new([0; STRIPES]),
+                recent: VecDeque::new(),
             }),
         }
     }
@@ -158,6 +188,7 @@ impl Caches {
     pub(crate) fn write(&self, key: &[u8], value: Option<(Which, Value)>) -> Result<(), u64> {
         let mut pair = self.lock();
         pair.generations[stripe(key)] += 1;
+        pair.remember_write(key);
         pair.main.remove(key);
         pair.hot.remove(key);
         let Some((which, value)) = value else {
@@ -188,6 +219,32 @@ impl Caches {
                 break;
             }
         }
+    }
+
+    /// Stores an entry read back from a snapshot in main, as a load would;
+    /// false when it cannot fit or has expired.
+    pub(crate) fn restore(&self, key: &[u8], value: Value) -> bool {
+        if !self.fits(key, &value.bytes) || value.expiry.is_expired() {
+            return false;
+        }
+        let mut pair = self.lock();
+        self.store(&mut pair, Which::Main, key, value);
+        true
+    }
+
+    /// Main's entries, least recently used first, for a snapshot.
+    pub(crate) fn main_entries(&self) -> Vec<(Box<[u8]>, Value)> {
+        let pair = self.lock();
+        let entries = pair.main.entries.iter().rev();
+        entries.map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// The keys written (Set or Remove) within [`RECENT_WRITES_KEPT`], at
+    /// most the last 10,000, oldest first.
+    pub(crate) fn written_lately(&self) -> Vec<Box<[u8]>> {
+        let mut pair = self.lock();
+        pair.forget_old_writes();
+        pair.recent.iter().map(|(_, key)| key.clone()).collect()
     }
 
     /// The most bytes main and hot hold together: also the largest entry

@@ -103,6 +103,15 @@ pub(crate) struct Args {
     #[arg(long, env = "GROUPCACHED_PROBE_TIMEOUT", default_value = "1s", value_parser = in_range(parse_duration, limits::PROBE_TIMEOUT))]
     pub probe_timeout: Duration,
 
+    /// Write the main caches to FILE at shutdown and read them back at start
+    /// (a warm restart).
+    #[arg(long, env = "GROUPCACHED_SNAPSHOT", value_name = "FILE")]
+    pub snapshot: Option<std::path::PathBuf>,
+
+    /// A --snapshot written longer ago than this is not read back.
+    #[arg(long, env = "GROUPCACHED_SNAPSHOT_MAX_AGE", default_value = "10m", value_parser = in_range(parse_duration, limits::SNAPSHOT_MAX_AGE))]
+    pub snapshot_max_age: Duration,
+
     /// How long an origin load may take, e.g. 10s, 500ms.
     #[arg(long, env = "GROUPCACHED_ORIGIN_TIMEOUT", default_value = "10s", value_parser = in_range(parse_duration, limits::ORIGIN_TIMEOUT))]
     pub origin_timeout: Duration,

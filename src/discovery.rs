@@ -16,13 +16,13 @@
 //! node at once.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client::{Client, ConnectOptions, EventType, GetOptions, PutOptions, WatchOptions};
 use tokio::sync::watch;
 
-use crate::peers::{EtcdStatus, Peers};
+use crate::node::Node;
+use crate::peers::EtcdStatus;
 use crate::ratelimit::WarnGate;
 use crate::registry::{self, Event, OwnEntry, Refused, Registry};
 
@@ -62,17 +62,17 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// The deadline of any single etcd call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Keeps `peers` in step with etcd until `stop` resolves, then revokes this
+/// Keeps `node`'s peer list in step with etcd until `stop` resolves, then revokes this
 /// node's lease and returns. Progress is published on `status`.
 pub(crate) async fn run(
     config: EtcdConfig,
-    peers: Arc<Peers>,
+    node: Node,
     status: watch::Sender<EtcdStatus>,
     stop: impl Future<Output = ()>,
 ) {
     let mut discovery = Discovery {
         config,
-        peers,
+        node,
         status,
         lease: None,
         bad_values: WarnGate::default(),
@@ -108,7 +108,7 @@ pub(crate) async fn run(
 
 struct Discovery {
     config: EtcdConfig,
-    peers: Arc<Peers>,
+    node: Node,
     status: watch::Sender<EtcdStatus>,
     /// The current lease and the client that holds it, for revoking.
     lease: Option<(Client, i64)>,
@@ -140,7 +140,7 @@ impl Discovery {
             granted.id(),
             Duration::from_secs(granted.ttl().unsigned_abs()),
         );
-        let url = self.peers.self_url().to_string();
+        let url = self.node.peers().self_url().to_string();
         let mut registry = Registry::new(&self.config.prefix, &url);
         let key = registry.own_key().to_vec();
         let put = PutOptions::new().with_lease(lease);
@@ -233,7 +233,7 @@ impl Discovery {
     fn publish(&self, registry: &Registry, revision: i64) {
         self.status.send_modify(|s| s.revision = revision);
         let list = registry.peers();
-        if let Some(diff) = registry::diff(&self.peers.list(), &list) {
+        if let Some(diff) = registry::diff(&self.node.peer_list(), &list) {
             tracing::info!(
                 added = %diff.added,
                 removed = %diff.removed,
@@ -241,7 +241,7 @@ impl Discovery {
                 revision,
                 "peer list from etcd changed"
             );
-            self.peers.set(list);
+            self.node.replace_peers(list);
         }
     }
 

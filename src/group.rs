@@ -205,6 +205,22 @@ impl Group {
         self.inner.caches.write(key, value)
     }
 
+    /// Stores an entry read back from a snapshot in the main cache; false
+    /// when it cannot fit or has expired.
+    pub(crate) fn restore(&self, key: &[u8], value: Value) -> bool {
+        self.inner.caches.restore(key, value)
+    }
+
+    /// The main cache's entries, least recently used first.
+    pub(crate) fn main_entries(&self) -> Vec<(Box<[u8]>, Value)> {
+        self.inner.caches.main_entries()
+    }
+
+    /// The keys written here (Set or Remove) in the last ten minutes.
+    pub(crate) fn written_lately(&self) -> Vec<Box<[u8]>> {
+        self.inner.caches.written_lately()
+    }
+
     /// The largest entry (key plus value) this group's caches can hold.
     pub(crate) fn max_entry_bytes(&self) -> u64 {
         self.inner.caches.limit()

@@ -62,6 +62,8 @@ mod reply;
 mod routes;
 mod server;
 mod singleflight;
+#[cfg(feature = "binary")]
+mod snapshot;
 mod stats;
 mod status;
 mod tls;

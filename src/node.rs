@@ -16,6 +16,7 @@ use crate::picker::PickPeer;
 use crate::stats::GroupStats;
 use crate::value::Value;
 use crate::wire::{self, InvalidPeerUrl};
+use crate::writes;
 
 /// A groupcache node: its groups and its peer pool, behind a
 /// cheap-to-clone handle.
@@ -165,8 +166,19 @@ impl Node {
         if !list.contains(&self_url) {
             list.push(self_url);
         }
-        self.inner.peers.set(list);
+        self.replace_peers(list);
         Ok(())
+    }
+
+    /// Replaces the peer list with `list` (checked, self included). In a
+    /// pool with writes, each peer that joined is sent the keys written
+    /// here lately (see [`writes::replay`]), so a node that returns with a
+    /// snapshot drops what was written or removed while it was away.
+    pub(crate) fn replace_peers(&self, list: Vec<String>) {
+        let joined = self.inner.peers.set(list);
+        if self.protocol().has_writes() && !joined.is_empty() {
+            writes::replay(self.groups().cloned().collect(), joined);
+        }
     }
 
     /// The current peer list, this node included.

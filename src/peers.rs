@@ -104,21 +104,25 @@ impl Peers {
     }
 
     /// Replaces the peer list, like `HTTPPool.Set(peers...)`. Clients of
-    /// peers that stay are kept, so their pooled connections survive.
-    pub(crate) fn set(&self, peers: Vec<String>) {
+    /// peers that stay are kept, so their pooled connections survive; the
+    /// clients of peers that joined are returned.
+    pub(crate) fn set(&self, peers: Vec<String>) -> Vec<Arc<PeerClient>> {
         let old = self.membership();
+        let mut joined = Vec::new();
         let clients = peers
             .iter()
             .filter(|peer| **peer != self.self_url)
             .map(|peer| {
                 let client = old.clients.get(peer).cloned().unwrap_or_else(|| {
-                    Arc::new(PeerClient::new(
+                    let client = Arc::new(PeerClient::new(
                         peer,
                         &self.base_path,
                         self.http.clone(),
                         self.max_conns_per_peer,
                         self.probe_timeout,
-                    ))
+                    ));
+                    joined.push(client.clone());
+                    client
                 });
                 (peer.clone(), client)
             })
@@ -128,6 +132,7 @@ impl Peers {
             clients,
         });
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = membership;
+        joined
     }
 
     /// The current peer list, in ring order of insertion.

@@ -25,6 +25,10 @@ pub(crate) mod limits {
     /// `0` turns probes off.
     pub(crate) const PROBE_TIMEOUT: (Duration, Duration) =
         (Duration::ZERO, Duration::from_secs(3600));
+    /// At most the ten minutes for which writes are replayed to a peer
+    /// that joins, so a restored snapshot never predates what is replayed.
+    pub(crate) const SNAPSHOT_MAX_AGE: (Duration, Duration) =
+        (Duration::from_secs(1), Duration::from_secs(600));
     pub(crate) const HEADER_READ_TIMEOUT: (Duration, Duration) =
         (Duration::from_millis(100), Duration::from_secs(600));
     pub(crate) const BODY_READ_TIMEOUT: (Duration, Duration) =

@@ -27,7 +27,7 @@ use crate::freshness::{Lifetime, TtlPolicy};
 use crate::group::{Counted, Group};
 use crate::peer_client::PeerClient;
 use crate::peers::Peers;
-use crate::picker::PeerError;
+use crate::picker::{FetchPeer, PeerError};
 use crate::value::Value;
 use crate::wire::{self, WriteBodyError};
 
@@ -260,6 +260,43 @@ pub(crate) async fn user_remove(group: &Group, peers: &Peers, key: &[u8]) -> Unc
     }
     group.count(Counted::UserRemove);
     collect(group, failed, sends).await
+}
+
+/// Sends each peer that `joined` the pool a Remove of every key written
+/// here (by users or peers) in the last ten minutes, in the background. A
+/// node that left and comes back with a snapshot (`--snapshot`) restored
+/// values as they were when it stopped; this drops those written or
+/// removed while it was away. Keys it never held cost it nothing but a
+/// reload. Does nothing outside a tokio runtime or without recent writes.
+pub(crate) fn replay(groups: Vec<Group>, joined: Vec<Arc<PeerClient>>) {
+    let writes: Vec<(Group, Vec<Box<[u8]>>)> = groups
+        .into_iter()
+        .map(|group| {
+            let keys = group.written_lately();
+            (group, keys)
+        })
+        .filter(|(_, keys)| !keys.is_empty())
+        .collect();
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    if writes.is_empty() {
+        return;
+    }
+    let writes = Arc::new(writes);
+    for peer in joined {
+        let writes = writes.clone();
+        runtime.spawn(async move {
+            for (group, keys) in writes.iter() {
+                for key in keys {
+                    if let Err(error) = peer.remove(group.name().as_bytes(), key).await {
+                        tracing::warn!(peer = %peer.url(), %error, "replaying recent writes to a peer that joined failed");
+                        return;
+                    }
+                }
+            }
+        });
+    }
 }
 
 /// The other nodes of the pool, split into the key's `owner` (none when

@@ -55,6 +55,33 @@ pub fn hand_over_port(command: &mut Command, port: u16) {
     hand_over_ports(command, &[port]);
 }
 
+/// Takes the listener [`free_ports`] bound for `port` out of the pool, for
+/// a test that starts one process after another on it with
+/// [`hand_over_copy`] (as systemd keeps a socket across restarts of its
+/// service): connections made while none runs wait in the backlog.
+pub fn take_listener(port: u16) -> StdListener {
+    let mut held = HELD.lock().unwrap();
+    let index = held
+        .iter()
+        .position(|l| l.local_addr().unwrap().port() == port)
+        .unwrap_or_else(|| panic!("port {port} is not held"));
+    held.swap_remove(index)
+}
+
+/// Makes `command` start with a copy of `listener` as fd 3 and
+/// `LISTEN_FDS=1`; the test keeps the original.
+pub fn hand_over_copy(command: &mut Command, listener: &StdListener) {
+    use command_fds::{CommandFdExt, FdMapping};
+    let copy = listener.try_clone().expect("a copy of the listener");
+    command
+        .fd_mappings(vec![FdMapping {
+            parent_fd: OwnedFd::from(copy),
+            child_fd: 3,
+        }])
+        .expect("fd 3 is free in the child");
+    command.env("LISTEN_FDS", "1").env_remove("LISTEN_PID");
+}
+
 /// [`hand_over_port`] for several ports: fds 3, 4, ... and `LISTEN_FDS=n`.
 pub fn hand_over_ports(command: &mut Command, ports: &[u16]) {
     use command_fds::{CommandFdExt, FdMapping};
