@@ -25,6 +25,7 @@
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -96,7 +97,14 @@ fn temporary_path(path: &Path) -> PathBuf {
 
 fn write_file(node: &Node, path: &Path) -> Result<Counts, SnapshotError> {
     let io = |e| SnapshotError::Io("writing", e);
-    let file = File::create(path).map_err(|e| SnapshotError::Io("creating", e))?;
+    // Readable by this user only: the values may be anyone's data.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| SnapshotError::Io("creating", e))?;
     let mut out = Summed {
         inner: BufWriter::new(file),
         crc: crc32fast::Hasher::new(),
