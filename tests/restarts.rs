@@ -140,7 +140,8 @@ async fn the_caches_survive_a_restart() {
     let written = node.lines("snapshot written");
     assert_eq!(written.len(), 1, "{}", node.log());
     assert!(written[0].contains("values=100"), "{written:?}");
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).unwrap().permissions());
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600, "only its user reads the values");
 
     node.start().await;
