@@ -126,21 +126,34 @@ impl Caches {
     /// Looks `key` up in main, then hot. Counts a get (and a hit) on each
     /// cache it probes, as golang does; an expired entry is removed and is
     /// a miss.
+    #[cfg(test)]
     pub(crate) fn get(&self, key: &[u8]) -> Option<Value> {
         self.get_if(key, Expiry::is_expired)
     }
 
+    /// [`Caches::get`], saying which cache held the value.
+    pub(crate) fn get_from(&self, key: &[u8]) -> Option<(Value, Which)> {
+        self.get_if_from(key, Expiry::is_expired)
+    }
+
     /// [`Caches::get`], with `expired` saying which expiries have passed
     /// (tests pass a later instant rather than waiting for the clock).
+    #[cfg(test)]
     fn get_if(&self, key: &[u8], expired: impl Fn(Expiry) -> bool) -> Option<Value> {
+        self.get_if_from(key, expired).map(|(value, _)| value)
+    }
+
+    /// [`Caches::get_from`], with `expired` saying which expiries have
+    /// passed.
+    fn get_if_from(&self, key: &[u8], expired: impl Fn(Expiry) -> bool) -> Option<(Value, Which)> {
         if self.limit == 0 {
             return None;
         }
         let mut pair = self.lock();
         if let Some(value) = pair.main.get(key, &expired) {
-            return Some(value);
+            return Some((value, Which::Main));
         }
-        pair.hot.get(key, &expired)
+        pair.hot.get(key, &expired).map(|value| (value, Which::Hot))
     }
 
     /// Stores `value` under `key` in one cache, evicts down to the limit,

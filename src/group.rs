@@ -85,6 +85,22 @@ impl GroupError {
 
 type Loaded = Result<Value, GroupError>;
 
+/// A loaded value and where this node got it.
+type Traced = Result<(Value, Source), GroupError>;
+
+/// Where a get found its value: for the `Cache-Status` a user gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// This node's main cache.
+    Main,
+    /// This node's hot cache (a copy of another owner's value).
+    Hot,
+    /// Fetched from the owning peer just now.
+    Peer,
+    /// Loaded from this node's getter (the origin) just now.
+    Origin,
+}
+
 /// A cheap-to-clone handle on one group.
 #[derive(Clone)]
 pub struct Group {
@@ -104,9 +120,9 @@ struct Inner {
     /// How long peer fetches and origin loads take (misses only).
     timings: LoadTimings,
     /// Loads of any kind (peer fetch or local), for user gets.
-    loads: Flight<Loaded>,
+    loads: Flight<Traced>,
     /// Local loads only, shared by user gets and peer gets.
-    local_loads: Flight<Loaded>,
+    local_loads: Flight<Traced>,
     /// Rate limit on logging failed loads from the getter.
     getter_warnings: WarnGate,
 }
@@ -165,10 +181,15 @@ impl Group {
 
     /// Gets `key` for a user: from the caches, the owning peer, or the getter.
     pub async fn get(&self, key: &[u8]) -> Loaded {
+        self.get_traced(key).await.map(|(value, _)| value)
+    }
+
+    /// [`Group::get`], saying where the value came from.
+    pub(crate) async fn get_traced(&self, key: &[u8]) -> Traced {
         let inner = &self.inner;
         inner.stats.gets.fetch_add(1, Relaxed);
-        if let Some(value) = self.lookup(key) {
-            return Ok(value);
+        if let Some(found) = self.lookup(key) {
+            return Ok(found);
         }
         inner.stats.loads.fetch_add(1, Relaxed);
         let this = self.clone();
@@ -189,12 +210,13 @@ impl Group {
         let stats = &self.inner.stats;
         stats.server_requests.fetch_add(1, Relaxed);
         stats.gets.fetch_add(1, Relaxed);
-        if let Some(value) = self.lookup(key) {
+        if let Some((value, _)) = self.lookup(key) {
             return Ok(value);
         }
         stats.loads.fetch_add(1, Relaxed);
         let since = self.inner.caches.generation(key);
-        self.load_locally(key, since, true).await
+        let loaded = self.load_locally(key, since, true).await;
+        loaded.map(|(value, _)| value)
     }
 
     /// A write at this node: removes `key` from both caches and, for a Set,
@@ -236,22 +258,26 @@ impl Group {
         self.inner.stats.snapshot(self.inner.caches.stats())
     }
 
-    fn lookup(&self, key: &[u8]) -> Option<Value> {
-        let value = self.inner.caches.get(key)?;
+    fn lookup(&self, key: &[u8]) -> Option<(Value, Source)> {
+        let (value, which) = self.inner.caches.get_from(key)?;
         self.inner.stats.cache_hits.fetch_add(1, Relaxed);
-        Some(value)
+        let source = match which {
+            Which::Main => Source::Main,
+            Which::Hot => Source::Hot,
+        };
+        Some((value, source))
     }
 
     /// The singleflight leader's work for a user get.
-    async fn load(&self, key: Vec<u8>, since: u64) -> Loaded {
+    async fn load(&self, key: Vec<u8>, since: u64) -> Traced {
         let inner = &self.inner;
         let Some(peer) = inner.peers.pick(&key) else {
             // This node owns the key; the local load re-checks the caches.
             return self.load_locally(&key, since, true).await;
         };
         // Another load may have filled the cache just before this one began.
-        if let Some(value) = self.lookup(&key) {
-            return Ok(value);
+        if let Some(found) = self.lookup(&key) {
+            return Ok(found);
         }
         inner.stats.loads_deduped.fetch_add(1, Relaxed);
         let started = Instant::now();
@@ -262,11 +288,12 @@ impl Group {
                 inner.stats.peer_loads.fetch_add(1, Relaxed);
                 if inner.peers.protocol().always_fills_hot() || (inner.mirror_sample)() {
                     let since = Some(since);
-                    return Ok(inner
+                    let value = inner
                         .caches
-                        .add_unless_written(Which::Hot, &key, value, since));
+                        .add_unless_written(Which::Hot, &key, value, since);
+                    return Ok((value, Source::Peer));
                 }
-                return Ok(value);
+                return Ok((value, Source::Peer));
             }
             // Its keys load here at once while the owner is marked down.
             Err(PeerError::Down) => {}
@@ -307,7 +334,7 @@ impl Group {
     /// Loads `key` with this node's getter, once per key in flight.
     /// `count_dedup` is false when the caller already counted this load as
     /// deduplicated (a fallback after a failed peer fetch).
-    async fn load_locally(&self, key: &[u8], since: u64, count_dedup: bool) -> Loaded {
+    async fn load_locally(&self, key: &[u8], since: u64, count_dedup: bool) -> Traced {
         let this = self.clone();
         let owned_key = key.to_vec();
         // Boxed for the same reason as in `get`.
@@ -319,10 +346,10 @@ impl Group {
     }
 
     /// The singleflight leader's work for a local load.
-    async fn load_from_getter(&self, key: Vec<u8>, since: u64, count_dedup: bool) -> Loaded {
+    async fn load_from_getter(&self, key: Vec<u8>, since: u64, count_dedup: bool) -> Traced {
         let inner = &self.inner;
-        if let Some(value) = self.lookup(&key) {
-            return Ok(value);
+        if let Some(found) = self.lookup(&key) {
+            return Ok(found);
         }
         if count_dedup {
             inner.stats.loads_deduped.fetch_add(1, Relaxed);
@@ -334,9 +361,10 @@ impl Group {
             Ok(value) => {
                 inner.stats.local_loads.fetch_add(1, Relaxed);
                 let since = Some(since);
-                Ok(inner
+                let value = inner
                     .caches
-                    .add_unless_written(Which::Main, &key, value, since))
+                    .add_unless_written(Which::Main, &key, value, since);
+                Ok((value, Source::Origin))
             }
             Err(e) => {
                 inner.stats.local_load_errs.fetch_add(1, Relaxed);

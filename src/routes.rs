@@ -21,7 +21,7 @@ use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::Body;
 use hyper::header::{
-    HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HOST, RETRY_AFTER,
+    HeaderName, HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HOST, RETRY_AFTER,
     TRANSFER_ENCODING,
 };
 use hyper::service::Service;
@@ -29,7 +29,7 @@ use hyper::{Method, Request, Response, StatusCode, Version};
 
 use crate::dialect::PeerOp;
 use crate::getter::BoxFuture;
-use crate::group::{Counted, Group};
+use crate::group::{Counted, Group, Source};
 use crate::http_client::Reservation;
 use crate::node::Node;
 use crate::reply::{
@@ -451,9 +451,10 @@ async fn serve_user(node: &Node, parsed: Result<PathParts<'_>, PathError>) -> Re
     let Some(group) = node.group(parts.group()) else {
         return no_such_group(parts.group());
     };
-    match group.get(parts.key()).await {
-        Ok(value) => {
+    match group.get_traced(parts.key()).await {
+        Ok((value, source)) => {
             let cache_control = cache_control(value.expiry);
+            let status = cache_status(source, value.expiry);
             let mut reply = Response::new(ReplyBody::from(value.bytes));
             let headers = reply.headers_mut();
             headers.insert(
@@ -463,12 +464,39 @@ async fn serve_user(node: &Node, parsed: Result<PathParts<'_>, PathError>) -> Re
             if let Some(cache_control) = cache_control {
                 headers.insert(CACHE_CONTROL, cache_control);
             }
+            headers.insert(CACHE_STATUS, status);
             reply
         }
         Err(e) if e.is_not_found() => text(StatusCode::NOT_FOUND, e.to_string().into()),
         Err(e) if e.is_bad_key() => text(StatusCode::BAD_REQUEST, e.to_string().into()),
         Err(e) if e.is_busy() => text(StatusCode::SERVICE_UNAVAILABLE, e.to_string().into()),
         Err(e) => text(StatusCode::BAD_GATEWAY, e.to_string().into()),
+    }
+}
+
+/// RFC 9211's header, saying where a user's value came from.
+const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
+
+/// `Cache-Status` for a value served from `source`: `groupcached; hit`
+/// from this node's caches (`detail=hot` for a copy of another owner's
+/// value), `groupcached; fwd=miss` with `detail=peer` or `detail=origin`
+/// for one loaded just now, and `ttl=` the whole seconds it has left when
+/// it expires.
+fn cache_status(source: Source, expiry: Expiry) -> HeaderValue {
+    let status = match source {
+        Source::Main => "groupcached; hit",
+        Source::Hot => "groupcached; hit; detail=hot",
+        Source::Peer => "groupcached; fwd=miss; detail=peer",
+        Source::Origin => "groupcached; fwd=miss; detail=origin",
+    };
+    match expiry.remaining() {
+        // Most values never expire: no allocation for them.
+        None => HeaderValue::from_static(status),
+        Some(left) => {
+            let status = format!("{status}; ttl={}", left.as_secs());
+            // ASCII words and digits only.
+            HeaderValue::from_str(&status).expect("a valid header value")
+        }
     }
 }
 

@@ -213,3 +213,56 @@ async fn sigterm_and_sigint_finish_in_flight_requests_and_exit_zero() {
         );
     }
 }
+
+/// Every value a user gets says where it came from (RFC 9211
+/// `Cache-Status`): loaded from the origin or fetched from the owner just
+/// now, or a hit in the main or the hot cache, with the seconds left for a
+/// value that expires. (mailgun's pool mirrors every fetched value into
+/// the hot cache, so the second get is a hot hit for sure.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_say_where_the_value_came_from() {
+    use groupcached::consistenthash::{Ring, DEFAULT_REPLICAS};
+    use groupcached::Protocol;
+    let origin = Origin::start().await;
+    let ports = free_ports(2);
+    let nodes = start_cluster(&ports, &origin, &["--protocol", "mailgun"]).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let peers = peer_urls(&ports);
+    let ring = Ring::with_hashing(Protocol::Mailgun.hashing(), DEFAULT_REPLICAS, &peers);
+    let status = |node: &GcNode, key: String| {
+        let url = format!("{}/cache/g/{}", node.url, esc(key.as_bytes()));
+        async move {
+            let reply = http_get(&url).await;
+            assert_eq!(reply.status, 200, "{key}");
+            reply.header("cache-status").unwrap_or_default().to_string()
+        }
+    };
+    let mine = key_owned_by(&ring, &a.url, "status-a");
+    assert_eq!(
+        status(a, mine.clone()).await,
+        "groupcached; fwd=miss; detail=origin"
+    );
+    assert_eq!(status(a, mine).await, "groupcached; hit");
+    let theirs = key_owned_by(&ring, &b.url, "status-b");
+    assert_eq!(
+        status(a, theirs.clone()).await,
+        "groupcached; fwd=miss; detail=peer"
+    );
+    assert_eq!(
+        status(a, theirs.clone()).await,
+        "groupcached; hit; detail=hot"
+    );
+    assert_eq!(status(b, theirs).await, "groupcached; hit");
+    let expiring = key_owned_by(&ring, &a.url, "ver/max-age=60/status");
+    let first = status(a, expiring.clone()).await;
+    assert!(
+        first.starts_with("groupcached; fwd=miss; detail=origin; ttl=")
+            && first.ends_with(['9', '0']),
+        "{first}"
+    );
+    let again = status(a, expiring).await;
+    assert!(
+        again.starts_with("groupcached; hit; ttl=5") || again == "groupcached; hit; ttl=60",
+        "{again}"
+    );
+}
