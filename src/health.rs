@@ -261,7 +261,13 @@ impl Health {
                 (Some(_), false) => "down",
             },
             failures: state.failures,
-            retry_in_ms: retry_in.map_or(0, |d| d.as_millis().try_into().unwrap_or(u64::MAX)),
+            // Rounded up: 0 only once a trial fetch may really go.
+            retry_in_ms: retry_in.map_or(0, |d| {
+                d.as_nanos()
+                    .div_ceil(1_000_000)
+                    .try_into()
+                    .unwrap_or(u64::MAX)
+            }),
             last_error: state.last_error.clone(),
             probes,
             probes_unanswered,
@@ -362,6 +368,19 @@ mod tests {
                 probes_unanswered: 0,
             }
         );
+    }
+
+    /// `retry_in_ms: 0` in `/peers` means a trial fetch may go now.
+    #[tokio::test(start_paused = true)]
+    async fn the_time_to_the_next_trial_is_rounded_up() {
+        let health = Health::default();
+        health.admit().unwrap().finish(Outcome::Unreachable, None);
+        tokio::time::advance(Duration::from_micros(499_100)).await;
+        assert_eq!(health.report().retry_in_ms, 1, "900 µs left");
+        assert!(health.admit().is_none());
+        tokio::time::advance(Duration::from_micros(900)).await;
+        assert_eq!(health.report().retry_in_ms, 0);
+        assert!(health.admit().is_some());
     }
 
     #[test]
