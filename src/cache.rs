@@ -182,15 +182,28 @@ impl Caches {
         value: Value,
         since: Option<u64>,
     ) -> Value {
+        self.store_unless_written(which, key, value.clone(), since);
+        value
+    }
+
+    /// The work of [`Caches::add_unless_written`]: whether `value` was
+    /// stored.
+    fn store_unless_written(
+        &self,
+        which: Which,
+        key: &[u8],
+        value: Value,
+        since: Option<u64>,
+    ) -> bool {
         if !self.fits(key, &value.bytes) || value.expiry.is_expired() {
-            return value;
+            return false;
         }
         let mut pair = self.lock();
         if since.is_some_and(|since| pair.generations[stripe(key)] != since) {
-            return value;
+            return false;
         }
-        self.store(&mut pair, which, key, value.clone());
-        value
+        self.store(&mut pair, which, key, value);
+        true
     }
 
     /// A write: removes `key` from both caches, then stores `value` in the
@@ -237,12 +250,7 @@ impl Caches {
     /// Stores an entry read back from a snapshot in main, as a load would;
     /// false when it cannot fit or has expired.
     pub(crate) fn restore(&self, key: &[u8], value: Value) -> bool {
-        if !self.fits(key, &value.bytes) || value.expiry.is_expired() {
-            return false;
-        }
-        let mut pair = self.lock();
-        self.store(&mut pair, Which::Main, key, value);
-        true
+        self.store_unless_written(Which::Main, key, value, None)
     }
 
     /// Main's entries, least recently used first, for a snapshot.
