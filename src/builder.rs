@@ -60,6 +60,8 @@ pub struct NodeBuilder {
     source: PeerSource,
     allow_writes: bool,
     picker: Option<Arc<dyn PickPeer>>,
+    /// The stale windows and negative TTL of the groups `group` adds.
+    policy: TtlPolicy,
 }
 
 /// Why [`NodeBuilder::build`] made no node.
@@ -126,6 +128,7 @@ impl NodeBuilder {
             source: PeerSource::Static,
             allow_writes: false,
             picker: None,
+            policy: TtlPolicy::default(),
         }
     }
 
@@ -155,8 +158,37 @@ impl NodeBuilder {
             name: name.to_string(),
             cache_bytes,
             getter: Arc::new(getter),
-            ttl: TtlPolicy::default(),
+            ttl: self.policy,
         });
+        self
+    }
+
+    /// How long after expiry every group's values are still served when
+    /// reloading them fails, and served at once while one reload runs in
+    /// the background (`--stale-if-error`, `--stale-while-revalidate`;
+    /// default zero, off), for values whose getter gives no
+    /// [`Value::grace`](crate::Value::grace) of its own.
+    pub fn stale(mut self, if_error: Duration, while_revalidate: Duration) -> NodeBuilder {
+        self.policy.stale_if_error = Some(if_error);
+        self.policy.stale_while_revalidate = Some(while_revalidate);
+        self.apply_policy()
+    }
+
+    /// How long every group remembers a key its getter answered with
+    /// [`GetterError::NotFound`](crate::GetterError::NotFound)
+    /// (`--negative-ttl`; default zero, not at all).
+    pub fn negative_ttl(mut self, ttl: Duration) -> NodeBuilder {
+        self.policy.negative_ttl = Some(ttl);
+        self.apply_policy()
+    }
+
+    /// The stale windows and negative TTL, on the groups added so far.
+    fn apply_policy(mut self) -> NodeBuilder {
+        for group in &mut self.groups {
+            group.ttl.stale_if_error = self.policy.stale_if_error;
+            group.ttl.stale_while_revalidate = self.policy.stale_while_revalidate;
+            group.ttl.negative_ttl = self.policy.negative_ttl;
+        }
         self
     }
 

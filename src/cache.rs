@@ -14,6 +14,18 @@
 //! groupcache-go's caches count it) and in `Expired`. Nothing sweeps in the
 //! background; an expired entry nobody asks for leaves by the LRU rule.
 //!
+//! A main entry whose value has a [`Grace`] is not dropped when it expires:
+//! the lookup that finds it expired moves it to a third list, `stale`,
+//! where it waits out its grace for the group to serve it while a reload
+//! fails or runs in the background. Stale entries count against the limit
+//! and are the first to be evicted. The stale list also keeps, per key,
+//! whether a reload is running and when the next may start after failures
+//! (back-off doubling from 1 s to 10 s).
+//!
+//! Main may also hold not-founds: an origin's "no such key", remembered
+//! until its expiry, counted as `len(key) + len(message)` and evicted like
+//! values.
+//!
 //! Writes (a Set or Remove from a user or a peer) bump a write generation
 //! of the key's stripe. A load notes the generation before it starts and
 //! stores its value only if no write came in between, so a load that began
@@ -23,10 +35,11 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use lru::LruCache;
 use serde::Serialize;
 
-use crate::value::{Expiry, Value};
+use crate::value::{now_nanos, Expiry, Grace, Value};
 
 /// Which of a group's two caches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +67,31 @@ pub struct CacheStats {
     pub expired: u64,
 }
 
+/// What a lookup found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Lookup {
+    /// A live value, and the cache that held it.
+    Hit(Value, Which),
+    /// A remembered not-found: the origin's message, until `expiry`.
+    NotFound(String, Expiry),
+    /// An expired value still within its grace.
+    Stale(StaleHit),
+    /// Nothing usable.
+    Miss,
+}
+
+/// An expired value within its grace, and what the group may do with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StaleHit {
+    /// The value, with the expiry that has passed.
+    pub value: Value,
+    /// Within its `stale-while-revalidate` window: answer at once.
+    pub revalidating: bool,
+    /// A reload has failed since it expired: answer at once and reload in
+    /// the background, as the back-off allows.
+    pub failing: bool,
+}
+
 /// Main and hot caches behind one lock, so the victim rule sees both.
 pub(crate) struct Caches {
     limit: u64,
@@ -61,8 +99,10 @@ pub(crate) struct Caches {
 }
 
 struct Pair {
-    main: Lru,
-    hot: Lru,
+    main: Lru<Entry>,
+    hot: Lru<Entry>,
+    /// Expired main entries within their grace.
+    stale: Lru<Stale>,
     /// Write generations, one per stripe of keys (by hash). A write to any
     /// key of a stripe bumps it: loads of the stripe's other keys in flight
     /// at that moment are then served but not stored, which costs a reload
@@ -79,6 +119,11 @@ const RECENT_WRITES_MAX: usize = 10_000;
 
 /// How many write generations a group keeps.
 const STRIPES: usize = 1024;
+
+/// The wait after a stale key's first failed reload; it doubles with each
+/// failure up to [`MAX_RETRY_WAIT`].
+const FIRST_RETRY_WAIT: Duration = Duration::from_secs(1);
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(10);
 
 fn stripe(key: &[u8]) -> usize {
     (crate::consistenthash::fnv1_64(key) % STRIPES as u64) as usize
@@ -102,10 +147,131 @@ impl Pair {
             self.recent.pop_front();
         }
     }
+
+    fn remove_everywhere(&mut self, key: &[u8]) {
+        self.main.remove(key);
+        self.hot.remove(key);
+        self.stale.remove(key);
+    }
+
+    fn bytes(&self) -> u64 {
+        self.main.stats.bytes + self.hot.stats.bytes + self.stale.stats.bytes
+    }
 }
 
-struct Lru {
-    entries: LruCache<Box<[u8]>, Value>,
+/// An entry as a cache holds it: 48 bytes besides the key and value, no
+/// more than a [`Value`].
+#[derive(Debug, Clone)]
+struct Entry {
+    /// The value, or a not-found's message.
+    bytes: Bytes,
+    /// Unix nanoseconds; 0: never.
+    expires: i64,
+    /// Seconds of `stale-if-error`.
+    if_error: u32,
+    /// Seconds of `stale-while-revalidate`; [`NOT_FOUND`] for a not-found.
+    while_revalidate: u32,
+}
+
+/// Marks a not-found entry (no grace is this long: they stop at 2^31 s).
+const NOT_FOUND: u32 = u32::MAX;
+
+impl Entry {
+    fn new(value: Value) -> Entry {
+        let grace = value.grace.unwrap_or_default();
+        // Seconds of at most 2^31, by `Grace`'s own rule.
+        let seconds = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX - 1);
+        Entry {
+            bytes: value.bytes,
+            expires: expires(value.expiry),
+            if_error: seconds(grace.if_error()),
+            while_revalidate: seconds(grace.while_revalidate()),
+        }
+    }
+
+    fn not_found(message: &str, expiry: Expiry) -> Entry {
+        Entry {
+            bytes: Bytes::copy_from_slice(message.as_bytes()),
+            expires: expires(expiry),
+            if_error: 0,
+            while_revalidate: NOT_FOUND,
+        }
+    }
+
+    fn is_not_found(&self) -> bool {
+        self.while_revalidate == NOT_FOUND
+    }
+
+    fn expiry(&self) -> Expiry {
+        Expiry::from_wire(Some(self.expires))
+    }
+
+    fn grace(&self) -> Grace {
+        if self.is_not_found() {
+            return Grace::NONE;
+        }
+        let secs = |s: u32| Duration::from_secs(s.into());
+        Grace::new(secs(self.if_error), secs(self.while_revalidate))
+    }
+
+    fn value(&self) -> Value {
+        self.clone().into_value()
+    }
+
+    fn into_value(self) -> Value {
+        let (expiry, grace) = (self.expiry(), self.grace());
+        Value::new(self.bytes, expiry).with_grace(grace)
+    }
+
+    /// True when it is a miss at `now`, grace or not.
+    fn is_expired_at(&self, now: i64) -> bool {
+        self.expires != 0 && self.expires <= now
+    }
+
+    /// The instant its grace ends (Unix nanoseconds), when it has one.
+    fn grace_ends(&self) -> Option<i64> {
+        let grace = self.grace();
+        (self.expires != 0 && !grace.is_none())
+            .then(|| self.expires.saturating_add(grace.longest_nanos()))
+    }
+}
+
+/// An expiry as an entry keeps it: 0 for never (an expiry at the epoch
+/// itself has passed like any other, so it becomes 1).
+fn expires(expiry: Expiry) -> i64 {
+    expiry.to_wire().map_or(0, |at| at.max(1))
+}
+
+/// A stale entry, and how its reloads are going.
+struct Stale {
+    entry: Entry,
+    /// Reloads that failed since it went stale.
+    failures: u32,
+    /// No reload starts before this instant (Unix nanoseconds).
+    retry_at: i64,
+    /// A background reload is running.
+    refreshing: bool,
+}
+
+/// The length of what an entry holds besides its key.
+trait Held {
+    fn len(&self) -> usize;
+}
+
+impl Held for Entry {
+    fn len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+impl Held for Stale {
+    fn len(&self) -> usize {
+        self.entry.bytes.len()
+    }
+}
+
+struct Lru<E> {
+    entries: LruCache<Box<[u8]>, E>,
     stats: CacheStats,
 }
 
@@ -117,43 +283,135 @@ impl Caches {
             inner: Mutex::new(Pair {
                 main: Lru::new(),
                 hot: Lru::new(),
+                stale: Lru::new(),
                 generations: Box::new([0; STRIPES]),
                 recent: VecDeque::new(),
             }),
         }
     }
 
-    /// Looks `key` up in main, then hot. Counts a get (and a hit) on each
-    /// cache it probes, as golang does; an expired entry is removed and is
-    /// a miss.
+    /// Looks `key` up in main, then hot, then stale. Counts a get (and a
+    /// hit) on main and hot for each probe, as golang does; an expired
+    /// entry is removed (or moved to stale, if it has a grace) and is a
+    /// miss there.
+    pub(crate) fn lookup(&self, key: &[u8]) -> Lookup {
+        // The clock is read only for entries that expire.
+        self.lookup_at(key, now_nanos)
+    }
+
+    /// [`Caches::lookup`], with `now` telling the instant (Unix
+    /// nanoseconds).
+    fn lookup_at(&self, key: &[u8], now: impl Fn() -> i64) -> Lookup {
+        if self.limit == 0 {
+            return Lookup::Miss;
+        }
+        let mut guard = self.lock();
+        // Through a plain reference, so the three lists borrow separately.
+        let pair: &mut Pair = &mut guard;
+        match pair.main.get(key, &now) {
+            Got::Live(entry) if entry.is_not_found() => {
+                let message = String::from_utf8_lossy(&entry.bytes).into_owned();
+                return Lookup::NotFound(message, entry.expiry());
+            }
+            Got::Live(entry) => return Lookup::Hit(entry.into_value(), Which::Main),
+            Got::Expired(key, entry) => {
+                if entry.grace_ends().is_some_and(|end| now() < end) {
+                    let stale = Stale {
+                        entry,
+                        failures: 0,
+                        retry_at: 0,
+                        refreshing: false,
+                    };
+                    pair.stale.put(&key, stale);
+                }
+            }
+            Got::Nothing => {}
+        }
+        if let Got::Live(entry) = pair.hot.get(key, &now) {
+            return Lookup::Hit(entry.into_value(), Which::Hot);
+        }
+        if pair.stale.stats.items == 0 {
+            return Lookup::Miss;
+        }
+        let Some(stale) = pair.stale.entries.get(key) else {
+            return Lookup::Miss;
+        };
+        let entry = &stale.entry;
+        let now = now();
+        if entry.grace_ends().is_none_or(|end| now >= end) {
+            pair.stale.remove(key);
+            return Lookup::Miss;
+        }
+        let revalidate_ends = entry
+            .expires
+            .saturating_add(i64::from(entry.while_revalidate) * 1_000_000_000);
+        Lookup::Stale(StaleHit {
+            value: entry.clone().into_value(),
+            revalidating: now < revalidate_ends,
+            failing: stale.failures > 0,
+        })
+    }
+
+    /// The live value of `key`, if any (tests).
     #[cfg(test)]
     pub(crate) fn get(&self, key: &[u8]) -> Option<Value> {
-        self.get_if(key, Expiry::is_expired)
+        match self.lookup(key) {
+            Lookup::Hit(value, _) => Some(value),
+            _ => None,
+        }
     }
 
-    /// [`Caches::get`], saying which cache held the value.
-    pub(crate) fn get_from(&self, key: &[u8]) -> Option<(Value, Which)> {
-        self.get_if_from(key, Expiry::is_expired)
-    }
-
-    /// [`Caches::get`], with `expired` saying which expiries have passed
-    /// (tests pass a later instant rather than waiting for the clock).
+    /// [`Caches::get`] at the instant `now` (Unix nanoseconds).
     #[cfg(test)]
-    fn get_if(&self, key: &[u8], expired: impl Fn(Expiry) -> bool) -> Option<Value> {
-        self.get_if_from(key, expired).map(|(value, _)| value)
+    fn get_at(&self, key: &[u8], now: i64) -> Option<Value> {
+        match self.lookup_at(key, || now) {
+            Lookup::Hit(value, _) => Some(value),
+            _ => None,
+        }
     }
 
-    /// [`Caches::get_from`], with `expired` saying which expiries have
-    /// passed.
-    fn get_if_from(&self, key: &[u8], expired: impl Fn(Expiry) -> bool) -> Option<(Value, Which)> {
-        if self.limit == 0 {
-            return None;
-        }
+    /// Starts a background reload of `key`'s stale value: true when none
+    /// is running and the back-off after failures has passed.
+    pub(crate) fn begin_refresh(&self, key: &[u8]) -> bool {
+        let now = now_nanos();
         let mut pair = self.lock();
-        if let Some(value) = pair.main.get(key, &expired) {
-            return Some((value, Which::Main));
+        match pair.stale.entries.peek_mut(key) {
+            Some(stale) if !stale.refreshing && now >= stale.retry_at => {
+                stale.refreshing = true;
+                true
+            }
+            _ => false,
         }
-        pair.hot.get(key, &expired).map(|value| (value, Which::Hot))
+    }
+
+    /// A reload of `key` (in the background or not) ended; `failed`: with
+    /// an error that leaves the stale value in use. Otherwise the origin
+    /// has answered, and the stale value goes.
+    pub(crate) fn end_reload(&self, key: &[u8], failed: bool) {
+        let now = now_nanos();
+        let mut pair = self.lock();
+        if !failed {
+            pair.stale.remove(key);
+            return;
+        }
+        let Some(stale) = pair.stale.entries.peek_mut(key) else {
+            return;
+        };
+        // Waiters of one failed load all end it: count it once.
+        if stale.refreshing || now >= stale.retry_at {
+            stale.failures = stale.failures.saturating_add(1);
+            let wait = FIRST_RETRY_WAIT
+                .saturating_mul(1 << (stale.failures - 1).min(8))
+                .min(MAX_RETRY_WAIT);
+            stale.retry_at = now.saturating_add(wait.as_nanos() as i64);
+        }
+        stale.refreshing = false;
+    }
+
+    /// The write generation of `key`'s stripe, to pass to
+    /// [`Caches::add_unless_written`] once a load finishes.
+    pub(crate) fn generation(&self, key: &[u8]) -> u64 {
+        self.lock().generations[stripe(key)]
     }
 
     /// Stores `value` under `key` in one cache, evicts down to the limit,
@@ -166,12 +424,6 @@ impl Caches {
         self.add_unless_written(which, key, value, None)
     }
 
-    /// The write generation of `key`'s stripe, to pass to
-    /// [`Caches::add_unless_written`] once a load finishes.
-    pub(crate) fn generation(&self, key: &[u8]) -> u64 {
-        self.lock().generations[stripe(key)]
-    }
-
     /// [`Caches::add`], but with `since` = `Some(generation)` the value is
     /// stored only if no write of the key's stripe came after that
     /// generation was read (it is returned all the same).
@@ -182,41 +434,48 @@ impl Caches {
         value: Value,
         since: Option<u64>,
     ) -> Value {
-        self.store_unless_written(which, key, value.clone(), since);
+        self.store_unless_written(which, key, Entry::new(value.clone()), since);
         value
     }
 
-    /// The work of [`Caches::add_unless_written`]: whether `value` was
+    /// Remembers that `key` does not exist until `expiry`, unless a write
+    /// of its stripe came after generation `since`.
+    pub(crate) fn add_not_found(&self, key: &[u8], message: &str, expiry: Expiry, since: u64) {
+        let entry = Entry::not_found(message, expiry);
+        self.store_unless_written(Which::Main, key, entry, Some(since));
+    }
+
+    /// The work of [`Caches::add_unless_written`]: whether `entry` was
     /// stored.
     fn store_unless_written(
         &self,
         which: Which,
         key: &[u8],
-        value: Value,
+        entry: Entry,
         since: Option<u64>,
     ) -> bool {
-        if !self.fits(key, &value.bytes) || value.expiry.is_expired() {
+        if !self.fits(key, &entry.bytes) || entry.is_expired_at(now_nanos()) {
             return false;
         }
         let mut pair = self.lock();
         if since.is_some_and(|since| pair.generations[stripe(key)] != since) {
             return false;
         }
-        self.store(&mut pair, which, key, value);
+        self.store(&mut pair, which, key, entry);
         true
     }
 
-    /// A write: removes `key` from both caches, then stores `value` in the
-    /// given cache, and bumps the key's write generation so that no load in
-    /// flight stores an older value afterwards. A value that cannot fit the
-    /// limit is refused (`Err(size)`) rather than flushing the cache; the
-    /// key is removed all the same.
+    /// A write: removes `key` from every cache (a stale or not-found entry
+    /// too), then stores `value` in the given cache, and bumps the key's
+    /// write generation so that no load in flight stores an older value
+    /// afterwards. A value that cannot fit the limit is refused
+    /// (`Err(size)`) rather than flushing the cache; the key is removed all
+    /// the same.
     pub(crate) fn write(&self, key: &[u8], value: Option<(Which, Value)>) -> Result<(), u64> {
         let mut pair = self.lock();
         pair.generations[stripe(key)] += 1;
         pair.remember_write(key);
-        pair.main.remove(key);
-        pair.hot.remove(key);
+        pair.remove_everywhere(key);
         let Some((which, value)) = value else {
             return Ok(());
         };
@@ -224,24 +483,30 @@ impl Caches {
             return Err((key.len() as u64).saturating_add(value.bytes.len() as u64));
         }
         if !value.expiry.is_expired() {
-            self.store(&mut pair, which, key, value);
+            self.store(&mut pair, which, key, Entry::new(value));
         }
         Ok(())
     }
 
-    fn store(&self, pair: &mut Pair, which: Which, key: &[u8], value: Value) {
+    /// Stores `entry`, replacing any stale copy of `key`, then evicts down
+    /// to the limit: stale entries first, then hot while it holds more
+    /// than an eighth of main's bytes, then main.
+    fn store(&self, pair: &mut Pair, which: Which, key: &[u8], entry: Entry) {
+        pair.stale.remove(key);
         let cache = match which {
             Which::Main => &mut pair.main,
             Which::Hot => &mut pair.hot,
         };
-        cache.put(key, value);
-        while pair.main.stats.bytes + pair.hot.stats.bytes > self.limit {
-            let victim = if pair.hot.stats.bytes > pair.main.stats.bytes / 8 {
-                &mut pair.hot
+        cache.put(key, entry);
+        while pair.bytes() > self.limit {
+            let evicted = if pair.stale.stats.items > 0 {
+                pair.stale.evict_oldest()
+            } else if pair.hot.stats.bytes > pair.main.stats.bytes / 8 {
+                pair.hot.evict_oldest()
             } else {
-                &mut pair.main
+                pair.main.evict_oldest()
             };
-            if !victim.evict_oldest() {
+            if !evicted {
                 break;
             }
         }
@@ -250,14 +515,18 @@ impl Caches {
     /// Stores an entry read back from a snapshot in main, as a load would;
     /// false when it cannot fit or has expired.
     pub(crate) fn restore(&self, key: &[u8], value: Value) -> bool {
-        self.store_unless_written(Which::Main, key, value, None)
+        self.store_unless_written(Which::Main, key, Entry::new(value), None)
     }
 
-    /// Main's entries, least recently used first, for a snapshot.
+    /// Main's values (not its not-founds), least recently used first, for
+    /// a snapshot.
     pub(crate) fn main_entries(&self) -> Vec<(Box<[u8]>, Value)> {
         let pair = self.lock();
         let entries = pair.main.entries.iter().rev();
-        entries.map(|(k, v)| (k.clone(), v.clone())).collect()
+        let values = entries.filter(|(_, entry)| !entry.is_not_found());
+        values
+            .map(|(k, entry)| (k.clone(), entry.value()))
+            .collect()
     }
 
     /// The keys written (Set or Remove) within [`RECENT_WRITES_KEPT`], at
@@ -280,10 +549,10 @@ impl Caches {
         self.limit > 0 && size <= self.limit
     }
 
-    /// (main, hot) counters.
-    pub(crate) fn stats(&self) -> (CacheStats, CacheStats) {
+    /// (main, hot, stale) counters.
+    pub(crate) fn stats(&self) -> (CacheStats, CacheStats, CacheStats) {
         let pair = self.lock();
-        (pair.main.stats, pair.hot.stats)
+        (pair.main.stats, pair.hot.stats, pair.stale.stats)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Pair> {
@@ -296,34 +565,50 @@ impl Caches {
     }
 }
 
-impl Lru {
-    fn new() -> Lru {
+/// What [`Lru::get`] found.
+enum Got {
+    /// Live: a copy (the bytes are shared, not copied).
+    Live(Entry),
+    /// Expired, and taken out (counted as an eviction).
+    Expired(Box<[u8]>, Entry),
+    Nothing,
+}
+
+impl Lru<Entry> {
+    /// Counts a get; a live entry is a hit, an expired one is taken out.
+    fn get(&mut self, key: &[u8], now: impl Fn() -> i64) -> Got {
+        self.stats.gets += 1;
+        let Some(entry) = self.entries.get(key) else {
+            return Got::Nothing;
+        };
+        if entry.expires == 0 || !entry.is_expired_at(now()) {
+            let entry = entry.clone();
+            self.stats.hits += 1;
+            return Got::Live(entry);
+        }
+        match self.entries.pop_entry(key) {
+            Some((key, entry)) => {
+                self.forget(&key, &entry);
+                self.stats.expired += 1;
+                Got::Expired(key, entry)
+            }
+            None => Got::Nothing,
+        }
+    }
+}
+
+impl<E: Held> Lru<E> {
+    fn new() -> Lru<E> {
         Lru {
             entries: LruCache::unbounded(),
             stats: CacheStats::default(),
         }
     }
 
-    fn get(&mut self, key: &[u8], expired: impl Fn(Expiry) -> bool) -> Option<Value> {
-        self.stats.gets += 1;
-        let value = self.entries.get(key)?;
-        // `is_expired` reads the clock only for values that expire.
-        if !expired(value.expiry) {
-            let value = value.clone();
-            self.stats.hits += 1;
-            return Some(value);
-        }
-        if let Some((key, value)) = self.entries.pop_entry(key) {
-            self.forget(&key, &value);
-            self.stats.expired += 1;
-        }
-        None
-    }
-
-    fn put(&mut self, key: &[u8], value: Value) {
-        let size = (key.len() + value.bytes.len()) as u64;
-        if let Some(old) = self.entries.put(key.into(), value) {
-            self.stats.bytes -= (key.len() + old.bytes.len()) as u64;
+    fn put(&mut self, key: &[u8], entry: E) {
+        let size = (key.len() + entry.len()) as u64;
+        if let Some(old) = self.entries.put(key.into(), entry) {
+            self.stats.bytes -= (key.len() + old.len()) as u64;
             self.stats.items -= 1;
         }
         self.stats.bytes += size;
@@ -332,22 +617,22 @@ impl Lru {
 
     /// Removes `key` if present; counted as an eviction, as mailgun counts it.
     fn remove(&mut self, key: &[u8]) {
-        if let Some((key, value)) = self.entries.pop_entry(key) {
-            self.forget(&key, &value);
+        if let Some((key, entry)) = self.entries.pop_entry(key) {
+            self.forget(&key, &entry);
         }
     }
 
     fn evict_oldest(&mut self) -> bool {
-        let Some((key, value)) = self.entries.pop_lru() else {
+        let Some((key, entry)) = self.entries.pop_lru() else {
             return false;
         };
-        self.forget(&key, &value);
+        self.forget(&key, &entry);
         true
     }
 
     /// Accounts for an entry that has been taken out: an eviction.
-    fn forget(&mut self, key: &[u8], value: &Value) {
-        self.stats.bytes -= (key.len() + value.bytes.len()) as u64;
+    fn forget(&mut self, key: &[u8], entry: &E) {
+        self.stats.bytes -= (key.len() + entry.len()) as u64;
         self.stats.items -= 1;
         self.stats.evictions += 1;
     }
@@ -370,7 +655,7 @@ mod tests {
         let caches = Caches::new(1000);
         caches.add(Which::Main, b"abc", v(b"12345"));
         caches.add(Which::Hot, b"k", v(b"v"));
-        let (main, hot) = caches.stats();
+        let (main, hot, _) = caches.stats();
         assert_eq!((main.bytes, main.items), (8, 1));
         assert_eq!((hot.bytes, hot.items), (2, 1));
     }
@@ -380,7 +665,7 @@ mod tests {
         let caches = Caches::new(1000);
         caches.add(Which::Main, b"k", v(b"0123456789"));
         caches.add(Which::Main, b"k", v(b"01"));
-        let (main, _) = caches.stats();
+        let (main, _, _) = caches.stats();
         assert_eq!((main.bytes, main.items), (3, 1));
         assert_eq!(
             caches.get(b"k").map(|v| v.bytes),
@@ -401,7 +686,7 @@ mod tests {
         for key in [b"k1", b"k3", b"k4"] {
             assert!(caches.get(key).is_some());
         }
-        let (main, _) = caches.stats();
+        let (main, _, _) = caches.stats();
         assert_eq!((main.bytes, main.items, main.evictions), (30, 3, 1));
     }
 
@@ -415,7 +700,7 @@ mod tests {
         caches.add(Which::Hot, b"h0", v(b"01234567"));
         caches.add(Which::Hot, b"h1", v(b"01234567"));
         caches.add(Which::Main, b"m8", v(b"01234567"));
-        let (main, hot) = caches.stats();
+        let (main, hot, _) = caches.stats();
         assert_eq!((main.items, main.evictions), (9, 0));
         assert_eq!((hot.items, hot.evictions), (1, 1));
         assert!(caches.get(b"h0").is_none(), "oldest hot entry evicted");
@@ -432,11 +717,11 @@ mod tests {
         caches.add(Which::Hot, b"h0", v(b"01234567"));
         caches.add(Which::Hot, b"h1", v(b"01234567"));
         // Total 110: hot 20 > main 90/8 = 11, so hot evicted h0.
-        let (main, hot) = caches.stats();
+        let (main, hot, _) = caches.stats();
         assert_eq!((main.items, hot.items), (9, 1));
         caches.add(Which::Main, b"m9", v(b"01234567"));
         // Total 110: hot 10 <= main 100/8 = 12, so main evicts m0.
-        let (main, hot) = caches.stats();
+        let (main, hot, _) = caches.stats();
         assert_eq!((main.items, main.evictions), (9, 1));
         assert_eq!((hot.items, hot.evictions), (1, 1));
         assert!(caches.get(b"m0").is_none());
@@ -448,7 +733,7 @@ mod tests {
         caches.add(Which::Main, b"a", v(b"1"));
         let value = caches.add(Which::Main, b"big", v(&[7u8; 20]));
         assert_eq!(value.bytes.len(), 20, "the caller still gets the value");
-        let (main, _) = caches.stats();
+        let (main, _, _) = caches.stats();
         assert_eq!((main.bytes, main.items, main.evictions), (2, 1, 0));
         assert!(caches.get(b"a").is_some(), "the other entries stay");
         assert!(caches.get(b"big").is_none());
@@ -461,7 +746,11 @@ mod tests {
         assert!(caches.get(b"k").is_none());
         assert_eq!(
             caches.stats(),
-            (CacheStats::default(), CacheStats::default())
+            (
+                CacheStats::default(),
+                CacheStats::default(),
+                CacheStats::default()
+            )
         );
     }
 
@@ -471,7 +760,7 @@ mod tests {
         caches.add(Which::Hot, b"h", v(b"v"));
         assert!(caches.get(b"h").is_some()); // main miss, hot hit
         assert!(caches.get(b"x").is_none()); // main miss, hot miss
-        let (main, hot) = caches.stats();
+        let (main, hot, _) = caches.stats();
         assert_eq!((main.gets, main.hits), (2, 0));
         assert_eq!((hot.gets, hot.hits), (2, 1));
     }
@@ -483,7 +772,6 @@ mod tests {
         let now = crate::value::now_nanos();
         let soon = Expiry::after_at(Duration::from_secs(3600), now);
         let later = now + Duration::from_secs(3601).as_nanos() as i64;
-        let at = |t: i64| move |expiry: Expiry| expiry.is_expired_at(t);
         caches.add(Which::Main, b"m", Value::new(&b"main"[..], soon));
         caches.add(Which::Hot, b"h", Value::new(&b"hot"[..], soon));
         caches.add(Which::Main, b"n", v(b"never"));
@@ -492,13 +780,14 @@ mod tests {
             Expiry::after_at(Duration::from_secs(7200), now),
         );
         caches.add(Which::Hot, b"f", far.clone());
-        assert_eq!(caches.get_if(b"m", at(now)).unwrap().expiry, soon);
-        assert_eq!(caches.get_if(b"h", at(now)).unwrap().bytes, "hot");
-        assert!(caches.get_if(b"m", at(later)).is_none(), "expired in main");
-        assert!(caches.get_if(b"h", at(later)).is_none(), "expired in hot");
-        assert_eq!(caches.get_if(b"n", at(later)).unwrap().bytes, "never");
-        assert_eq!(caches.get_if(b"f", at(later)), Some(far));
-        let (main, hot) = caches.stats();
+        assert_eq!(caches.get_at(b"m", now).unwrap().expiry, soon);
+        assert_eq!(caches.get_at(b"h", now).unwrap().bytes, "hot");
+        assert!(caches.get_at(b"m", later).is_none(), "expired in main");
+        assert!(caches.get_at(b"h", later).is_none(), "expired in hot");
+        assert_eq!(caches.get_at(b"n", later).unwrap().bytes, "never");
+        let found = caches.get_at(b"f", later).unwrap();
+        assert_eq!((found.bytes, found.expiry), (far.bytes, far.expiry));
+        let (main, hot, _) = caches.stats();
         assert_eq!(
             (main.bytes, main.items, main.evictions, main.expired),
             (6, 1, 1, 1)
@@ -522,7 +811,7 @@ mod tests {
         );
         assert_eq!(value.bytes, "v");
         assert!(caches.get(b"k").is_none());
-        let (main, _) = caches.stats();
+        let (main, _, _) = caches.stats();
         assert_eq!((main.items, main.bytes, main.evictions), (0, 0, 0));
     }
 
@@ -560,7 +849,173 @@ mod tests {
         );
         assert_eq!(caches.get(b"a").unwrap().bytes, "1", "nothing flushed");
         caches.write(b"k", Some((Which::Hot, v(b"h")))).unwrap();
-        let (main, hot) = caches.stats();
+        let (main, hot, _) = caches.stats();
         assert_eq!((main.items, hot.items), (1, 1));
+    }
+
+    /// A value expiring `at` with `if_error` and `while_revalidate` seconds
+    /// of grace.
+    fn graced(bytes: &[u8], at: i64, if_error: u64, while_revalidate: u64) -> Value {
+        let secs = Duration::from_secs;
+        Value::new(Bytes::copy_from_slice(bytes), Expiry::At(at))
+            .with_grace(Grace::new(secs(if_error), secs(while_revalidate)))
+    }
+
+    const SEC: i64 = 1_000_000_000;
+
+    #[test]
+    fn expired_values_wait_out_their_grace_in_the_stale_list() {
+        let caches = Caches::new(1000);
+        let now = now_nanos();
+        let expires = now + 10 * SEC;
+        caches.add(Which::Main, b"k", graced(b"v", expires, 60, 5));
+        caches.add(Which::Main, b"plain", graced(b"p", expires, 0, 0));
+        assert!(matches!(
+            caches.lookup_at(b"k", || now),
+            Lookup::Hit(_, Which::Main)
+        ));
+        // Two seconds after expiry: within both windows.
+        let Lookup::Stale(stale) = caches.lookup_at(b"k", || expires + 2 * SEC) else {
+            panic!("stale expected");
+        };
+        assert_eq!(
+            (stale.value.bytes.as_ref(), stale.value.expiry),
+            (&b"v"[..], Expiry::At(expires))
+        );
+        assert!(stale.revalidating && !stale.failing);
+        let (main, _, stale_list) = caches.stats();
+        assert_eq!((main.items, main.expired), (1, 1), "moved out of main");
+        assert_eq!((stale_list.items, stale_list.bytes), (1, 2));
+        // Past stale-while-revalidate, within stale-if-error.
+        let Lookup::Stale(stale) = caches.lookup_at(b"k", || expires + 6 * SEC) else {
+            panic!("stale expected");
+        };
+        assert!(!stale.revalidating);
+        // Past both: gone.
+        assert_eq!(caches.lookup_at(b"k", || expires + 61 * SEC), Lookup::Miss);
+        assert_eq!(caches.stats().2.items, 0);
+        // No grace: an expired value is simply a miss.
+        assert_eq!(caches.lookup_at(b"plain", || expires + SEC), Lookup::Miss);
+        assert_eq!(caches.stats().2.items, 0);
+    }
+
+    #[test]
+    fn stale_entries_are_the_first_to_go() {
+        // Room for three 10-byte entries.
+        let caches = Caches::new(30);
+        let now = now_nanos();
+        caches.add(Which::Main, b"s1", graced(b"01234567", now + SEC, 60, 0));
+        caches.add(Which::Main, b"m1", v(b"01234567"));
+        crate::value::advance_clock(Duration::from_secs(2));
+        assert!(matches!(caches.lookup(b"s1"), Lookup::Stale(_)));
+        caches.add(Which::Main, b"m2", v(b"01234567"));
+        caches.add(Which::Main, b"m3", v(b"01234567"));
+        let (main, _, stale) = caches.stats();
+        assert_eq!(
+            (main.items, main.evictions),
+            (3, 1),
+            "only s1 left main, expired"
+        );
+        assert_eq!(
+            (stale.items, stale.evictions),
+            (0, 1),
+            "the stale entry went first"
+        );
+        for key in [b"m1", b"m2", b"m3"] {
+            assert!(caches.get(key).is_some());
+        }
+    }
+
+    #[test]
+    fn reloads_of_a_stale_value_back_off_after_failures() {
+        let caches = Caches::new(1000);
+        let now = now_nanos();
+        caches.add(Which::Main, b"k", graced(b"v", now + SEC, 60, 0));
+        crate::value::advance_clock(Duration::from_secs(2));
+        assert!(matches!(
+            caches.lookup(b"k"),
+            Lookup::Stale(StaleHit { failing: false, .. })
+        ));
+        // Every waiter of one failed load ends it: one failure.
+        caches.end_reload(b"k", true);
+        caches.end_reload(b"k", true);
+        let Lookup::Stale(stale) = caches.lookup(b"k") else {
+            panic!("stale expected");
+        };
+        assert!(stale.failing);
+        assert!(!caches.begin_refresh(b"k"), "backing off for a second");
+        let pair = caches.lock();
+        let entry = pair.stale.entries.peek(&b"k"[..]).unwrap();
+        assert_eq!(entry.failures, 1);
+        let wait = entry.retry_at - now_nanos();
+        assert!(wait > SEC / 2 && wait <= SEC, "{wait}");
+        drop(pair);
+        // Once the wait has passed, one refresh at a time.
+        caches
+            .lock()
+            .stale
+            .entries
+            .peek_mut(&b"k"[..])
+            .unwrap()
+            .retry_at = 0;
+        assert!(caches.begin_refresh(b"k"));
+        assert!(!caches.begin_refresh(b"k"), "already refreshing");
+        caches.end_reload(b"k", true);
+        assert_eq!(
+            caches
+                .lock()
+                .stale
+                .entries
+                .peek(&b"k"[..])
+                .unwrap()
+                .failures,
+            2
+        );
+        // The origin answered: the stale value goes.
+        caches.end_reload(b"k", false);
+        assert_eq!(caches.lookup(b"k"), Lookup::Miss);
+    }
+
+    #[test]
+    fn not_founds_are_remembered_until_they_expire_and_writes_clear_them() {
+        let caches = Caches::new(1000);
+        let now = now_nanos();
+        let until = Expiry::At(now + 60 * SEC);
+        let since = caches.generation(b"k");
+        caches.add_not_found(b"k", "origin returned 404 Not Found", until, since);
+        assert_eq!(
+            caches.lookup_at(b"k", || now),
+            Lookup::NotFound("origin returned 404 Not Found".into(), until)
+        );
+        let (main, _, _) = caches.stats();
+        assert_eq!(
+            (main.items, main.bytes),
+            (1, 1 + 29),
+            "counted as key plus message"
+        );
+        assert!(caches.main_entries().is_empty(), "not a value to snapshot");
+        assert_eq!(
+            caches.lookup_at(b"k", || now + 61 * SEC),
+            Lookup::Miss,
+            "expired"
+        );
+        // A write clears a not-found, and one begun before it is not stored.
+        caches.add_not_found(b"k", "gone", until, caches.generation(b"k"));
+        let before = caches.generation(b"k");
+        caches.write(b"k", None).unwrap();
+        assert_eq!(caches.lookup(b"k"), Lookup::Miss);
+        caches.add_not_found(b"k", "gone", until, before);
+        assert_eq!(
+            caches.lookup(b"k"),
+            Lookup::Miss,
+            "written after that load began"
+        );
+        // And a write clears a stale value.
+        caches.add(Which::Main, b"s", graced(b"v", now_nanos() + SEC, 60, 60));
+        crate::value::advance_clock(Duration::from_secs(2));
+        assert!(matches!(caches.lookup(b"s"), Lookup::Stale(_)));
+        caches.write(b"s", None).unwrap();
+        assert_eq!(caches.lookup(b"s"), Lookup::Miss);
+        assert_eq!(caches.stats().2.items, 0);
     }
 }

@@ -70,6 +70,41 @@ pub(crate) struct Args {
     )]
     pub max_ttl: Vec<String>,
 
+    /// How long after it expires a value is still served when reloading it
+    /// fails (an error, a timeout, a 5xx), unless its origin says otherwise
+    /// with stale-if-error, must-revalidate or s-maxage: DUR for every
+    /// group, NAME=DUR for one; repeatable [default: 0, off].
+    #[arg(
+        long,
+        env = "GROUPCACHED_STALE_IF_ERROR",
+        value_delimiter = ' ',
+        value_name = "[NAME=]DUR"
+    )]
+    pub stale_if_error: Vec<String>,
+
+    /// How long after it expires a value is still served at once while
+    /// one reload runs in the background, unless its origin says otherwise
+    /// with stale-while-revalidate, must-revalidate or s-maxage: DUR for
+    /// every group, NAME=DUR for one; repeatable [default: 0, off].
+    #[arg(
+        long,
+        env = "GROUPCACHED_STALE_WHILE_REVALIDATE",
+        value_delimiter = ' ',
+        value_name = "[NAME=]DUR"
+    )]
+    pub stale_while_revalidate: Vec<String>,
+
+    /// How long a key the origin does not have (404, 410) is remembered
+    /// when the origin's reply gives no lifetime: DUR for every group,
+    /// NAME=DUR for one; repeatable [default: 0, not remembered].
+    #[arg(
+        long,
+        env = "GROUPCACHED_NEGATIVE_TTL",
+        value_delimiter = ' ',
+        value_name = "[NAME=]DUR"
+    )]
+    pub negative_ttl: Vec<String>,
+
     /// Cache size of each group (main + hot), e.g. 64MiB, 1G, 1048576.
     #[arg(long, env = "GROUPCACHED_CACHE_BYTES", default_value = "64MiB", value_parser = in_range(parse_size, limits::CACHE_BYTES))]
     pub cache_bytes: u64,

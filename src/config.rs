@@ -139,6 +139,22 @@ impl Args {
         apply_ttls("--max-ttl", &self.max_ttl, &mut groups, |ttl| {
             &mut ttl.max_ttl
         })?;
+        apply_ttls(
+            "--stale-if-error",
+            &self.stale_if_error,
+            &mut groups,
+            |ttl| &mut ttl.stale_if_error,
+        )?;
+        let stale_while_revalidate = &self.stale_while_revalidate;
+        apply_ttls(
+            "--stale-while-revalidate",
+            stale_while_revalidate,
+            &mut groups,
+            |ttl| &mut ttl.stale_while_revalidate,
+        )?;
+        apply_ttls("--negative-ttl", &self.negative_ttl, &mut groups, |ttl| {
+            &mut ttl.negative_ttl
+        })?;
         if !base_path_is_valid(&self.base_path) {
             return Err(ConfigError::BasePath(self.base_path));
         }
@@ -456,15 +472,18 @@ mod tests {
             [
                 TtlPolicy {
                     default_ttl: None,
-                    max_ttl: secs(3600)
+                    max_ttl: secs(3600),
+                    ..TtlPolicy::default()
                 },
                 TtlPolicy {
                     default_ttl: None,
-                    max_ttl: secs(10)
+                    max_ttl: secs(10),
+                    ..TtlPolicy::default()
                 },
                 TtlPolicy {
                     default_ttl: secs(30),
-                    max_ttl: secs(3600)
+                    max_ttl: secs(3600),
+                    ..TtlPolicy::default()
                 },
             ]
         );

@@ -11,13 +11,20 @@
 //! uncacheable: it answers the requests waiting for it and is stored by no
 //! node. There is no heuristic freshness: a response that says nothing gets
 //! the group's default TTL.
+//!
+//! The same headers give a value its [`Grace`] (RFC 5861): `stale-if-error`
+//! and `stale-while-revalidate`, each falling back to the group's
+//! `--stale-if-error` / `--stale-while-revalidate` when absent, and none at
+//! all under `must-revalidate`, `proxy-revalidate` or `s-maxage` (RFC 9111
+//! §4.2.4). A 404 or 410 gets a lifetime the same way; the group's
+//! `--negative-ttl` stands in for the default TTL there.
 
 use std::time::{Duration, SystemTime};
 
 use hyper::header::{HeaderMap, AGE, CACHE_CONTROL, DATE, EXPIRES};
 
 use crate::units::MAX_DELTA_SECONDS;
-use crate::value::{unix_nanos, Expiry};
+use crate::value::{unix_nanos, Expiry, Grace};
 
 /// What an origin's headers say about caching a response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +119,36 @@ fn single_date(
     )
 }
 
+/// What a response's headers say about serving it stale: each window the
+/// origin gave (`None`: it said nothing about that one).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct StaleDirectives {
+    if_error: Option<Duration>,
+    while_revalidate: Option<Duration>,
+}
+
+/// The stale windows in `headers`. `must-revalidate`, `proxy-revalidate`
+/// and `s-maxage` forbid serving stale at all; a window given without a
+/// valid value, or twice with different values, is zero: an origin whose
+/// wish is unclear gets no stale responses.
+pub(crate) fn stale_directives(headers: &HeaderMap) -> StaleDirectives {
+    let cc = CacheControl::parse(headers);
+    if cc.must_revalidate || cc.s_maxage.is_some() {
+        let none = Some(Duration::ZERO);
+        return StaleDirectives {
+            if_error: none,
+            while_revalidate: none,
+        };
+    }
+    let window = |(seconds, given): (Option<u64>, bool)| {
+        given.then(|| Duration::from_secs(seconds.unwrap_or(0)))
+    };
+    StaleDirectives {
+        if_error: window(cc.stale_if_error),
+        while_revalidate: window(cc.stale_while_revalidate),
+    }
+}
+
 /// `1*DIGIT`, capped at 2^31; anything else is invalid.
 fn delta_seconds(text: &str) -> Option<u64> {
     let text = text.trim();
@@ -134,6 +171,13 @@ struct CacheControl {
     /// A lifetime directive without a valid value, or given twice with
     /// different values: the response is treated as stale.
     invalid: bool,
+    /// `must-revalidate` or `proxy-revalidate`: never served stale.
+    must_revalidate: bool,
+    /// `stale-if-error`: its seconds (`None` when invalid or conflicting),
+    /// and whether it was given at all.
+    stale_if_error: (Option<u64>, bool),
+    /// `stale-while-revalidate`, as `stale_if_error`.
+    stale_while_revalidate: (Option<u64>, bool),
 }
 
 impl CacheControl {
@@ -164,6 +208,11 @@ impl CacheControl {
                     b"private" => cc.private = true,
                     b"s-maxage" => cc.invalid |= set_once(&mut cc.s_maxage, argument),
                     b"max-age" => cc.invalid |= set_once(&mut cc.max_age, argument),
+                    b"must-revalidate" | b"proxy-revalidate" => cc.must_revalidate = true,
+                    b"stale-if-error" => stale_window(&mut cc.stale_if_error, argument),
+                    b"stale-while-revalidate" => {
+                        stale_window(&mut cc.stale_while_revalidate, argument)
+                    }
                     name if !is_token(name) => {
                         let has = |word: &[u8]| name.windows(word.len()).any(|w| w == word);
                         cc.no_store |= has(b"no-store");
@@ -191,6 +240,17 @@ fn set_once(slot: &mut Option<u64>, argument: Option<&str>) -> bool {
             false
         }
     }
+}
+
+/// Records a stale window; an invalid value, or one that differs from an
+/// earlier one, leaves the window given but without seconds.
+fn stale_window(slot: &mut (Option<u64>, bool), argument: Option<&str>) {
+    let seconds = argument.and_then(delta_seconds);
+    *slot = match *slot {
+        (_, false) => (seconds, true),
+        (earlier, true) if earlier == seconds => (earlier, true),
+        (_, true) => (None, true),
+    };
 }
 
 /// The non-empty parts of `line` between commas outside quoted strings
@@ -238,13 +298,21 @@ fn is_token(name: &[u8]) -> bool {
 /// A group's TTL policy. The origin's lifetime wins over `default_ttl`,
 /// which applies only when the origin says nothing; `max_ttl` caps both
 /// (and a value that would never expire). An uncacheable response stays
-/// uncacheable.
+/// uncacheable. The stale windows and `negative_ttl` likewise apply only
+/// where the origin says nothing.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct TtlPolicy {
     /// Lifetime of values whose origin gives none; `None`: never expire.
     pub default_ttl: Option<Duration>,
     /// The longest any value lives; `None`: no cap.
     pub max_ttl: Option<Duration>,
+    /// `--stale-if-error`; `None`: zero.
+    pub stale_if_error: Option<Duration>,
+    /// `--stale-while-revalidate`; `None`: zero.
+    pub stale_while_revalidate: Option<Duration>,
+    /// `--negative-ttl`: how long a not-found whose origin gives no
+    /// lifetime is remembered; `None`: not at all.
+    pub negative_ttl: Option<Duration>,
 }
 
 impl TtlPolicy {
@@ -263,6 +331,37 @@ impl TtlPolicy {
             None => Expiry::Never,
             Some(ttl) => Expiry::after_at(ttl.min(MAX_TTL), unix_nanos(now)),
         }
+    }
+
+    /// The expiry of a not-found received at `now` whose origin said
+    /// `lifetime`: as [`TtlPolicy::expiry`], with `negative_ttl` for a
+    /// silent origin, and uncacheable when there is none.
+    pub(crate) fn negative_expiry(&self, lifetime: Lifetime, now: SystemTime) -> Expiry {
+        let lifetime = match (lifetime, self.negative_ttl) {
+            (Lifetime::Unspecified, Some(ttl)) => Lifetime::Fresh(ttl),
+            (Lifetime::Unspecified, None) => Lifetime::Uncacheable,
+            (said, _) => said,
+        };
+        match lifetime {
+            Lifetime::Fresh(ttl) if ttl.is_zero() => Expiry::UNCACHEABLE,
+            lifetime => self.expiry(lifetime, now),
+        }
+    }
+
+    /// The grace of a value whose origin said `said`: each window it gave,
+    /// else the group's.
+    pub(crate) fn grace(&self, said: StaleDirectives) -> Grace {
+        Grace::new(
+            said.if_error.or(self.stale_if_error).unwrap_or_default(),
+            said.while_revalidate
+                .or(self.stale_while_revalidate)
+                .unwrap_or_default(),
+        )
+    }
+
+    /// The grace of a value whose getter gave none.
+    pub(crate) fn default_grace(&self) -> Grace {
+        self.grace(StaleDirectives::default())
     }
 
     /// `expiry`, set by a peer's write, held to this policy at `now`:
@@ -551,6 +650,7 @@ mod tests {
         let max = TtlPolicy {
             default_ttl: None,
             max_ttl: Some(Duration::from_secs(10)),
+            ..TtlPolicy::default()
         };
         let none = TtlPolicy::default();
         assert_eq!(max.cap(Expiry::Never, now), at(10), "expire=0 capped");
@@ -578,14 +678,17 @@ mod tests {
         let default = TtlPolicy {
             default_ttl: Some(Duration::from_secs(30)),
             max_ttl: None,
+            ..TtlPolicy::default()
         };
         let max = TtlPolicy {
             default_ttl: None,
             max_ttl: Some(Duration::from_secs(10)),
+            ..TtlPolicy::default()
         };
         let both = TtlPolicy {
             default_ttl: Some(Duration::from_secs(30)),
             max_ttl: Some(Duration::from_secs(10)),
+            ..TtlPolicy::default()
         };
         assert_eq!(
             none.expiry(Unspecified, now),
@@ -617,7 +720,121 @@ mod tests {
         let zero = TtlPolicy {
             default_ttl: Some(Duration::ZERO),
             max_ttl: None,
+            ..TtlPolicy::default()
         };
         assert_eq!(zero.expiry(Unspecified, now), Expiry::UNCACHEABLE);
+    }
+
+    fn directives(cache_control: &[&str]) -> StaleDirectives {
+        let mut map = HeaderMap::new();
+        for line in cache_control {
+            map.append(CACHE_CONTROL, line.parse().unwrap());
+        }
+        stale_directives(&map)
+    }
+
+    #[test]
+    fn stale_windows_from_the_origin_and_the_group() {
+        let s = |n: u64| Some(Duration::from_secs(n));
+        let said = |if_error, while_revalidate| StaleDirectives {
+            if_error,
+            while_revalidate,
+        };
+        let rows: &[(&[&str], StaleDirectives)] = &[
+            (&[], said(None, None)),
+            (&["max-age=1"], said(None, None)),
+            (&["max-age=1, stale-if-error=60"], said(s(60), None)),
+            (&["max-age=1, stale-while-revalidate=30"], said(None, s(30))),
+            (
+                &["max-age=1, STALE-IF-ERROR=\"60\", stale-while-revalidate=5"],
+                said(s(60), s(5)),
+            ),
+            (
+                &["max-age=1, stale-if-error=60", "stale-if-error=60"],
+                said(s(60), None),
+            ),
+            // Forbidden by RFC 9111 §4.2.4 whatever else is said.
+            (
+                &["max-age=1, stale-if-error=60, must-revalidate"],
+                said(s(0), s(0)),
+            ),
+            (
+                &["max-age=1, proxy-revalidate, stale-while-revalidate=9"],
+                said(s(0), s(0)),
+            ),
+            (&["s-maxage=1, stale-if-error=60"], said(s(0), s(0))),
+            // Unclear: no stale at all.
+            (&["max-age=1, stale-if-error=abc"], said(s(0), None)),
+            (&["max-age=1, stale-if-error=-5"], said(s(0), None)),
+            (&["max-age=1, stale-if-error"], said(s(0), None)),
+            (
+                &["max-age=1, stale-if-error=60, stale-if-error=61"],
+                said(s(0), None),
+            ),
+            (
+                &["max-age=1, stale-if-error=60", "stale-if-error=1"],
+                said(s(0), None),
+            ),
+            (
+                &["max-age=1, stale-if-error=60, stale-if-error=x"],
+                said(s(0), None),
+            ),
+            // Huge: 2^31 s at most.
+            (
+                &["max-age=1, stale-if-error=99999999999999999999"],
+                said(s(MAX_DELTA_SECONDS), None),
+            ),
+            // Inside a quoted string it is not a directive.
+            (&["max-age=1, x=\"stale-if-error=60\""], said(None, None)),
+        ];
+        for (lines, want) in rows {
+            assert_eq!(directives(lines), *want, "Cache-Control: {lines:?}");
+        }
+        let group = TtlPolicy {
+            stale_if_error: s(10),
+            stale_while_revalidate: s(3),
+            ..TtlPolicy::default()
+        };
+        let grace =
+            |sie: u64, swr: u64| Grace::new(Duration::from_secs(sie), Duration::from_secs(swr));
+        assert_eq!(group.grace(directives(&[])), grace(10, 3), "the group's");
+        assert_eq!(
+            group.grace(directives(&["stale-if-error=60"])),
+            grace(60, 3)
+        );
+        assert_eq!(group.grace(directives(&["stale-if-error=0"])), grace(0, 3));
+        assert_eq!(group.grace(directives(&["must-revalidate"])), Grace::NONE);
+        assert_eq!(TtlPolicy::default().default_grace(), Grace::NONE);
+        assert_eq!(
+            group
+                .grace(directives(&["stale-if-error=99999999999999999999"]))
+                .if_error(),
+            Duration::from_secs(MAX_DELTA_SECONDS)
+        );
+    }
+
+    #[test]
+    fn not_founds_live_as_their_headers_or_the_negative_ttl_say() {
+        let now = t();
+        let at = |s: u64| Expiry::At(unix_nanos(now + Duration::from_secs(s)));
+        let none = TtlPolicy::default();
+        let negative = TtlPolicy {
+            negative_ttl: Some(Duration::from_secs(30)),
+            max_ttl: Some(Duration::from_secs(20)),
+            ..TtlPolicy::default()
+        };
+        let zero = TtlPolicy {
+            negative_ttl: Some(Duration::ZERO),
+            ..TtlPolicy::default()
+        };
+        assert_eq!(none.negative_expiry(Unspecified, now), Expiry::UNCACHEABLE);
+        assert_eq!(zero.negative_expiry(Unspecified, now), Expiry::UNCACHEABLE);
+        assert_eq!(none.negative_expiry(secs(60), now), at(60), "the origin's");
+        assert_eq!(negative.negative_expiry(Unspecified, now), at(20), "capped");
+        assert_eq!(negative.negative_expiry(secs(5), now), at(5));
+        assert_eq!(
+            negative.negative_expiry(Uncacheable, now),
+            Expiry::UNCACHEABLE
+        );
     }
 }

@@ -19,10 +19,17 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum GetterError {
-    /// The origin has no such key (user API: 404).
+    /// The origin has no such key (user API: 404). The group remembers it
+    /// for its `--negative-ttl`, if it has one.
     #[error("{0}")]
     NotFound(String),
-    /// Loading failed (user API: 502).
+    /// The origin has no such key and says so until this expiry (user
+    /// API: 404): the group remembers it that long. An expiry that has
+    /// already passed remembers nothing.
+    #[error("{0}")]
+    NotFoundUntil(String, crate::value::Expiry),
+    /// Loading failed (user API: 502). A value within its
+    /// `stale-if-error` window is served instead.
     #[error("{0}")]
     Failed(String),
     /// This node has no room for the load right now (user API: 503).

@@ -11,6 +11,14 @@
 //! expiry, and a value that has already expired (one its origin marked
 //! uncacheable) answers the gets waiting for it but is cached nowhere.
 //!
+//! Bad days at the origin (RFC 5861): an expired main value within its
+//! `stale-while-revalidate` window is answered at once while one reload
+//! runs in the background; within its `stale-if-error` window, a reload
+//! that fails (an error, a timeout, a 5xx) is answered with the stale value
+//! instead, and later gets answer at once and retry in the background, as
+//! the back-off allows. A not-found is remembered for its negative lifetime
+//! and answered from the cache until then.
+//!
 //! Writes ([`Group::write`]: a Set or Remove from a user or a peer) bump
 //! the key's write generation. Loads are shared per key *and* generation,
 //! and store their value only if no write came while they ran: a caller
@@ -28,7 +36,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::cache::{Caches, Which};
+use crate::cache::{Caches, Lookup, Which};
+use crate::freshness::TtlPolicy;
 use crate::getter::{Getter, GetterError};
 use crate::http_client::HttpError;
 use crate::picker::{FetchPeer, PeerError, PickPeer};
@@ -36,7 +45,7 @@ use crate::ratelimit::WarnGate;
 use crate::singleflight::Flight;
 pub(crate) use crate::stats::{Counted, GroupStats};
 use crate::stats::{LoadTimings, Stats};
-use crate::value::Value;
+use crate::value::{Expiry, Value};
 
 /// Why a get produced no value. The text is what peers and users see.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -64,7 +73,7 @@ impl GroupError {
     pub fn is_not_found(&self) -> bool {
         matches!(
             self,
-            GroupError::Getter(GetterError::NotFound(_))
+            GroupError::Getter(GetterError::NotFound(_) | GetterError::NotFoundUntil(..))
                 | GroupError::Refused {
                     not_found: true,
                     ..
@@ -81,24 +90,70 @@ impl GroupError {
     pub fn is_bad_key(&self) -> bool {
         matches!(self, GroupError::Getter(GetterError::BadKey(_)))
     }
+
+    /// True when a value within its `stale-if-error` window may answer
+    /// instead: the load failed, rather than answering that the key does
+    /// not exist or cannot be loaded.
+    fn allows_stale(&self) -> bool {
+        match self {
+            GroupError::Getter(e) => matches!(e, GetterError::Failed(_) | GetterError::Busy(_)),
+            GroupError::Panicked => true,
+            GroupError::Refused { not_found, .. } => !not_found,
+        }
+    }
+}
+
+impl GetterError {
+    fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            GetterError::NotFound(_) | GetterError::NotFoundUntil(..)
+        )
+    }
 }
 
 type Loaded = Result<Value, GroupError>;
 
-/// A loaded value and where this node got it.
-type Traced = Result<(Value, Source), GroupError>;
+/// A get's answer and where this node got it.
+pub(crate) type Traced = (Loaded, Source);
 
-/// Where a get found its value: for the `Cache-Status` a user gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where a get's answer came from: for the `Cache-Status` a user gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Source {
     /// This node's main cache.
     Main,
     /// This node's hot cache (a copy of another owner's value).
     Hot,
-    /// Fetched from the owning peer just now.
+    /// The owning peer, just now.
     Peer,
-    /// Loaded from this node's getter (the origin) just now.
+    /// This node's getter (the origin), just now.
     Origin,
+    /// A not-found this node remembers, until this expiry.
+    NotFound(Expiry),
+    /// An expired value within `stale-while-revalidate`, answered at once
+    /// while one reload runs in the background.
+    Revalidating,
+    /// An expired value within `stale-if-error`, answered because its
+    /// reload failed with this error, or at once (`None`) because a recent
+    /// one did and the next is not due.
+    StaleOnError(Option<GroupError>),
+}
+
+impl From<Which> for Source {
+    fn from(which: Which) -> Source {
+        match which {
+            Which::Main => Source::Main,
+            Which::Hot => Source::Hot,
+        }
+    }
+}
+
+/// How a get goes on a miss: a user's may ask the owning peer, a peer's is
+/// answered from this node's getter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    User,
+    Peer,
 }
 
 /// A cheap-to-clone handle on one group.
@@ -116,6 +171,9 @@ struct Inner {
     /// choice in tests.
     mirror_sample: fn() -> bool,
     caches: Caches,
+    /// The group's TTL policy: the grace of values whose getter gave none,
+    /// and the lifetime of not-founds.
+    policy: TtlPolicy,
     stats: Stats,
     /// How long peer fetches and origin loads take (misses only).
     timings: LoadTimings,
@@ -137,8 +195,14 @@ impl Group {
         cache_bytes: u64,
         getter: Arc<dyn Getter>,
         peers: Arc<dyn PickPeer>,
+        policy: TtlPolicy,
     ) -> Group {
-        Group::with_mirror_sample(name, cache_bytes, getter, peers, one_in_ten)
+        let mut group = Group::with_mirror_sample(name, cache_bytes, getter, peers, one_in_ten);
+        // Only just made, so there is no other handle yet.
+        Arc::get_mut(&mut group.inner)
+            .expect("a group not yet shared")
+            .policy = policy;
+        group
     }
 
     fn with_mirror_sample(
@@ -155,6 +219,7 @@ impl Group {
                 peers,
                 mirror_sample,
                 caches: Caches::new(cache_bytes),
+                policy: TtlPolicy::default(),
                 stats: Stats::default(),
                 timings: LoadTimings::new(name),
                 loads: Flight::default(),
@@ -179,29 +244,17 @@ impl Group {
         &self.inner.timings
     }
 
-    /// Gets `key` for a user: from the caches, the owning peer, or the getter.
+    /// Gets `key` for a user: from the caches, the owning peer, or the
+    /// getter. A value answered in its grace (while its reload fails or
+    /// runs in the background) has an `expiry` in the past.
     pub async fn get(&self, key: &[u8]) -> Loaded {
-        self.get_traced(key).await.map(|(value, _)| value)
+        self.get_traced(key).await.0
     }
 
-    /// [`Group::get`], saying where the value came from.
+    /// [`Group::get`], saying where the answer came from.
     pub(crate) async fn get_traced(&self, key: &[u8]) -> Traced {
-        let inner = &self.inner;
-        inner.stats.gets.fetch_add(1, Relaxed);
-        if let Some(found) = self.lookup(key) {
-            return Ok(found);
-        }
-        inner.stats.loads.fetch_add(1, Relaxed);
-        let this = self.clone();
-        let owned_key = key.to_vec();
-        let since = inner.caches.generation(key);
-        // Boxed: the singleflight moves the work into a task of its own,
-        // and moving a pointer is cheaper than moving the whole future.
-        let flight = flight_key(key, since);
-        let loaded = inner.loads.run(&flight, move || {
-            Box::pin(async move { this.load(owned_key, since).await })
-        });
-        loaded.await.unwrap_or(Err(GroupError::Panicked))
+        self.inner.stats.gets.fetch_add(1, Relaxed);
+        self.get_by(key, Path::User).await
     }
 
     /// Gets `key` for a peer that believes this node owns it: from the
@@ -210,13 +263,83 @@ impl Group {
         let stats = &self.inner.stats;
         stats.server_requests.fetch_add(1, Relaxed);
         stats.gets.fetch_add(1, Relaxed);
-        if let Some((value, _)) = self.lookup(key) {
-            return Ok(value);
+        self.get_by(key, Path::Peer).await.0
+    }
+
+    /// The caches, then a load by `path`; a stale value stands in as its
+    /// grace allows.
+    async fn get_by(&self, key: &[u8], path: Path) -> Traced {
+        let inner = &self.inner;
+        let stale = match inner.caches.lookup(key) {
+            Lookup::Hit(value, which) => {
+                inner.stats.cache_hits.fetch_add(1, Relaxed);
+                return (Ok(value), which.into());
+            }
+            Lookup::NotFound(message, expiry) => {
+                inner.stats.negative_hits.fetch_add(1, Relaxed);
+                let error = GroupError::Getter(GetterError::NotFound(message));
+                return (Err(error), Source::NotFound(expiry));
+            }
+            Lookup::Stale(stale) => stale,
+            Lookup::Miss => {
+                inner.stats.loads.fetch_add(1, Relaxed);
+                return self.load_by(key, path).await;
+            }
+        };
+        if stale.revalidating || stale.failing {
+            if inner.caches.begin_refresh(key) {
+                self.refresh_in_background(key, path);
+            }
+            let (counter, source) = if stale.revalidating {
+                (&inner.stats.stale_while_revalidate, Source::Revalidating)
+            } else {
+                (&inner.stats.stale_if_error, Source::StaleOnError(None))
+            };
+            counter.fetch_add(1, Relaxed);
+            return (Ok(stale.value), source);
         }
-        stats.loads.fetch_add(1, Relaxed);
+        inner.stats.loads.fetch_add(1, Relaxed);
+        let (loaded, source) = self.load_by(key, path).await;
+        match loaded {
+            Err(e) if e.allows_stale() => {
+                inner.caches.end_reload(key, true);
+                inner.stats.stale_if_error.fetch_add(1, Relaxed);
+                (Ok(stale.value), Source::StaleOnError(Some(e)))
+            }
+            loaded => {
+                inner.caches.end_reload(key, false);
+                (loaded, source)
+            }
+        }
+    }
+
+    /// Loads `key` as a miss by `path` would, once per key in flight.
+    async fn load_by(&self, key: &[u8], path: Path) -> Traced {
         let since = self.inner.caches.generation(key);
-        let loaded = self.load_locally(key, since, true).await;
-        loaded.map(|(value, _)| value)
+        if path == Path::Peer {
+            return self.load_locally(key, since, true).await;
+        }
+        let this = self.clone();
+        let owned_key = key.to_vec();
+        // Boxed: the singleflight moves the work into a task of its own,
+        // and moving a pointer is cheaper than moving the whole future.
+        let flight = flight_key(key, since);
+        let loaded = self.inner.loads.run(&flight, move || {
+            Box::pin(async move { this.load(owned_key, since).await })
+        });
+        loaded.await.unwrap_or(panicked())
+    }
+
+    /// Reloads `key`, whose stale value is being served, on a task of its
+    /// own; its new value replaces the stale one, its failure backs off.
+    fn refresh_in_background(&self, key: &[u8], path: Path) {
+        self.inner.stats.background_refreshes.fetch_add(1, Relaxed);
+        let (this, key) = (self.clone(), key.to_vec());
+        tokio::spawn(async move {
+            let (loaded, _) = this.load_by(&key, path).await;
+            let failed = matches!(&loaded, Err(e) if e.allows_stale());
+            this.inner.caches.end_reload(&key, failed);
+        });
     }
 
     /// A write at this node: removes `key` from both caches and, for a Set,
@@ -224,13 +347,22 @@ impl Group {
     /// nothing afterwards. `Err(size)`: the entry (key plus value) cannot
     /// fit this group's caches and was not stored.
     pub(crate) fn write(&self, key: &[u8], value: Option<(Which, Value)>) -> Result<(), u64> {
+        let value = value.map(|(which, value)| (which, self.with_grace(value)));
         self.inner.caches.write(key, value)
+    }
+
+    /// `value`, with the group's grace if it has none of its own.
+    fn with_grace(&self, mut value: Value) -> Value {
+        value
+            .grace
+            .get_or_insert_with(|| self.inner.policy.default_grace());
+        value
     }
 
     /// Stores an entry read back from a snapshot in the main cache; false
     /// when it cannot fit or has expired.
     pub(crate) fn restore(&self, key: &[u8], value: Value) -> bool {
-        self.inner.caches.restore(key, value)
+        self.inner.caches.restore(key, self.with_grace(value))
     }
 
     /// The main cache's entries, least recently used first.
@@ -258,14 +390,21 @@ impl Group {
         self.inner.stats.snapshot(self.inner.caches.stats())
     }
 
-    fn lookup(&self, key: &[u8]) -> Option<(Value, Source)> {
-        let (value, which) = self.inner.caches.get_from(key)?;
-        self.inner.stats.cache_hits.fetch_add(1, Relaxed);
-        let source = match which {
-            Which::Main => Source::Main,
-            Which::Hot => Source::Hot,
-        };
-        Some((value, source))
+    /// A singleflight leader's second look: another load may have filled
+    /// the cache just before this one began.
+    fn recheck(&self, key: &[u8]) -> Option<Traced> {
+        match self.inner.caches.lookup(key) {
+            Lookup::Hit(value, which) => {
+                self.inner.stats.cache_hits.fetch_add(1, Relaxed);
+                Some((Ok(value), which.into()))
+            }
+            Lookup::NotFound(message, expiry) => {
+                self.inner.stats.negative_hits.fetch_add(1, Relaxed);
+                let error = GroupError::Getter(GetterError::NotFound(message));
+                Some((Err(error), Source::NotFound(expiry)))
+            }
+            Lookup::Stale(_) | Lookup::Miss => None,
+        }
     }
 
     /// The singleflight leader's work for a user get.
@@ -275,9 +414,8 @@ impl Group {
             // This node owns the key; the local load re-checks the caches.
             return self.load_locally(&key, since, true).await;
         };
-        // Another load may have filled the cache just before this one began.
-        if let Some(found) = self.lookup(&key) {
-            return Ok(found);
+        if let Some(found) = self.recheck(&key) {
+            return found;
         }
         inner.stats.loads_deduped.fetch_add(1, Relaxed);
         let started = Instant::now();
@@ -291,17 +429,28 @@ impl Group {
                     let value = inner
                         .caches
                         .add_unless_written(Which::Hot, &key, value, since);
-                    return Ok((value, Source::Peer));
+                    return (Ok(value), Source::Peer);
                 }
-                return Ok((value, Source::Peer));
+                return (Ok(value), Source::Peer);
             }
             // Its keys load here at once while the owner is marked down.
             Err(PeerError::Down) => {}
+            // The owner asked its origin: the key does not exist.
+            Err(PeerError::NotFound(message)) => {
+                let not_found = true;
+                return (
+                    Err(GroupError::Refused { not_found, message }),
+                    Source::Peer,
+                );
+            }
             Err(PeerError::Status(status, message))
                 if inner.peers.protocol().is_final_refusal(status) =>
             {
                 let not_found = status == hyper::StatusCode::NOT_FOUND;
-                return Err(GroupError::Refused { not_found, message });
+                return (
+                    Err(GroupError::Refused { not_found, message }),
+                    Source::Peer,
+                );
             }
             Err(e) => {
                 inner.stats.peer_errors.fetch_add(1, Relaxed);
@@ -337,19 +486,19 @@ impl Group {
     async fn load_locally(&self, key: &[u8], since: u64, count_dedup: bool) -> Traced {
         let this = self.clone();
         let owned_key = key.to_vec();
-        // Boxed for the same reason as in `get`.
+        // Boxed for the same reason as in `load_by`.
         let flight = flight_key(key, since);
         let loaded = self.inner.local_loads.run(&flight, move || {
             Box::pin(async move { this.load_from_getter(owned_key, since, count_dedup).await })
         });
-        loaded.await.unwrap_or(Err(GroupError::Panicked))
+        loaded.await.unwrap_or(panicked())
     }
 
     /// The singleflight leader's work for a local load.
     async fn load_from_getter(&self, key: Vec<u8>, since: u64, count_dedup: bool) -> Traced {
         let inner = &self.inner;
-        if let Some(found) = self.lookup(&key) {
-            return Ok(found);
+        if let Some(found) = self.recheck(&key) {
+            return found;
         }
         if count_dedup {
             inner.stats.loads_deduped.fetch_add(1, Relaxed);
@@ -360,24 +509,51 @@ impl Group {
         match loaded {
             Ok(value) => {
                 inner.stats.local_loads.fetch_add(1, Relaxed);
+                let value = self.with_grace(value);
                 let since = Some(since);
                 let value = inner
                     .caches
                     .add_unless_written(Which::Main, &key, value, since);
-                Ok((value, Source::Origin))
+                (Ok(value), Source::Origin)
             }
             Err(e) => {
                 inner.stats.local_load_errs.fetch_add(1, Relaxed);
-                // A key the origin does not have is an answer, not a failure.
-                if matches!(e, GetterError::Failed(_)) {
+                if e.is_not_found() {
+                    self.remember_not_found(&key, &e, since);
+                } else if matches!(e, GetterError::Failed(_)) {
                     if let Some(unlogged) = inner.getter_warnings.admit() {
                         tracing::warn!(group = %inner.name, error = %e, unlogged, "origin load failed");
                     }
                 }
-                Err(GroupError::Getter(e))
+                (Err(GroupError::Getter(e)), Source::Origin)
             }
         }
     }
+
+    /// Keeps a not-found for its negative lifetime: the getter's, else the
+    /// group's `--negative-ttl`.
+    fn remember_not_found(&self, key: &[u8], error: &GetterError, since: u64) {
+        let expiry = match error {
+            GetterError::NotFoundUntil(_, expiry) => *expiry,
+            _ => {
+                let silent = crate::freshness::Lifetime::Unspecified;
+                self.inner
+                    .policy
+                    .negative_expiry(silent, crate::value::now())
+            }
+        };
+        if !expiry.is_expired() {
+            let message = error.to_string();
+            self.inner
+                .caches
+                .add_not_found(key, &message, expiry, since);
+        }
+    }
+}
+
+/// What a load that panicked answers.
+fn panicked() -> Traced {
+    (Err(GroupError::Panicked), Source::Origin)
 }
 
 /// The singleflight key of a load of `key` begun at write generation
@@ -406,7 +582,7 @@ mod tests {
     use crate::http_client::HttpClient;
     use crate::peers::Peers;
     use crate::picker::fake::{Answer, FakePeer, FakePool, FETCH_TIMEOUT};
-    use crate::value::Expiry;
+    use crate::value::advance_clock;
     use bytes::Bytes;
     use hyper::StatusCode;
     use std::sync::atomic::AtomicUsize;
@@ -465,6 +641,7 @@ mod tests {
             1 << 20,
             counting_getter(calls.clone(), Duration::from_millis(200)),
             local_peers(),
+            TtlPolicy::default(),
         );
         for loaded in concurrent_gets(&group, b"slow", 100).await {
             assert_eq!(loaded.unwrap().bytes, "value-of-slow");
@@ -488,6 +665,7 @@ mod tests {
             1 << 20,
             counting_getter(calls.clone(), Duration::from_millis(100)),
             local_peers(),
+            TtlPolicy::default(),
         );
         for loaded in concurrent_gets(&group, b"missing", 50).await {
             let error = loaded.unwrap_err();
@@ -526,6 +704,7 @@ mod tests {
             1 << 20,
             counting_getter(calls.clone(), Duration::ZERO),
             peers,
+            TtlPolicy::default(),
         );
         assert_eq!(
             group.get(key.as_bytes()).await.unwrap().bytes,
@@ -570,6 +749,7 @@ mod tests {
             1 << 20,
             counting_getter(calls.clone(), Duration::ZERO),
             local_peers(),
+            TtlPolicy::default(),
         );
         let key = [0xff, 0xfe, b'/', 0x00];
         let value = group.get(&key).await.unwrap().bytes;
@@ -589,7 +769,7 @@ mod tests {
                 Ok(Value::new(&b"fresh"[..], Expiry::UNCACHEABLE))
             }
         });
-        let group = Group::new("g", 1 << 20, getter, local_peers());
+        let group = Group::new("g", 1 << 20, getter, local_peers(), TtlPolicy::default());
         for loaded in concurrent_gets(&group, b"k", 20).await {
             assert_eq!(loaded.unwrap().bytes, "fresh");
         }
@@ -607,7 +787,7 @@ mod tests {
             let n = counter.fetch_add(1, Relaxed) + 1;
             async move { Ok(Value::expiring_in(format!("v{n}"), Duration::from_secs(60))) }
         });
-        let group = Group::new("g", 1 << 20, getter, local_peers());
+        let group = Group::new("g", 1 << 20, getter, local_peers(), TtlPolicy::default());
         let first = group.get(b"k").await.unwrap();
         assert_eq!(first.bytes, "v1");
         assert_eq!(group.get(b"k").await.unwrap().bytes, "v1");
@@ -637,6 +817,7 @@ mod tests {
             1 << 20,
             counting_getter(calls.clone(), Duration::from_millis(300)),
             local_peers(),
+            TtlPolicy::default(),
         );
         for set in [false, true] {
             let before = calls.load(Relaxed);
@@ -813,5 +994,177 @@ mod tests {
             assert_eq!(group.get(b"k").await.unwrap().bytes, "value-of-k");
             assert_eq!(calls.load(Relaxed), 1);
         }
+    }
+
+    /// What [`versioned_getter`] answers.
+    const UP: u8 = 0;
+    const FAILING: u8 = 1;
+    const GONE: u8 = 2;
+
+    /// A getter that answers `v{n}` on its nth call after 100 ms, fresh for
+    /// a second, as `mode` says: up, failing, or the key is gone.
+    fn versioned_getter(
+        calls: Arc<AtomicUsize>,
+        mode: Arc<std::sync::atomic::AtomicU8>,
+    ) -> Arc<dyn Getter> {
+        Arc::new(move |_key: Vec<u8>| {
+            let (calls, mode) = (calls.clone(), mode.clone());
+            async move {
+                let n = calls.fetch_add(1, Relaxed) + 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                match mode.load(Relaxed) {
+                    FAILING => Err(GetterError::Failed("origin returned 503".into())),
+                    GONE => Err(GetterError::NotFound("origin returned 404".into())),
+                    _ => Ok(Value::expiring_in(format!("v{n}"), Duration::from_secs(1))),
+                }
+            }
+        })
+    }
+
+    fn stale_group(
+        policy: TtlPolicy,
+    ) -> (Group, Arc<AtomicUsize>, Arc<std::sync::atomic::AtomicU8>) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mode = Arc::new(std::sync::atomic::AtomicU8::new(UP));
+        let getter = versioned_getter(calls.clone(), mode.clone());
+        let group = Group::new("g", 1 << 20, getter, local_peers(), policy);
+        (group, calls, mode)
+    }
+
+    /// A get that must not wait at all (time is paused: any wait shows).
+    async fn get_at_once(group: &Group, key: &[u8]) -> (Bytes, Source) {
+        let started = tokio::time::Instant::now();
+        let (loaded, source) = group.get_traced(key).await;
+        assert_eq!(started.elapsed(), Duration::ZERO, "{source:?} waited");
+        (loaded.expect("a value").bytes, source)
+    }
+
+    /// Lets background refreshes run to the end.
+    async fn let_background_work_finish() {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+
+    // Expiry runs on `value::now`, moved by `advance_clock`; the getter's
+    // delay on tokio's paused clock. A current-thread runtime keeps both
+    // on this thread.
+    #[tokio::test(start_paused = true)]
+    async fn stale_while_revalidate_answers_at_once_and_reloads_once() {
+        let (group, calls, _) = stale_group(TtlPolicy {
+            stale_while_revalidate: Some(Duration::from_secs(30)),
+            ..TtlPolicy::default()
+        });
+        assert_eq!(group.get(b"k").await.unwrap().bytes, "v1");
+        for expiry in 1..=3 {
+            advance_clock(Duration::from_secs(2));
+            for _ in 0..10 {
+                let answer = get_at_once(&group, b"k").await;
+                assert_eq!(
+                    answer,
+                    (Bytes::from(format!("v{expiry}")), Source::Revalidating)
+                );
+            }
+            let_background_work_finish().await;
+            assert_eq!(calls.load(Relaxed), expiry + 1, "one reload per expiry");
+            let fresh = get_at_once(&group, b"k").await;
+            assert_eq!(
+                fresh,
+                (Bytes::from(format!("v{}", expiry + 1)), Source::Main)
+            );
+        }
+        let stats = group.stats();
+        assert_eq!(
+            (stats.stale_while_revalidate, stats.background_refreshes),
+            (30, 3)
+        );
+        assert_eq!(
+            stats.stale_cache.items, 0,
+            "each refresh replaced its stale value"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stale_if_error_answers_failed_reloads_and_retries_in_the_background() {
+        let (group, calls, mode) = stale_group(TtlPolicy {
+            stale_if_error: Some(Duration::from_secs(60)),
+            ..TtlPolicy::default()
+        });
+        assert_eq!(group.get(b"k").await.unwrap().bytes, "v1");
+        mode.store(FAILING, Relaxed);
+        advance_clock(Duration::from_secs(2));
+        // The first get after expiry tries the origin, and gets v1 instead.
+        let (loaded, source) = group.get_traced(b"k").await;
+        assert_eq!(loaded.unwrap().bytes, "v1");
+        assert!(matches!(
+            source,
+            Source::StaleOnError(Some(GroupError::Getter(GetterError::Failed(_))))
+        ));
+        assert_eq!(calls.load(Relaxed), 2);
+        // Within the back-off: answered at once, the origin left alone.
+        for _ in 0..5 {
+            let answer = get_at_once(&group, b"k").await;
+            assert_eq!(answer, (Bytes::from("v1"), Source::StaleOnError(None)));
+        }
+        assert_eq!(calls.load(Relaxed), 2);
+        // After the back-off: still at once, one retry in the background.
+        advance_clock(Duration::from_millis(1100));
+        assert_eq!(
+            get_at_once(&group, b"k").await.1,
+            Source::StaleOnError(None)
+        );
+        let_background_work_finish().await;
+        assert_eq!(calls.load(Relaxed), 3);
+        // The origin is back; the next retry (after 2 s) brings v4.
+        mode.store(UP, Relaxed);
+        advance_clock(Duration::from_millis(2100));
+        assert_eq!(get_at_once(&group, b"k").await.0, "v1");
+        let_background_work_finish().await;
+        assert_eq!(calls.load(Relaxed), 4);
+        assert_eq!(
+            get_at_once(&group, b"k").await,
+            (Bytes::from("v4"), Source::Main)
+        );
+        // Past the window, a failure is an error again.
+        mode.store(FAILING, Relaxed);
+        advance_clock(Duration::from_secs(62));
+        assert!(group.get(b"k").await.is_err());
+        // A key that is gone is not answered stale.
+        mode.store(UP, Relaxed);
+        assert_eq!(group.get(b"k").await.unwrap().bytes, "v6");
+        mode.store(GONE, Relaxed);
+        advance_clock(Duration::from_secs(2));
+        assert!(group.get(b"k").await.unwrap_err().is_not_found());
+        assert_eq!(group.stats().stale_cache.items, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn not_founds_are_remembered_for_the_negative_ttl() {
+        let (group, calls, mode) = stale_group(TtlPolicy {
+            negative_ttl: Some(Duration::from_secs(60)),
+            ..TtlPolicy::default()
+        });
+        mode.store(GONE, Relaxed);
+        assert!(group.get(b"k").await.unwrap_err().is_not_found());
+        for _ in 0..5 {
+            let (loaded, source) = group.get_traced(b"k").await;
+            assert_eq!(loaded.unwrap_err().to_string(), "origin returned 404");
+            assert!(matches!(source, Source::NotFound(_)));
+        }
+        assert_eq!(calls.load(Relaxed), 1);
+        assert_eq!(group.stats().negative_hits, 5);
+        // A write clears it at once.
+        group.write(b"k", None).unwrap();
+        assert!(group.get(b"k").await.is_err());
+        assert_eq!(calls.load(Relaxed), 2);
+        // And it expires.
+        advance_clock(Duration::from_secs(61));
+        mode.store(UP, Relaxed);
+        assert_eq!(group.get(b"k").await.unwrap().bytes, "v3");
+        // Without a negative TTL, nothing is remembered.
+        let (group, calls, mode) = stale_group(TtlPolicy::default());
+        mode.store(GONE, Relaxed);
+        for _ in 0..3 {
+            assert!(group.get(b"k").await.is_err());
+        }
+        assert_eq!(calls.load(Relaxed), 3);
     }
 }

@@ -230,7 +230,13 @@ impl Health {
             let Some(prober) = &health.prober else { return };
             let reply = prober
                 .http
-                .send(Method::GET, prober.url.clone(), Bytes::new(), &prober.limit)
+                .send(
+                    Method::GET,
+                    prober.url.clone(),
+                    None,
+                    Bytes::new(),
+                    &prober.limit,
+                )
                 .await;
             let answered = !matches!(&reply, Err(e) if e.is_unreachable());
             *prober.last_ended.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());

@@ -23,7 +23,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Incoming};
-use hyper::{header, HeaderMap, Method, Request, StatusCode, Uri};
+use hyper::header::{self, HeaderName, HeaderValue};
+use hyper::{HeaderMap, Method, Request, StatusCode, Uri};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
@@ -257,15 +258,17 @@ impl HttpClient {
         uri: Uri,
         limit: &Semaphore,
     ) -> Result<(StatusCode, HeaderMap, Bytes), HttpError> {
-        self.send(Method::GET, uri, Bytes::new(), limit).await
+        self.send(Method::GET, uri, None, Bytes::new(), limit).await
     }
 
-    /// Sends `method` to `uri` with `body` (empty: no body) and returns the
-    /// status, the headers and the whole body.
+    /// Sends `method` to `uri` with `body` (empty: no body) and `header`
+    /// besides the client's own, and returns the status, the headers and
+    /// the whole body.
     pub(crate) async fn send(
         &self,
         method: Method,
         uri: Uri,
+        header: Option<(HeaderName, HeaderValue)>,
         body: Bytes,
         limit: &Semaphore,
     ) -> Result<(StatusCode, HeaderMap, Bytes), HttpError> {
@@ -274,7 +277,8 @@ impl HttpClient {
             Ok(Err(closed)) => return Err(HttpError::Request(closed.to_string())),
             Err(_) => return Err(HttpError::Queue(self.timeout)),
         };
-        tokio::time::timeout(self.timeout, self.send_untimed(method, uri, body))
+        let sending = self.send_untimed(method, uri, header, body);
+        tokio::time::timeout(self.timeout, sending)
             .await
             .unwrap_or(Err(HttpError::Timeout(self.timeout)))
     }
@@ -283,15 +287,17 @@ impl HttpClient {
         &self,
         method: Method,
         uri: Uri,
+        header: Option<(HeaderName, HeaderValue)>,
         body: Bytes,
     ) -> Result<(StatusCode, HeaderMap, Bytes), HttpError> {
-        let request = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header(
-                header::USER_AGENT,
-                concat!("groupcached/", env!("CARGO_PKG_VERSION")),
-            )
+        let mut request = Request::builder().method(method).uri(uri).header(
+            header::USER_AGENT,
+            concat!("groupcached/", env!("CARGO_PKG_VERSION")),
+        );
+        if let Some((name, value)) = header {
+            request = request.header(name, value);
+        }
+        let request = request
             .body(Full::new(body))
             .map_err(|e| HttpError::Request(e.to_string()))?;
         let response = self

@@ -35,6 +35,7 @@ pub mod wire;
 mod app;
 mod builder;
 mod cache;
+mod cache_status;
 #[cfg(feature = "binary")]
 mod cli;
 #[cfg(feature = "binary")]
@@ -83,7 +84,7 @@ pub use reply::{ReplyBody, ReplyChunk};
 pub use routes::{respond, NodeService};
 pub use server::run as serve;
 pub use stats::GroupStats;
-pub use value::{Expiry, Value};
+pub use value::{Expiry, Grace, Value};
 pub use wire::InvalidPeerUrl;
 
 /// The `groupcached` command's `main`, for `src/main.rs`: not part of the

@@ -26,7 +26,7 @@ pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8"
 
 /// mailgun's group counters (label `group`): name, help, value.
 type GroupField = fn(&GroupStats) -> u64;
-const GROUP_COUNTERS: [(&str, &str, GroupField); 10] = [
+const GROUP_COUNTERS: [(&str, &str, GroupField); 12] = [
     (
         "groupcache_gets_total",
         "Gets, from users and peers.",
@@ -77,6 +77,16 @@ const GROUP_COUNTERS: [(&str, &str, GroupField); 10] = [
         "User writes that some node did not confirm (answered 502).",
         |s| s.unconfirmed_writes,
     ),
+    (
+        "groupcached_background_refreshes_total",
+        "Reloads of stale values started in the background.",
+        |s| s.background_refreshes,
+    ),
+    (
+        "groupcached_negative_hits_total",
+        "Gets answered from a remembered not-found.",
+        |s| s.negative_hits,
+    ),
 ];
 
 /// Write counters with an `op` label (`set`, `remove`) besides `group`:
@@ -96,7 +106,8 @@ const WRITE_COUNTERS: [(&str, &str, GroupField, GroupField); 2] = [
     ),
 ];
 
-/// mailgun's cache metrics (labels `group`, `type` = main | hot).
+/// mailgun's cache metrics (labels `group`, `type` = main | hot, and
+/// stale for the expired values kept for their grace).
 type CacheField = fn(&CacheStats) -> u64;
 const CACHE_METRICS: [(&str, &str, MetricType, CacheField); 7] = [
     (
@@ -171,6 +182,15 @@ pub(crate) fn render(node: &Node) -> Result<String, prometheus::Error> {
         );
     }
     out.add(
+        "groupcached_stale_served_total",
+        "Gets answered with an expired value in its grace: while its reload failed (if-error), or while it reloads in the background (while-revalidate).",
+        MetricType::COUNTER,
+        groups.iter().flat_map(|(g, s)| {
+            [("if-error", s.stale_if_error), ("while-revalidate", s.stale_while_revalidate)]
+                .map(|(why, count)| (vec![("group", g.name()), ("why", why)], count as f64))
+        }),
+    );
+    out.add(
         "groupcache_get_from_peers_latency_lower",
         "The slowest fetch from a peer so far, in seconds.",
         MetricType::GAUGE,
@@ -185,7 +205,12 @@ pub(crate) fn render(node: &Node) -> Result<String, prometheus::Error> {
             help,
             kind,
             groups.iter().flat_map(|(g, s)| {
-                [("main", &s.main_cache), ("hot", &s.hot_cache)].map(|(which, cache)| {
+                let caches = [
+                    ("main", &s.main_cache),
+                    ("hot", &s.hot_cache),
+                    ("stale", &s.stale_cache),
+                ];
+                caches.map(|(which, cache)| {
                     (
                         vec![("group", g.name()), ("type", which)],
                         field(cache) as f64,

@@ -107,7 +107,7 @@ impl Node {
                 Some(picker) => picker.clone(),
                 None => parts.peers.clone(),
             };
-            let group = Group::new(&spec.name, spec.cache_bytes, spec.getter, picker);
+            let group = Group::new(&spec.name, spec.cache_bytes, spec.getter, picker, spec.ttl);
             ttls.insert(spec.name.as_bytes().to_vec(), spec.ttl);
             groups.insert(spec.name.into_bytes(), group);
         }

@@ -5,7 +5,8 @@
 //! `--group NAME=URL` flag: it GETs a URL template with `{group}` and `{key}`
 //! replaced by their percent-encoded values. Origin 200 is the value, 404 a
 //! not-found error, anything else an error carrying the origin's status.
-//! A 200's caching headers give the value its expiry (see [`crate::freshness`]).
+//! A 200's caching headers give the value its expiry and its grace (see
+//! [`crate::freshness`]); a 404's or 410's give the not-found its lifetime.
 //!
 //! A key never moves the URL outside its placeholder: escaping keeps it in
 //! one path segment for origins that do not decode `%2F`, and when `{key}`
@@ -94,12 +95,17 @@ impl HttpOrigin {
             Ok((StatusCode::OK, headers, body)) => {
                 let response_time = crate::value::now();
                 let lifetime = freshness::lifetime(&headers, request_time, response_time);
-                Ok(Value::new(body, self.ttl.expiry(lifetime, response_time)))
+                let grace = self.ttl.grace(freshness::stale_directives(&headers));
+                let expiry = self.ttl.expiry(lifetime, response_time);
+                Ok(Value::new(body, expiry).with_grace(grace))
             }
-            Ok((status, _, _)) => {
+            Ok((status, headers, _)) => {
                 let text = format!("origin returned {}", status_text(status));
-                if status == StatusCode::NOT_FOUND {
-                    Err(GetterError::NotFound(text))
+                if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
+                    let response_time = crate::value::now();
+                    let lifetime = freshness::lifetime(&headers, request_time, response_time);
+                    let expiry = self.ttl.negative_expiry(lifetime, response_time);
+                    Err(GetterError::NotFoundUntil(text, expiry))
                 } else {
                     Err(GetterError::Failed(text))
                 }

@@ -131,11 +131,19 @@ impl PeerClient {
         let uri: Uri = url
             .parse()
             .map_err(|_| PeerError::BadUrl(self.base.clone()))?;
-        let (status, _, body) = self.http.send(method, uri, body, &self.limit).await?;
-        if status != StatusCode::OK {
-            return Err(PeerError::Status(status, first_line(&body)));
+        // Gets say that this node takes a not-found as the owner's answer.
+        let header = (method == Method::GET).then(wire::not_found_understood);
+        let (status, headers, body) = self
+            .http
+            .send(method, uri, header, body, &self.limit)
+            .await?;
+        if status == StatusCode::OK {
+            return Ok(body);
         }
-        Ok(body)
+        if status == StatusCode::NOT_FOUND && headers.contains_key(wire::NOT_FOUND) {
+            return Err(PeerError::NotFound(first_line(&body)));
+        }
+        Err(PeerError::Status(status, first_line(&body)))
     }
 }
 

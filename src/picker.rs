@@ -98,6 +98,10 @@ pub enum PeerError {
     /// The value was over the largest value this node takes.
     #[error("value of {0} bytes is over the value size limit")]
     TooLarge(usize),
+    /// The owner's origin has no such key: a groupcached owner's 404 (in a
+    /// golang pool, only to groupcached requesters), with its text.
+    #[error("{0}")]
+    NotFound(String),
     /// The peer failed recently and is not asked until its back-off ends.
     #[error("peer is marked down")]
     Down,

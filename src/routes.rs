@@ -21,15 +21,16 @@ use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::Body;
 use hyper::header::{
-    HeaderName, HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HOST, RETRY_AFTER,
+    HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HOST, RETRY_AFTER,
     TRANSFER_ENCODING,
 };
 use hyper::service::Service;
 use hyper::{Method, Request, Response, StatusCode, Version};
 
+use crate::cache_status::{cache_status, CACHE_STATUS};
 use crate::dialect::PeerOp;
 use crate::getter::BoxFuture;
-use crate::group::{Counted, Group, Source};
+use crate::group::{Counted, Group, GroupError, Source};
 use crate::http_client::Reservation;
 use crate::node::Node;
 use crate::reply::{
@@ -231,7 +232,8 @@ where
     let written = match op {
         PeerOp::Get => {
             reading.in_flight.begin();
-            return serve_peer_get(node, group, parts.key()).await;
+            let understood = wire::understands_not_found(&head.headers);
+            return serve_peer_get(node, group, parts.key(), understood).await;
         }
         PeerOp::Refuse(status, message) => return text(status, message.into()),
         PeerOp::Remove => {
@@ -260,8 +262,11 @@ where
     }
 }
 
-/// A peer's get: the value as a `GetResponse`.
-async fn serve_peer_get(node: &Node, group: &Group, key: &[u8]) -> Reply {
+/// A peer's get: the value as a `GetResponse`. A key the origin does not
+/// have is the protocol's error status, or, for a groupcached requester
+/// that said it `understood` (even in a golang pool), a 404 marked as the
+/// owner's final answer.
+async fn serve_peer_get(node: &Node, group: &Group, key: &[u8], understood: bool) -> Reply {
     let protocol = node.protocol();
     match group.get_for_peer(key).await {
         Ok(value) => {
@@ -271,6 +276,12 @@ async fn serve_peer_get(node: &Node, group: &Group, key: &[u8]) -> Reply {
                 CONTENT_TYPE,
                 HeaderValue::from_static(wire::PROTOBUF_CONTENT_TYPE),
             );
+            reply
+        }
+        Err(e) if e.is_not_found() && understood => {
+            let mut reply = text(StatusCode::NOT_FOUND, e.to_string().into());
+            let marked = HeaderValue::from_static("?1");
+            reply.headers_mut().insert(wire::NOT_FOUND, marked);
             reply
         }
         Err(e) => text(
@@ -451,52 +462,48 @@ async fn serve_user(node: &Node, parsed: Result<PathParts<'_>, PathError>) -> Re
     let Some(group) = node.group(parts.group()) else {
         return no_such_group(parts.group());
     };
-    match group.get_traced(parts.key()).await {
-        Ok((value, source)) => {
-            let cache_control = cache_control(value.expiry);
-            let status = cache_status(source, value.expiry);
+    let (loaded, source) = group.get_traced(parts.key()).await;
+    let (mut reply, expiry) = match loaded {
+        Ok(value) => {
+            let expiry = value.expiry;
             let mut reply = Response::new(ReplyBody::from(value.bytes));
             let headers = reply.headers_mut();
             headers.insert(
                 CONTENT_TYPE,
                 HeaderValue::from_static("application/octet-stream"),
             );
-            if let Some(cache_control) = cache_control {
+            if let Some(cache_control) = cache_control(expiry) {
                 headers.insert(CACHE_CONTROL, cache_control);
             }
-            headers.insert(CACHE_STATUS, status);
-            reply
+            (reply, Some(expiry))
         }
-        Err(e) if e.is_not_found() => text(StatusCode::NOT_FOUND, e.to_string().into()),
-        Err(e) if e.is_bad_key() => text(StatusCode::BAD_REQUEST, e.to_string().into()),
-        Err(e) if e.is_busy() => text(StatusCode::SERVICE_UNAVAILABLE, e.to_string().into()),
-        Err(e) => text(StatusCode::BAD_GATEWAY, e.to_string().into()),
-    }
+        Err(e) => {
+            let expiry = match source {
+                Source::NotFound(expiry) => Some(expiry),
+                _ => None,
+            };
+            (text(user_status(&e), e.to_string().into()), expiry)
+        }
+    };
+    let fwd_status = match &source {
+        Source::StaleOnError(Some(e)) => Some(user_status(e)),
+        _ => None,
+    };
+    let status = cache_status(&source, expiry, fwd_status);
+    reply.headers_mut().insert(CACHE_STATUS, status);
+    reply
 }
 
-/// RFC 9211's header, saying where a user's value came from.
-const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
-
-/// `Cache-Status` for a value served from `source`: `groupcached; hit`
-/// from this node's caches (`detail=hot` for a copy of another owner's
-/// value), `groupcached; fwd=miss` with `detail=peer` or `detail=origin`
-/// for one loaded just now, and `ttl=` the whole seconds it has left when
-/// it expires.
-fn cache_status(source: Source, expiry: Expiry) -> HeaderValue {
-    let status = match source {
-        Source::Main => "groupcached; hit",
-        Source::Hot => "groupcached; hit; detail=hot",
-        Source::Peer => "groupcached; fwd=miss; detail=peer",
-        Source::Origin => "groupcached; fwd=miss; detail=origin",
-    };
-    match expiry.remaining() {
-        // Most values never expire: no allocation for them.
-        None => HeaderValue::from_static(status),
-        Some(left) => {
-            let status = format!("{status}; ttl={}", left.as_secs());
-            // ASCII words and digits only.
-            HeaderValue::from_str(&status).expect("a valid header value")
-        }
+/// The status a user gets for a failed get.
+fn user_status(e: &GroupError) -> StatusCode {
+    if e.is_not_found() {
+        StatusCode::NOT_FOUND
+    } else if e.is_bad_key() {
+        StatusCode::BAD_REQUEST
+    } else if e.is_busy() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::BAD_GATEWAY
     }
 }
 

@@ -20,8 +20,10 @@
 //! Format (integers little-endian): `GCSNAP`, u16 format version; i64
 //! written-at (Unix ns); u32 group count, then each name (u32 length,
 //! bytes); entries, each u32 group index, u32 key length, key, u32 value
-//! length, value, i64 expiry (0: never); u32 `0xFFFF_FFFF`; u32 CRC-32
-//! (IEEE) of everything before it.
+//! length, value, i64 expiry (0: never), u32 seconds of `stale-if-error`
+//! and of `stale-while-revalidate`; u32 `0xFFFF_FFFF`; u32 CRC-32 (IEEE)
+//! of everything before it. Format 1, without the two windows, is read
+//! too (its values get their group's windows).
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -31,11 +33,11 @@ use std::time::Duration;
 
 use crate::group::Group;
 use crate::node::Node;
-use crate::value::{now, now_nanos, Expiry, Value};
+use crate::value::{now, now_nanos, Expiry, Grace, Value};
 
 const MAGIC: &[u8; 6] = b"GCSNAP";
-/// The format this node writes and reads.
-const FORMAT: u16 = 1;
+/// The format this node writes; it reads this one and format 1.
+const FORMAT: u16 = 2;
 const END: u32 = u32::MAX;
 /// Most groups and longest group name a file may declare.
 const MAX_GROUPS: u32 = 100_000;
@@ -48,7 +50,7 @@ pub(crate) enum SnapshotError {
     Io(&'static str, std::io::Error),
     #[error("not a groupcached snapshot")]
     Foreign,
-    #[error("snapshot format {0}, this node reads format {FORMAT}")]
+    #[error("snapshot format {0}, this node reads formats 1 and {FORMAT}")]
     Format(u16),
     #[error("snapshot is damaged: {0}")]
     Damaged(&'static str),
@@ -139,6 +141,12 @@ fn write_file(node: &Node, path: &Path) -> Result<Counts, SnapshotError> {
             out.put(&value.bytes).map_err(io)?;
             out.put(&value.expiry.to_wire().unwrap_or(0).to_le_bytes())
                 .map_err(io)?;
+            let grace = value.grace.unwrap_or_default();
+            for window in [grace.if_error(), grace.while_revalidate()] {
+                // At most 2^31 seconds, by `Grace`'s own rule.
+                let seconds = u32::try_from(window.as_secs()).unwrap_or(u32::MAX);
+                out.put(&seconds.to_le_bytes()).map_err(io)?;
+            }
             counts.values += 1;
             counts.bytes += (key.len() + value.bytes.len()) as u64;
         }
@@ -190,7 +198,7 @@ pub(crate) fn restore(
         return Err(SnapshotError::Foreign);
     }
     let format = u16::from_le_bytes(input.array()?);
-    if format != FORMAT {
+    if format != FORMAT && format != 1 {
         return Err(SnapshotError::Format(format));
     }
     let written_at = i64::from_le_bytes(input.array()?);
@@ -232,6 +240,14 @@ pub(crate) fn restore(
         let value_len = u32::from_le_bytes(input.array()?);
         let value = input.bytes(u64::from(value_len))?;
         let expiry = Expiry::from_wire(Some(i64::from_le_bytes(input.array()?)));
+        let grace = if format == 1 {
+            None
+        } else {
+            let if_error = u32::from_le_bytes(input.array()?);
+            let while_revalidate = u32::from_le_bytes(input.array()?);
+            let secs = |s: u32| Duration::from_secs(s.into());
+            Some(Grace::new(secs(if_error), secs(while_revalidate)))
+        };
         let Some(group) = group else {
             counts.skipped += 1;
             continue;
@@ -242,7 +258,11 @@ pub(crate) fn restore(
             continue;
         }
         let bytes = (key.len() + value.len()) as u64;
-        if group.restore(&key, Value::new(value, expiry)) {
+        let value = Value {
+            grace,
+            ..Value::new(value, expiry)
+        };
+        if group.restore(&key, value) {
             counts.values += 1;
             counts.bytes += bytes;
         } else {

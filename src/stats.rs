@@ -30,6 +30,10 @@ pub(crate) struct Stats {
     pub(crate) unconfirmed_writes: AtomicU64,
     pub(crate) peer_sets: AtomicU64,
     pub(crate) peer_removes: AtomicU64,
+    pub(crate) stale_if_error: AtomicU64,
+    pub(crate) stale_while_revalidate: AtomicU64,
+    pub(crate) background_refreshes: AtomicU64,
+    pub(crate) negative_hits: AtomicU64,
 }
 
 impl Stats {
@@ -48,7 +52,10 @@ impl Stats {
     }
 
     /// These counters, with both caches' counters.
-    pub(crate) fn snapshot(&self, (main_cache, hot_cache): (CacheStats, CacheStats)) -> GroupStats {
+    pub(crate) fn snapshot(
+        &self,
+        (main_cache, hot_cache, stale_cache): (CacheStats, CacheStats, CacheStats),
+    ) -> GroupStats {
         let s = self;
         GroupStats {
             gets: s.gets.load(Relaxed),
@@ -65,8 +72,13 @@ impl Stats {
             unconfirmed_writes: s.unconfirmed_writes.load(Relaxed),
             peer_sets: s.peer_sets.load(Relaxed),
             peer_removes: s.peer_removes.load(Relaxed),
+            stale_if_error: s.stale_if_error.load(Relaxed),
+            stale_while_revalidate: s.stale_while_revalidate.load(Relaxed),
+            background_refreshes: s.background_refreshes.load(Relaxed),
+            negative_hits: s.negative_hits.load(Relaxed),
             main_cache,
             hot_cache,
+            stale_cache,
         }
     }
 }
@@ -120,10 +132,22 @@ pub struct GroupStats {
     /// Keys a peer's `DELETE` (or each key of a `_remove-keys/` list)
     /// asked this node to remove, held or not.
     pub peer_removes: u64,
-    /// The cache of keys this node owns.
+    /// Gets answered with an expired value because its reload failed, or
+    /// a recent one did (`stale-if-error`).
+    pub stale_if_error: u64,
+    /// Gets answered with an expired value at once while it reloads in
+    /// the background (`stale-while-revalidate`).
+    pub stale_while_revalidate: u64,
+    /// Reloads of stale values started in the background.
+    pub background_refreshes: u64,
+    /// Gets answered from a remembered not-found.
+    pub negative_hits: u64,
+    /// The cache of keys this node owns (remembered not-founds included).
     pub main_cache: CacheStats,
     /// Copies of other nodes' hot keys.
     pub hot_cache: CacheStats,
+    /// Expired main values kept for their grace.
+    pub stale_cache: CacheStats,
 }
 
 #[cfg(feature = "metrics")]

@@ -6,6 +6,11 @@
 //! (`GetResponse.expire`). An expiry that has already passed means "answer
 //! the requests waiting for this value, store it nowhere": that is how a
 //! value its origin marks uncacheable travels.
+//!
+//! A value may also carry a [`Grace`]: how long after its expiry the node
+//! that loaded it may still serve it, while the origin fails
+//! (`stale-if-error`) or while a fresh copy loads in the background
+//! (`stale-while-revalidate`, RFC 5861).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -128,6 +133,69 @@ pub(crate) fn unix_nanos(time: SystemTime) -> i64 {
     })
 }
 
+/// How long past its expiry a value may still be served (RFC 5861), in
+/// whole seconds of at most 2^31.
+///
+/// ```
+/// use std::time::Duration;
+/// use groupcached::Grace;
+///
+/// let grace = Grace::new(Duration::from_secs(60), Duration::ZERO);
+/// assert_eq!(grace.if_error(), Duration::from_secs(60));
+/// assert_eq!(Grace::NONE.while_revalidate(), Duration::ZERO);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Grace {
+    if_error: u32,
+    while_revalidate: u32,
+}
+
+impl Grace {
+    /// No grace: an expired value is a miss.
+    pub const NONE: Grace = Grace {
+        if_error: 0,
+        while_revalidate: 0,
+    };
+
+    /// Served for `if_error` after expiry when a reload fails, and for
+    /// `while_revalidate` while a reload runs in the background. Each is
+    /// rounded down to whole seconds and capped at 2^31 s.
+    pub fn new(if_error: Duration, while_revalidate: Duration) -> Grace {
+        Grace {
+            if_error: whole_seconds(if_error),
+            while_revalidate: whole_seconds(while_revalidate),
+        }
+    }
+
+    /// How long after expiry the value answers when a reload fails.
+    pub fn if_error(self) -> Duration {
+        Duration::from_secs(self.if_error.into())
+    }
+
+    /// How long after expiry the value answers at once while one reload
+    /// runs in the background.
+    pub fn while_revalidate(self) -> Duration {
+        Duration::from_secs(self.while_revalidate.into())
+    }
+
+    /// True when an expired value is simply a miss.
+    pub fn is_none(self) -> bool {
+        self == Grace::NONE
+    }
+
+    /// The longer of the two windows, in nanoseconds.
+    pub(crate) fn longest_nanos(self) -> i64 {
+        i64::from(self.if_error.max(self.while_revalidate)) * 1_000_000_000
+    }
+}
+
+/// `duration` in whole seconds, at most 2^31.
+fn whole_seconds(duration: Duration) -> u32 {
+    let most = crate::units::MAX_DELTA_SECONDS;
+    // At most 2^31, so it fits.
+    duration.as_secs().min(most) as u32
+}
+
 /// A value and its expiry. A getter whose values never expire can return
 /// plain `Bytes`, which converts into a `Value` that never expires.
 ///
@@ -147,6 +215,9 @@ pub struct Value {
     pub bytes: Bytes,
     /// When it stops being served.
     pub expiry: Expiry,
+    /// How long past `expiry` it may still be served; `None`: as its
+    /// group's `--stale-if-error` and `--stale-while-revalidate` say.
+    pub grace: Option<Grace>,
 }
 
 impl Value {
@@ -155,6 +226,15 @@ impl Value {
         Value {
             bytes: bytes.into(),
             expiry,
+            grace: None,
+        }
+    }
+
+    /// This value with its own grace instead of its group's.
+    pub fn with_grace(self, grace: Grace) -> Value {
+        Value {
+            grace: Some(grace),
+            ..self
         }
     }
 

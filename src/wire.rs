@@ -11,6 +11,7 @@
 use std::borrow::Cow;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use hyper::header::{HeaderName, HeaderValue};
 use prost::Message;
 
 use crate::value::{Expiry, Value};
@@ -27,6 +28,30 @@ pub const DEFAULT_BASE_PATH: &str = "/_groupcache/";
 
 /// The content type of a successful peer reply.
 pub const PROTOBUF_CONTENT_TYPE: &str = "application/x-protobuf";
+
+/// A request header groupcached puts on its peer gets, saying it takes a
+/// not-found as the owner's final answer (Go nodes never send it).
+pub(crate) const NOT_FOUND_UNDERSTOOD: HeaderName = HeaderName::from_static("groupcached-accept");
+
+/// The [`NOT_FOUND_UNDERSTOOD`] header as a requester sends it.
+pub(crate) fn not_found_understood() -> (HeaderName, HeaderValue) {
+    (NOT_FOUND_UNDERSTOOD, HeaderValue::from_static("not-found"))
+}
+
+/// True when a peer get's `headers` say the requester is a groupcached
+/// node that takes a not-found as final.
+pub(crate) fn understands_not_found(headers: &hyper::HeaderMap) -> bool {
+    headers
+        .get_all(NOT_FOUND_UNDERSTOOD)
+        .iter()
+        .any(|value| value.as_bytes().eq_ignore_ascii_case(b"not-found"))
+}
+
+/// The response header on a groupcached owner's 404 for a key its origin
+/// does not have, sent only to requesters that sent
+/// [`NOT_FOUND_UNDERSTOOD`]: in a golang pool the owner otherwise answers
+/// 500 as golang does, and a Go owner's 404 ("no such group") is not one.
+pub(crate) const NOT_FOUND: HeaderName = HeaderName::from_static("groupcached-not-found");
 
 /// Why a request path could not be decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -222,7 +222,7 @@ async fn bad_snapshots_leave_the_node_empty() {
             "format",
             Some(resealed(other_format)),
             "g",
-            "snapshot format 0, this node reads format 1",
+            "snapshot format 0, this node reads formats 1 and 2",
         ),
         (
             "old",
@@ -347,4 +347,56 @@ async fn a_remove_while_a_node_is_away_does_not_come_back() {
     assert_eq!(&get(&a.url).await.body[..], b"version 2");
     assert_eq!(origin.hits(key.as_bytes()), 2);
     assert_eq!(c.stop().await, Some(0));
+}
+
+/// A snapshot in format 1 (before values carried their stale windows) is
+/// still read; a value's windows survive a restart in format 2, so a value
+/// that may be served stale still is after the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn older_snapshots_are_read_and_stale_windows_survive() {
+    let origin = Origin::start().await;
+    let dir = TempDir::new("formats");
+    let path = dir.join("v1.snap");
+    let mut v1 = b"GCSNAP".to_vec();
+    v1.extend(1u16.to_le_bytes());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    v1.extend(now.to_le_bytes());
+    v1.extend(1u32.to_le_bytes());
+    v1.extend(1u32.to_le_bytes());
+    v1.extend(b"g");
+    v1.extend(0u32.to_le_bytes()); // group 0
+    v1.extend(10u32.to_le_bytes());
+    v1.extend(b"old-format");
+    v1.extend(7u32.to_le_bytes());
+    v1.extend(b"from v1");
+    v1.extend(0i64.to_le_bytes()); // never expires
+    v1.extend(u32::MAX.to_le_bytes());
+    v1.extend([0; 4]);
+    std::fs::write(&path, resealed(v1)).unwrap();
+    let mut node = Restartable::new(&dir, &snapshot_args(&origin, &path));
+    node.start().await;
+    let reply = http_get(&format!("{}/cache/g/old-format", node.url)).await;
+    assert_eq!((reply.status, &reply.body[..]), (200, &b"from v1"[..]));
+    assert_eq!(origin.hits(b"old-format"), 0, "restored, not loaded");
+
+    // Format 2 keeps a value's stale-if-error across the restart.
+    let key = "ver/max-age=2,stale-if-error=600/kept";
+    let url = |node: &Restartable| format!("{}/cache/g/{}", node.url, esc(key.as_bytes()));
+    assert_eq!(http_get(&url(&node)).await.body, "version 1");
+    assert_eq!(node.stop().await, Some(0));
+    node.start().await;
+    origin.set_state(OriginState::Closing);
+    // Once it has expired, it is answered stale.
+    eventually(Duration::from_secs(10), "the value to expire", || async {
+        let reply = http_get(&url(&node)).await;
+        assert_eq!((reply.status, &reply.body[..]), (200, &b"version 1"[..]));
+        let status = reply.header("cache-status").unwrap_or_default().to_string();
+        status.contains("stale-if-error").then_some(())
+    })
+    .await;
+    assert_eq!(origin.hits(key.as_bytes()), 1);
+    assert_eq!(node.stop().await, Some(0));
 }

@@ -1,7 +1,6 @@
 //! An in-process HTTP origin that counts the loads of each key.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,12 +24,38 @@ pub fn value_of(key: &[u8]) -> Vec<u8> {
 /// `GET /v/{key}` (key percent-encoded) answers `value-of-{key}`; keys that
 /// start with `missing` get 404, keys that start with `fail` get 500, keys
 /// that start with `big` get 1 MiB of a repeating pattern, keys that
-/// start with `slow` are answered after one second and `delay-N-...` keys
-/// after N ms.
+/// start with `slow` are answered after one second and keys with a
+/// `delay-N-...` segment after N ms. `ver/{cache-control}/...` keys answer
+/// `version N` on their Nth load with that `Cache-Control`;
+/// `missing/{cache-control}/...` and `gone/{cache-control}/...` answer 404
+/// and 410 with it.
+///
+/// [`Origin::set_state`] takes it down without closing its port.
 #[derive(Clone)]
 pub struct Origin {
     pub url: String,
     hits: Arc<Mutex<HashMap<Vec<u8>, usize>>>,
+    control: Arc<Mutex<Control>>,
+}
+
+/// How the origin answers: normally, or as a broken origin would.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OriginState {
+    Up,
+    /// Every connection is closed at once, before a reply: no status at
+    /// all, like a crashed origin behind a load balancer.
+    Closing,
+    /// Every request gets a 503.
+    Unavailable,
+    /// Requests are read and never answered.
+    Hanging,
+}
+
+#[derive(Debug, Clone)]
+struct Control {
+    state: OriginState,
+    /// Replaces the `Cache-Control` of `ver/` keys.
+    cache_control: Option<String>,
 }
 
 impl Origin {
@@ -50,23 +75,43 @@ impl Origin {
         let origin = Origin {
             url,
             hits: Arc::default(),
+            control: Arc::new(Mutex::new(Control {
+                state: OriginState::Up,
+                cache_control: None,
+            })),
         };
-        let hits = origin.hits.clone();
+        let (hits, control) = (origin.hits.clone(), origin.control.clone());
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                let (hits, tls) = (hits.clone(), tls.clone());
+                if control.lock().unwrap().state == OriginState::Closing {
+                    drop(stream);
+                    continue;
+                }
+                let (hits, tls, control) = (hits.clone(), tls.clone(), control.clone());
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-                        let hits = hits.clone();
+                        let (hits, control) = (hits.clone(), control.clone());
                         async move {
+                            let now = control.lock().unwrap().clone();
+                            match now.state {
+                                // An error ends the connection without a reply.
+                                OriginState::Closing => return Err("closing"),
+                                OriginState::Hanging => std::future::pending::<()>().await,
+                                OriginState::Unavailable => {
+                                    let mut reply = Response::new(Full::new(Bytes::from("down")));
+                                    *reply.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                                    return Ok::<_, &str>(reply);
+                                }
+                                OriginState::Up => {}
+                            }
                             // A deliberately slow origin, to keep a load in flight.
                             if let Some(delay) = delay_of(request.uri().path()) {
                                 tokio::time::sleep(delay).await;
                             }
-                            Ok::<_, Infallible>(serve_origin(&hits, request))
+                            Ok(serve_origin(&hits, request, now.cache_control.as_deref()))
                         }
                     });
                     let http = hyper::server::conn::http1::Builder::new();
@@ -88,6 +133,17 @@ impl Origin {
     /// The `--group` origin template for this origin.
     pub fn template(&self) -> String {
         format!("{}/v/{{key}}", self.url)
+    }
+
+    /// Takes the origin down (or brings it back) without closing its port.
+    pub fn set_state(&self, state: OriginState) {
+        self.control.lock().unwrap().state = state;
+    }
+
+    /// From now on `ver/` keys carry this `Cache-Control` instead of their
+    /// own (`None`: their own again).
+    pub fn override_cache_control(&self, cache_control: Option<&str>) {
+        self.control.lock().unwrap().cache_control = cache_control.map(str::to_string);
     }
 
     pub fn hits(&self, key: &[u8]) -> usize {
@@ -113,14 +169,18 @@ impl Origin {
 }
 
 /// How long the origin takes for the key in `path`: one second for keys
-/// starting with `slow`, N ms for `delay-N-...`, else no time.
+/// starting with `slow`, N ms for keys with a `delay-N-...` segment, else
+/// no time.
 fn delay_of(path: &str) -> Option<Duration> {
     let key = path.strip_prefix("/v/")?;
     if key.starts_with("slow") {
         return Some(Duration::from_secs(1));
     }
+    let key = groupcached::wire::unescape(key.as_bytes()).ok()?;
+    let key = String::from_utf8(key).ok()?;
     let ms = key
-        .strip_prefix("delay-")?
+        .split('/')
+        .find_map(|segment| segment.strip_prefix("delay-"))?
         .split('-')
         .next()?
         .parse()
@@ -138,6 +198,7 @@ pub fn big_value(key: &[u8]) -> Vec<u8> {
 fn serve_origin(
     hits: &Mutex<HashMap<Vec<u8>, usize>>,
     request: Request<Incoming>,
+    cache_control_override: Option<&str>,
 ) -> Response<Full<Bytes>> {
     let reply = |status: StatusCode, body: Vec<u8>| {
         let mut response = Response::new(Full::new(Bytes::from(body)));
@@ -156,14 +217,23 @@ fn serve_origin(
         *count += 1;
         *count
     };
-    if let Some(rest) = key.strip_prefix(b"ver/") {
-        let mut response = reply(StatusCode::OK, format!("version {loads}").into_bytes());
+    // The Cache-Control a `prefix/{cache-control}/...` key asks for.
+    let with_cache_control = |mut response: Response<Full<Bytes>>, rest: &[u8]| {
         let cache_control = rest.split(|&b| b == b'/').next().unwrap_or_default();
         if !cache_control.is_empty() {
             let value = hyper::header::HeaderValue::from_bytes(cache_control).unwrap();
             response.headers_mut().insert("cache-control", value);
         }
         response
+    };
+    if let Some(rest) = key.strip_prefix(b"ver/") {
+        let response = reply(StatusCode::OK, format!("version {loads}").into_bytes());
+        let rest = cache_control_override.map_or(rest, str::as_bytes);
+        with_cache_control(response, rest)
+    } else if let Some(rest) = key.strip_prefix(b"missing/") {
+        with_cache_control(reply(StatusCode::NOT_FOUND, b"no such key".to_vec()), rest)
+    } else if let Some(rest) = key.strip_prefix(b"gone/") {
+        with_cache_control(reply(StatusCode::GONE, b"gone for good".to_vec()), rest)
     } else if key.starts_with(b"missing") {
         reply(StatusCode::NOT_FOUND, b"no such key".to_vec())
     } else if key.starts_with(b"fail") {
