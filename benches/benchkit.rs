@@ -7,9 +7,12 @@
 //!   ceiling the peer API is compared against. It uses the same runtime,
 //!   http1 settings and allocator as groupcached, so the difference is the
 //!   cache work.
-//! - `origin LISTEN VALUE_BYTES`: a fast origin. `GET /v/{key}` answers
-//!   VALUE_BYTES bytes at once, `/slow/{key}` after 200 ms; `/hits` is the
-//!   number of value requests so far, `/reset` zeroes it.
+//! - `origin LISTEN VALUE_BYTES [CACHE_CONTROL]`: a fast origin. `GET
+//!   /v/{key}` answers VALUE_BYTES bytes at once (with that
+//!   `Cache-Control`, if given), `/slow/{key}` after 200 ms; `/hits` is the
+//!   number of value requests so far, `/reset` zeroes it. `/down` makes it
+//!   close every value request's connection without a reply (uncounted)
+//!   until `/up`; `/cache-control/{value}` changes the `Cache-Control`.
 //! - `keys PEERS OWNER PREFIX COUNT`: prints COUNT keys `PREFIX<n>` that the
 //!   golang ring (crc32, 50 replicas) over the comma-separated PEERS gives
 //!   to OWNER, one a line.
@@ -150,43 +153,91 @@ async fn ceiling(args: &[String]) -> Result<(), Error> {
 async fn origin(args: &[String]) -> Result<(), Error> {
     let listen: String = arg(args, 0, "LISTEN")?;
     let size: usize = arg(args, 1, "VALUE_BYTES")?;
+    let cache_control: Option<HeaderValue> = match args.get(2) {
+        Some(text) => Some(HeaderValue::from_str(text)?),
+        None => None,
+    };
     let value = Bytes::from(vec![b'v'; size]);
-    let hits = Arc::new(AtomicU64::new(0));
+    let state = Arc::new(OriginState {
+        hits: AtomicU64::new(0),
+        down: std::sync::atomic::AtomicBool::new(false),
+        cache_control: std::sync::Mutex::new(cache_control),
+    });
     let listener = TcpListener::bind(&listen).await?;
     println!("listening on {}", listener.local_addr()?);
     let http = http1::Builder::new();
     loop {
         let (stream, _) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
-        let (value, hits) = (value.clone(), hits.clone());
+        let (value, state) = (value.clone(), state.clone());
         let service = service_fn(move |request: Request<hyper::body::Incoming>| {
-            let (value, hits) = (value.clone(), hits.clone());
-            async move {
-                let path = request.uri().path();
-                let body = if path.starts_with("/v/") {
-                    hits.fetch_add(1, Relaxed);
-                    value
-                } else if path.starts_with("/slow/") {
-                    hits.fetch_add(1, Relaxed);
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    value
-                } else if path == "/hits" {
-                    Bytes::from(format!("{}\n", hits.load(Relaxed)))
-                } else if path == "/reset" {
-                    hits.store(0, Relaxed);
-                    Bytes::from_static(b"0\n")
-                } else {
-                    let mut reply = Response::new(Full::new(Bytes::from_static(b"not found\n")));
-                    *reply.status_mut() = hyper::StatusCode::NOT_FOUND;
-                    return Ok::<_, Infallible>(reply);
-                };
-                Ok(Response::new(Full::new(body)))
-            }
+            let (value, state) = (value.clone(), state.clone());
+            async move { state.answer(request.uri().path(), value).await }
         });
         let connection = http.serve_connection(TokioIo::new(stream), service);
         tokio::spawn(async move {
             let _ = connection.await;
         });
+    }
+}
+
+/// What the bench origin counts and how it answers.
+struct OriginState {
+    hits: AtomicU64,
+    /// Value requests get their connection closed, no reply.
+    down: std::sync::atomic::AtomicBool,
+    cache_control: std::sync::Mutex<Option<HeaderValue>>,
+}
+
+impl OriginState {
+    async fn answer(
+        &self,
+        path: &str,
+        value: Bytes,
+    ) -> Result<Response<Full<Bytes>>, &'static str> {
+        let is_value = path.starts_with("/v/") || path.starts_with("/slow/");
+        if is_value && self.down.load(Relaxed) {
+            // An error ends the connection without a reply.
+            return Err("down");
+        }
+        let body = if path.starts_with("/v/") {
+            self.hits.fetch_add(1, Relaxed);
+            value
+        } else if path.starts_with("/slow/") {
+            self.hits.fetch_add(1, Relaxed);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            value
+        } else if path == "/hits" {
+            Bytes::from(format!("{}\n", self.hits.load(Relaxed)))
+        } else if path == "/reset" {
+            self.hits.store(0, Relaxed);
+            Bytes::from_static(b"0\n")
+        } else if path == "/down" || path == "/up" {
+            self.down.store(path == "/down", Relaxed);
+            Bytes::from_static(b"ok\n")
+        } else if let Some(text) = path.strip_prefix("/cache-control/") {
+            let header = HeaderValue::from_str(text).map_err(|_| "bad Cache-Control")?;
+            *self.cache_control.lock().unwrap_or_else(|p| p.into_inner()) = Some(header);
+            Bytes::from_static(b"ok\n")
+        } else {
+            let mut reply = Response::new(Full::new(Bytes::from_static(b"not found\n")));
+            *reply.status_mut() = hyper::StatusCode::NOT_FOUND;
+            return Ok(reply);
+        };
+        let mut reply = Response::new(Full::new(body));
+        if is_value {
+            if let Some(header) = self
+                .cache_control
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+            {
+                reply
+                    .headers_mut()
+                    .insert(hyper::header::CACHE_CONTROL, header);
+            }
+        }
+        Ok(reply)
     }
 }
 
