@@ -82,6 +82,7 @@ impl App {
                     cache_bytes: config.cache_bytes,
                     getter: origin_getter(spec, &origin_http, config.max_conns_per_peer)?,
                     ttl: spec.ttl,
+                    hot_policy: config.hot_policy,
                 })
             })
             .collect::<Result<_, StartError>>()?;

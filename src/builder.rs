@@ -29,6 +29,7 @@ use crate::consistenthash::DEFAULT_REPLICAS;
 use crate::dialect::Protocol;
 use crate::freshness::TtlPolicy;
 use crate::getter::Getter;
+use crate::group::HotPolicy;
 use crate::health::DEFAULT_PROBE_TIMEOUT;
 use crate::http_client::{HttpClient, LoadBudget};
 use crate::node::{GroupParts, Node, Parts};
@@ -62,6 +63,7 @@ pub struct NodeBuilder {
     picker: Option<Arc<dyn PickPeer>>,
     /// The stale windows and negative TTL of the groups `group` adds.
     policy: TtlPolicy,
+    hot_policy: HotPolicy,
 }
 
 /// Why [`NodeBuilder::build`] made no node.
@@ -129,6 +131,7 @@ impl NodeBuilder {
             allow_writes: false,
             picker: None,
             policy: TtlPolicy::default(),
+            hot_policy: HotPolicy::default(),
         }
     }
 
@@ -159,7 +162,18 @@ impl NodeBuilder {
             cache_bytes,
             getter: Arc::new(getter),
             ttl: self.policy,
+            hot_policy: self.hot_policy,
         });
+        self
+    }
+
+    /// How groups keep hot copies of values fetched from their owners
+    /// (`--hot-policy`; default [`HotPolicy::Heat`]), for every group.
+    pub fn hot_policy(mut self, policy: HotPolicy) -> NodeBuilder {
+        self.hot_policy = policy;
+        for group in &mut self.groups {
+            group.hot_policy = policy;
+        }
         self
     }
 

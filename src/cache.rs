@@ -26,6 +26,13 @@
 //! until its expiry, counted as `len(key) + len(message)` and evicted like
 //! values.
 //!
+//! Every lookup counts its key in the group's [`Heat`] sketch, under the
+//! same lock. A copy offered to the hot cache ([`Caches::offer_hot`]) is
+//! admitted when there is room, or when its count (or the owner's reported
+//! rate) beats that of the entry the victim rule would evict for it
+//! (TinyLFU's admission): the hot cache fills with what is asked for most,
+//! not with whatever came last.
+//!
 //! Writes (a Set or Remove from a user or a peer) bump a write generation
 //! of the key's stripe. A load notes the generation before it starts and
 //! stores its value only if no write came in between, so a load that began
@@ -39,6 +46,7 @@ use bytes::Bytes;
 use lru::LruCache;
 use serde::Serialize;
 
+use crate::heat::Heat;
 use crate::value::{now_nanos, Expiry, Grace, Value};
 
 /// Which of a group's two caches.
@@ -92,6 +100,16 @@ pub(crate) struct StaleHit {
     pub failing: bool,
 }
 
+/// One of the keys asked for most at a node.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct HotKey {
+    pub key: Box<[u8]>,
+    /// Estimated requests per second here.
+    pub rate: f64,
+    /// The cache holding it, if any.
+    pub held: Option<Which>,
+}
+
 /// Main and hot caches behind one lock, so the victim rule sees both.
 pub(crate) struct Caches {
     limit: u64,
@@ -103,6 +121,8 @@ struct Pair {
     hot: Lru<Entry>,
     /// Expired main entries within their grace.
     stale: Lru<Stale>,
+    /// How often each key is asked for here.
+    heat: Heat,
     /// Write generations, one per stripe of keys (by hash). A write to any
     /// key of a stripe bumps it: loads of the stripe's other keys in flight
     /// at that moment are then served but not stored, which costs a reload
@@ -284,6 +304,8 @@ impl Caches {
                 main: Lru::new(),
                 hot: Lru::new(),
                 stale: Lru::new(),
+                // Sized for entries of about 1 KiB.
+                heat: Heat::new(limit / 1024),
                 generations: Box::new([0; STRIPES]),
                 recent: VecDeque::new(),
             }),
@@ -296,18 +318,28 @@ impl Caches {
     /// miss there.
     pub(crate) fn lookup(&self, key: &[u8]) -> Lookup {
         // The clock is read only for entries that expire.
-        self.lookup_at(key, now_nanos)
+        self.lookup_at(key, now_nanos, true)
+    }
+
+    /// [`Caches::lookup`] without counting the key again: a load's second
+    /// look.
+    pub(crate) fn lookup_again(&self, key: &[u8]) -> Lookup {
+        self.lookup_at(key, now_nanos, false)
     }
 
     /// [`Caches::lookup`], with `now` telling the instant (Unix
-    /// nanoseconds).
-    fn lookup_at(&self, key: &[u8], now: impl Fn() -> i64) -> Lookup {
+    /// nanoseconds); `count`: a request for the key.
+    fn lookup_at(&self, key: &[u8], now: impl Fn() -> i64, count: bool) -> Lookup {
         if self.limit == 0 {
             return Lookup::Miss;
         }
+        let hash = count.then(|| Heat::hash(key));
         let mut guard = self.lock();
-        // Through a plain reference, so the three lists borrow separately.
+        // Through a plain reference, so the lists borrow separately.
         let pair: &mut Pair = &mut guard;
+        if let Some(hash) = hash {
+            pair.heat.touch(key, hash);
+        }
         match pair.main.get(key, &now) {
             Got::Live(entry) if entry.is_not_found() => {
                 let message = String::from_utf8_lossy(&entry.bytes).into_owned();
@@ -364,7 +396,7 @@ impl Caches {
     /// [`Caches::get`] at the instant `now` (Unix nanoseconds).
     #[cfg(test)]
     fn get_at(&self, key: &[u8], now: i64) -> Option<Value> {
-        match self.lookup_at(key, || now) {
+        match self.lookup_at(key, || now, true) {
             Lookup::Hit(value, _) => Some(value),
             _ => None,
         }
@@ -436,6 +468,86 @@ impl Caches {
     ) -> Value {
         self.store_unless_written(which, key, Entry::new(value.clone()), since);
         value
+    }
+
+    /// Offers a copy of another owner's value to the hot cache, as
+    /// [`Caches::add_unless_written`] would store it, but only if there is
+    /// room or it is asked for more than the entry it would evict: its own
+    /// count here, or the count `reported_rate` (the owner's requests per
+    /// second) stands for, whichever is larger. Returns the value and
+    /// whether it was admitted.
+    pub(crate) fn offer_hot(
+        &self,
+        key: &[u8],
+        value: Value,
+        since: u64,
+        reported_rate: Option<f64>,
+    ) -> (Value, bool) {
+        let entry = Entry::new(value.clone());
+        if !self.fits(key, &entry.bytes) || entry.is_expired_at(now_nanos()) {
+            return (value, false);
+        }
+        let hash = Heat::hash(key);
+        let mut guard = self.lock();
+        let pair: &mut Pair = &mut guard;
+        if pair.generations[stripe(key)] != since {
+            return (value, false);
+        }
+        let own = pair.heat.estimate(hash);
+        let reported = reported_rate.map_or(0, |rate| pair.heat.count_for_rate(rate));
+        let size = (key.len() + entry.bytes.len()) as u64;
+        let admitted = match self.first_victim(pair, Which::Hot, size) {
+            None => true,
+            Some(victim) => own.max(reported) > pair.heat.estimate(Heat::hash(&victim)),
+        };
+        if admitted {
+            self.store(pair, Which::Hot, key, entry);
+        }
+        (value, admitted)
+    }
+
+    /// The key the victim rule would evict first to make room for `size`
+    /// more bytes in `which`; `None` when nothing would be (there is room,
+    /// or stale entries make it).
+    fn first_victim(&self, pair: &Pair, which: Which, size: u64) -> Option<Box<[u8]>> {
+        let over = (pair.bytes() + size).checked_sub(self.limit)?;
+        if over == 0 || pair.stale.stats.bytes >= over {
+            return None;
+        }
+        let hot_after = pair.hot.stats.bytes + if which == Which::Hot { size } else { 0 };
+        let victims = if hot_after > pair.main.stats.bytes / 8 {
+            &pair.hot
+        } else {
+            &pair.main
+        };
+        victims.entries.peek_lru().map(|(key, _)| key.clone())
+    }
+
+    /// The estimated requests per second for `key` here.
+    pub(crate) fn rate(&self, key: &[u8]) -> f64 {
+        let hash = Heat::hash(key);
+        let pair = self.lock();
+        pair.heat.rate(pair.heat.estimate(hash))
+    }
+
+    /// The keys asked for most here, hottest first: each with its
+    /// estimated requests per second and the cache that holds it.
+    pub(crate) fn hot_keys(&self) -> Vec<HotKey> {
+        let pair = self.lock();
+        let top = pair.heat.top();
+        top.into_iter()
+            .map(|(key, count)| {
+                let held = if pair.main.entries.contains(&key) {
+                    Some(Which::Main)
+                } else if pair.hot.entries.contains(&key) {
+                    Some(Which::Hot)
+                } else {
+                    None
+                };
+                let rate = pair.heat.rate(count);
+                HotKey { key, rate, held }
+            })
+            .collect()
     }
 
     /// Remembers that `key` does not exist until `expiry`, unless a write
@@ -871,11 +983,11 @@ mod tests {
         caches.add(Which::Main, b"k", graced(b"v", expires, 60, 5));
         caches.add(Which::Main, b"plain", graced(b"p", expires, 0, 0));
         assert!(matches!(
-            caches.lookup_at(b"k", || now),
+            caches.lookup_at(b"k", || now, true),
             Lookup::Hit(_, Which::Main)
         ));
         // Two seconds after expiry: within both windows.
-        let Lookup::Stale(stale) = caches.lookup_at(b"k", || expires + 2 * SEC) else {
+        let Lookup::Stale(stale) = caches.lookup_at(b"k", || expires + 2 * SEC, true) else {
             panic!("stale expected");
         };
         assert_eq!(
@@ -887,15 +999,21 @@ mod tests {
         assert_eq!((main.items, main.expired), (1, 1), "moved out of main");
         assert_eq!((stale_list.items, stale_list.bytes), (1, 2));
         // Past stale-while-revalidate, within stale-if-error.
-        let Lookup::Stale(stale) = caches.lookup_at(b"k", || expires + 6 * SEC) else {
+        let Lookup::Stale(stale) = caches.lookup_at(b"k", || expires + 6 * SEC, true) else {
             panic!("stale expected");
         };
         assert!(!stale.revalidating);
         // Past both: gone.
-        assert_eq!(caches.lookup_at(b"k", || expires + 61 * SEC), Lookup::Miss);
+        assert_eq!(
+            caches.lookup_at(b"k", || expires + 61 * SEC, true),
+            Lookup::Miss
+        );
         assert_eq!(caches.stats().2.items, 0);
         // No grace: an expired value is simply a miss.
-        assert_eq!(caches.lookup_at(b"plain", || expires + SEC), Lookup::Miss);
+        assert_eq!(
+            caches.lookup_at(b"plain", || expires + SEC, true),
+            Lookup::Miss
+        );
         assert_eq!(caches.stats().2.items, 0);
     }
 
@@ -984,7 +1102,7 @@ mod tests {
         let since = caches.generation(b"k");
         caches.add_not_found(b"k", "origin returned 404 Not Found", until, since);
         assert_eq!(
-            caches.lookup_at(b"k", || now),
+            caches.lookup_at(b"k", || now, true),
             Lookup::NotFound("origin returned 404 Not Found".into(), until)
         );
         let (main, _, _) = caches.stats();
@@ -995,7 +1113,7 @@ mod tests {
         );
         assert!(caches.main_entries().is_empty(), "not a value to snapshot");
         assert_eq!(
-            caches.lookup_at(b"k", || now + 61 * SEC),
+            caches.lookup_at(b"k", || now + 61 * SEC, true),
             Lookup::Miss,
             "expired"
         );
@@ -1017,5 +1135,78 @@ mod tests {
         caches.write(b"s", None).unwrap();
         assert_eq!(caches.lookup(b"s"), Lookup::Miss);
         assert_eq!(caches.stats().2.items, 0);
+    }
+
+    /// Looks `key` up `times` times: a key asked for that often.
+    fn ask(caches: &Caches, key: &[u8], times: usize) {
+        for _ in 0..times {
+            let _ = caches.lookup(key);
+        }
+    }
+
+    #[test]
+    fn hot_copies_are_admitted_by_heat() {
+        // Room for ten 10-byte entries; five owned values.
+        let caches = Caches::new(100);
+        for i in 0..5 {
+            caches.add(Which::Main, format!("m{i}").as_bytes(), v(b"01234567"));
+        }
+        // While there is room, every copy is kept.
+        for i in 0..5 {
+            let key = format!("h{i}");
+            ask(&caches, key.as_bytes(), 5);
+            let since = caches.generation(key.as_bytes());
+            assert!(
+                caches
+                    .offer_hot(key.as_bytes(), v(b"01234567"), since, None)
+                    .1
+            );
+        }
+        // Full: a key asked for once loses to the coldest hot copy...
+        ask(&caches, b"c0", 1);
+        let since = caches.generation(b"c0");
+        assert!(!caches.offer_hot(b"c0", v(b"01234567"), since, None).1);
+        assert!(caches.get(b"c0").is_none());
+        // ...unless its owner reports it hot.
+        let (_, admitted) = caches.offer_hot(b"c0", v(b"01234567"), since, Some(1e6));
+        assert!(admitted, "the owner's rate counts");
+        // A key asked for more than the coldest copy replaces it.
+        ask(&caches, b"w0", 20);
+        let since = caches.generation(b"w0");
+        assert!(caches.offer_hot(b"w0", v(b"01234567"), since, None).1);
+        assert!(caches.get(b"w0").is_some());
+        // Owned values were never evicted for hot copies.
+        for i in 0..5 {
+            assert!(caches.get(format!("m{i}").as_bytes()).is_some(), "m{i}");
+        }
+        let (main, hot, _) = caches.stats();
+        assert_eq!((main.items, main.evictions), (5, 0));
+        assert_eq!((hot.items, hot.evictions), (5, 2));
+    }
+
+    #[test]
+    fn owned_values_push_hot_copies_out_and_a_write_stops_an_offer() {
+        let caches = Caches::new(100);
+        for i in 0..10 {
+            let key = format!("h{i}");
+            let since = caches.generation(key.as_bytes());
+            caches.offer_hot(key.as_bytes(), v(b"01234567"), since, None);
+        }
+        // Hot holds everything; owned values take its room back.
+        for i in 0..8 {
+            caches.add(Which::Main, format!("m{i}").as_bytes(), v(b"01234567"));
+        }
+        let (main, hot, _) = caches.stats();
+        assert_eq!((main.items, hot.items), (8, 2));
+        // A copy fetched before a write is not kept.
+        let since = caches.generation(b"x");
+        caches.write(b"x", None).unwrap();
+        assert!(!caches.offer_hot(b"x", v(b"01234567"), since, None).1);
+        // The rate of a key follows its lookups.
+        ask(&caches, b"m0", 30);
+        assert!(caches.rate(b"m0") > caches.rate(b"m1"));
+        let top = caches.hot_keys();
+        assert_eq!(&*top[0].key, b"m0");
+        assert_eq!(top[0].held, Some(Which::Main));
     }
 }

@@ -11,6 +11,7 @@ use clap::Parser;
 
 use crate::consistenthash::DEFAULT_REPLICAS;
 use crate::dialect::Protocol;
+use crate::group::HotPolicy;
 use crate::units::{limits, parse_duration, parse_size};
 use crate::wire::DEFAULT_BASE_PATH;
 
@@ -117,6 +118,10 @@ pub(crate) struct Args {
     /// every node of a pool must use the same.
     #[arg(long, env = "GROUPCACHED_PROTOCOL", value_parser = protocol_parser(), default_value = "golang")]
     pub protocol: Protocol,
+
+    /// How values fetched from their owners get into the hot cache.
+    #[arg(long, env = "GROUPCACHED_HOT_POLICY", value_parser = hot_policy_parser(), default_value = "heat")]
+    pub hot_policy: HotPolicy,
 
     /// Accept PUT and DELETE on /cache/{group}/{key} (mailgun and
     /// groupcache-go pools only).
@@ -297,6 +302,19 @@ fn protocol_parser() -> impl TypedValueParser<Value = Protocol> {
     let names =
         Protocol::ALL.map(|protocol| PossibleValue::new(protocol.name()).help(help(protocol)));
     PossibleValuesParser::new(names).try_map(|name| name.parse::<Protocol>())
+}
+
+/// `--hot-policy`: `heat` or `golang`, listed in `--help`.
+fn hot_policy_parser() -> impl TypedValueParser<Value = HotPolicy> {
+    let names = [
+        PossibleValue::new("heat").help(
+            "keep a copy when there is room or it is asked for more than the entry it would evict",
+        ),
+        PossibleValue::new("golang").help(
+            "as the Go nodes do: 1 fetched value in 10 at random (every value in a fork's pool)",
+        ),
+    ];
+    PossibleValuesParser::new(names).try_map(|name| name.parse::<HotPolicy>())
 }
 
 /// A clap parser for a count flag in `min..=max`.

@@ -9,6 +9,7 @@ use crate::cli::Args;
 use crate::dialect::Protocol;
 use crate::discovery::EtcdConfig;
 use crate::freshness::TtlPolicy;
+use crate::group::HotPolicy;
 use crate::http_client::HttpClient;
 use crate::origin::{HttpOrigin, TemplateError};
 use crate::tls::{ClientAuth, FlagPath, Identity, ServerTls, TlsError};
@@ -24,6 +25,7 @@ pub(crate) struct Config {
     pub(crate) cache_bytes: u64,
     pub(crate) base_path: String,
     pub(crate) protocol: Protocol,
+    pub(crate) hot_policy: HotPolicy,
     pub(crate) allow_writes: bool,
     pub(crate) replicas: usize,
     pub(crate) peer_timeout: Duration,
@@ -201,6 +203,7 @@ impl Args {
             cache_bytes: self.cache_bytes,
             base_path: self.base_path,
             protocol: self.protocol,
+            hot_policy: self.hot_policy,
             allow_writes: self.allow_writes,
             replicas: self.replicas,
             peer_timeout: self.peer_timeout,

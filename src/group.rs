@@ -148,6 +148,44 @@ impl From<Which> for Source {
     }
 }
 
+/// How a group decides to keep a hot copy of a value it fetched from the
+/// key's owner.
+///
+/// ```
+/// use groupcached::HotPolicy;
+/// assert_eq!(HotPolicy::default(), HotPolicy::Heat);
+/// assert_eq!("golang".parse::<HotPolicy>(), Ok(HotPolicy::Golang));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum HotPolicy {
+    /// By how often it is asked for: a copy is kept when there is room, or
+    /// when its count here (or the owner's reported rate) beats that of the
+    /// entry it would evict.
+    #[default]
+    Heat,
+    /// As the pool's Go implementation does: one fetched value in ten at
+    /// random in a golang pool, every fetched value in a fork's pool.
+    Golang,
+}
+
+/// A hot policy name that is neither `heat` nor `golang`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown hot policy {0:?}: expected heat or golang")]
+pub struct UnknownHotPolicy(String);
+
+impl std::str::FromStr for HotPolicy {
+    type Err = UnknownHotPolicy;
+
+    fn from_str(name: &str) -> Result<HotPolicy, UnknownHotPolicy> {
+        match name {
+            "heat" => Ok(HotPolicy::Heat),
+            "golang" => Ok(HotPolicy::Golang),
+            _ => Err(UnknownHotPolicy(name.to_string())),
+        }
+    }
+}
+
 /// How a get goes on a miss: a user's may ask the owning peer, a peer's is
 /// answered from this node's getter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,7 +204,9 @@ struct Inner {
     name: String,
     getter: Arc<dyn Getter>,
     peers: Arc<dyn PickPeer>,
-    /// Whether a value fetched from a peer is mirrored into the hot cache
+    /// How values fetched from peers get into the hot cache.
+    hot_policy: HotPolicy,
+    /// Under [`HotPolicy::Golang`], whether a fetched value is mirrored
     /// when the protocol leaves it to chance: [`one_in_ten`], or a fixed
     /// choice in tests.
     mirror_sample: fn() -> bool,
@@ -196,12 +236,13 @@ impl Group {
         getter: Arc<dyn Getter>,
         peers: Arc<dyn PickPeer>,
         policy: TtlPolicy,
+        hot_policy: HotPolicy,
     ) -> Group {
         let mut group = Group::with_mirror_sample(name, cache_bytes, getter, peers, one_in_ten);
         // Only just made, so there is no other handle yet.
-        Arc::get_mut(&mut group.inner)
-            .expect("a group not yet shared")
-            .policy = policy;
+        let inner = Arc::get_mut(&mut group.inner).expect("a group not yet shared");
+        inner.policy = policy;
+        inner.hot_policy = hot_policy;
         group
     }
 
@@ -217,6 +258,7 @@ impl Group {
                 name: name.to_string(),
                 getter,
                 peers,
+                hot_policy: HotPolicy::Golang,
                 mirror_sample,
                 caches: Caches::new(cache_bytes),
                 policy: TtlPolicy::default(),
@@ -385,6 +427,21 @@ impl Group {
         self.inner.stats.count(what);
     }
 
+    /// How this group keeps hot copies.
+    pub(crate) fn hot_policy(&self) -> HotPolicy {
+        self.inner.hot_policy
+    }
+
+    /// The estimated requests per second for `key` at this node.
+    pub(crate) fn rate(&self, key: &[u8]) -> f64 {
+        self.inner.caches.rate(key)
+    }
+
+    /// The keys asked for most at this node, hottest first.
+    pub(crate) fn hot_keys(&self) -> Vec<crate::cache::HotKey> {
+        self.inner.caches.hot_keys()
+    }
+
     /// The group's counters and both caches' counters.
     pub fn stats(&self) -> GroupStats {
         self.inner.stats.snapshot(self.inner.caches.stats())
@@ -393,7 +450,7 @@ impl Group {
     /// A singleflight leader's second look: another load may have filled
     /// the cache just before this one began.
     fn recheck(&self, key: &[u8]) -> Option<Traced> {
-        match self.inner.caches.lookup(key) {
+        match self.inner.caches.lookup_again(key) {
             Lookup::Hit(value, which) => {
                 self.inner.stats.cache_hits.fetch_add(1, Relaxed);
                 Some((Ok(value), which.into()))
@@ -422,15 +479,9 @@ impl Group {
         let fetched = self.fetch(peer.as_ref(), &key).await;
         inner.timings.peer_fetch(started.elapsed());
         match fetched {
-            Ok(value) => {
+            Ok((value, reported_rate)) => {
                 inner.stats.peer_loads.fetch_add(1, Relaxed);
-                if inner.peers.protocol().always_fills_hot() || (inner.mirror_sample)() {
-                    let since = Some(since);
-                    let value = inner
-                        .caches
-                        .add_unless_written(Which::Hot, &key, value, since);
-                    return (Ok(value), Source::Peer);
-                }
+                let value = self.mirror(&key, value, since, reported_rate);
                 return (Ok(value), Source::Peer);
             }
             // Its keys load here at once while the owner is marked down.
@@ -468,13 +519,45 @@ impl Group {
         self.load_locally(&key, since, false).await
     }
 
-    /// Fetches `key` from its owner, giving up after the pool's fetch
-    /// timeout even if the peer never answers.
-    async fn fetch(&self, peer: &dyn FetchPeer, key: &[u8]) -> Result<Value, PeerError> {
+    /// Keeps a hot copy of `value`, fetched from its owner, as the hot
+    /// policy says; returns the value.
+    fn mirror(&self, key: &[u8], value: Value, since: u64, reported_rate: Option<f64>) -> Value {
+        let inner = &self.inner;
+        match inner.hot_policy {
+            HotPolicy::Golang => {
+                if inner.peers.protocol().always_fills_hot() || (inner.mirror_sample)() {
+                    let since = Some(since);
+                    return inner
+                        .caches
+                        .add_unless_written(Which::Hot, key, value, since);
+                }
+                value
+            }
+            HotPolicy::Heat => {
+                let (value, admitted) = inner.caches.offer_hot(key, value, since, reported_rate);
+                let counter = if admitted {
+                    &inner.stats.hot_admissions
+                } else {
+                    &inner.stats.hot_rejections
+                };
+                counter.fetch_add(1, Relaxed);
+                value
+            }
+        }
+    }
+
+    /// Fetches `key` from its owner, with the owner's estimate of its rate,
+    /// giving up after the pool's fetch timeout even if the peer never
+    /// answers.
+    async fn fetch(
+        &self,
+        peer: &dyn FetchPeer,
+        key: &[u8],
+    ) -> Result<(Value, Option<f64>), PeerError> {
         let timeout = self.inner.peers.fetch_timeout();
         // `fetch` before the timer: the peer client counts the same deadline
         // from its call, so when this timer fires it sees it has passed.
-        let fetching = peer.fetch(self.inner.name.as_bytes(), key);
+        let fetching = peer.fetch_with_rate(self.inner.name.as_bytes(), key);
         tokio::time::timeout(timeout, fetching)
             .await
             .unwrap_or(Err(PeerError::Http(HttpError::Timeout(timeout))))
@@ -593,6 +676,19 @@ mod tests {
         Group::with_mirror_sample("g", 1 << 20, getter, pool.clone(), || false)
     }
 
+    /// A group that owns every key, with the default TTL policy.
+    fn local_group(getter: Arc<dyn Getter>) -> Group {
+        let policy = TtlPolicy::default();
+        Group::new(
+            "g",
+            1 << 20,
+            getter,
+            local_peers(),
+            policy,
+            HotPolicy::Golang,
+        )
+    }
+
     fn local_peers() -> Arc<FakePool> {
         FakePool::new(None, Protocol::Golang)
     }
@@ -642,6 +738,7 @@ mod tests {
             counting_getter(calls.clone(), Duration::from_millis(200)),
             local_peers(),
             TtlPolicy::default(),
+            HotPolicy::Golang,
         );
         for loaded in concurrent_gets(&group, b"slow", 100).await {
             assert_eq!(loaded.unwrap().bytes, "value-of-slow");
@@ -666,6 +763,7 @@ mod tests {
             counting_getter(calls.clone(), Duration::from_millis(100)),
             local_peers(),
             TtlPolicy::default(),
+            HotPolicy::Golang,
         );
         for loaded in concurrent_gets(&group, b"missing", 50).await {
             let error = loaded.unwrap_err();
@@ -705,6 +803,7 @@ mod tests {
             counting_getter(calls.clone(), Duration::ZERO),
             peers,
             TtlPolicy::default(),
+            HotPolicy::Golang,
         );
         assert_eq!(
             group.get(key.as_bytes()).await.unwrap().bytes,
@@ -750,6 +849,7 @@ mod tests {
             counting_getter(calls.clone(), Duration::ZERO),
             local_peers(),
             TtlPolicy::default(),
+            HotPolicy::Golang,
         );
         let key = [0xff, 0xfe, b'/', 0x00];
         let value = group.get(&key).await.unwrap().bytes;
@@ -769,7 +869,7 @@ mod tests {
                 Ok(Value::new(&b"fresh"[..], Expiry::UNCACHEABLE))
             }
         });
-        let group = Group::new("g", 1 << 20, getter, local_peers(), TtlPolicy::default());
+        let group = local_group(getter);
         for loaded in concurrent_gets(&group, b"k", 20).await {
             assert_eq!(loaded.unwrap().bytes, "fresh");
         }
@@ -787,7 +887,7 @@ mod tests {
             let n = counter.fetch_add(1, Relaxed) + 1;
             async move { Ok(Value::expiring_in(format!("v{n}"), Duration::from_secs(60))) }
         });
-        let group = Group::new("g", 1 << 20, getter, local_peers(), TtlPolicy::default());
+        let group = local_group(getter);
         let first = group.get(b"k").await.unwrap();
         assert_eq!(first.bytes, "v1");
         assert_eq!(group.get(b"k").await.unwrap().bytes, "v1");
@@ -818,6 +918,7 @@ mod tests {
             counting_getter(calls.clone(), Duration::from_millis(300)),
             local_peers(),
             TtlPolicy::default(),
+            HotPolicy::Golang,
         );
         for set in [false, true] {
             let before = calls.load(Relaxed);
@@ -1027,7 +1128,7 @@ mod tests {
         let calls = Arc::new(AtomicUsize::new(0));
         let mode = Arc::new(std::sync::atomic::AtomicU8::new(UP));
         let getter = versioned_getter(calls.clone(), mode.clone());
-        let group = Group::new("g", 1 << 20, getter, local_peers(), policy);
+        let group = Group::new("g", 1 << 20, getter, local_peers(), policy, HotPolicy::Heat);
         (group, calls, mode)
     }
 

@@ -49,6 +49,7 @@ mod freshness;
 mod getter;
 mod group;
 mod health;
+mod heat;
 mod http_client;
 #[cfg(feature = "metrics")]
 mod metrics;
@@ -76,7 +77,7 @@ pub use builder::{BuildError, NodeBuilder};
 pub use cache::CacheStats;
 pub use dialect::{Protocol, UnknownProtocol};
 pub use getter::{BoxFuture, Getter, GetterError};
-pub use group::{Group, GroupError};
+pub use group::{Group, GroupError, HotPolicy, UnknownHotPolicy};
 pub use http_client::HttpError;
 pub use node::{GetError, Node};
 pub use picker::{FetchPeer, PeerError, PickPeer};

@@ -182,6 +182,15 @@ pub(crate) fn render(node: &Node) -> Result<String, prometheus::Error> {
         );
     }
     out.add(
+        "groupcached_hot_offers_total",
+        "Values fetched from peers offered to the hot cache by heat: kept (admitted) or not (rejected).",
+        MetricType::COUNTER,
+        groups.iter().flat_map(|(g, s)| {
+            [("admitted", s.hot_admissions), ("rejected", s.hot_rejections)]
+                .map(|(result, count)| (vec![("group", g.name()), ("result", result)], count as f64))
+        }),
+    );
+    out.add(
         "groupcached_stale_served_total",
         "Gets answered with an expired value in its grace: while its reload failed (if-error), or while it reloads in the background (while-revalidate).",
         MetricType::COUNTER,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::dialect::Protocol;
 use crate::freshness::TtlPolicy;
 use crate::getter::Getter;
-use crate::group::{Group, GroupError};
+use crate::group::{Group, GroupError, HotPolicy};
 use crate::peers::{PeerSource, Peers};
 use crate::picker::PickPeer;
 use crate::stats::GroupStats;
@@ -83,6 +83,7 @@ pub(crate) struct GroupParts {
     pub(crate) cache_bytes: u64,
     pub(crate) getter: Arc<dyn Getter>,
     pub(crate) ttl: TtlPolicy,
+    pub(crate) hot_policy: HotPolicy,
 }
 
 /// Why [`Node::get`] produced no value.
@@ -107,7 +108,14 @@ impl Node {
                 Some(picker) => picker.clone(),
                 None => parts.peers.clone(),
             };
-            let group = Group::new(&spec.name, spec.cache_bytes, spec.getter, picker, spec.ttl);
+            let group = Group::new(
+                &spec.name,
+                spec.cache_bytes,
+                spec.getter,
+                picker,
+                spec.ttl,
+                spec.hot_policy,
+            );
             ttls.insert(spec.name.as_bytes().to_vec(), spec.ttl);
             groups.insert(spec.name.into_bytes(), group);
         }

@@ -75,7 +75,12 @@ impl PeerClient {
     /// stops answering probes meanwhile. `started`: when the caller began
     /// waiting; the caller gives up after this client's timeout counted
     /// from then.
-    async fn get(&self, started: Instant, group: &[u8], key: &[u8]) -> Result<Value, PeerError> {
+    async fn get(
+        &self,
+        started: Instant,
+        group: &[u8],
+        key: &[u8],
+    ) -> Result<(Value, Option<f64>), PeerError> {
         let mut attempt = self
             .health
             .admit()
@@ -89,16 +94,16 @@ impl PeerClient {
         result
     }
 
-    async fn get_value(&self, group: &[u8], key: &[u8]) -> Result<Value, PeerError> {
+    async fn get_value(&self, group: &[u8], key: &[u8]) -> Result<(Value, Option<f64>), PeerError> {
         let body = self.send(Method::GET, group, key, Bytes::new()).await?;
-        let value = wire::decode_response(body)?;
+        let (value, minute_qps) = wire::decode_response(body)?;
         // The client takes bodies up to `max_response_len(max value)`; that
         // much room for the `expire` field could carry a few bytes more of
         // value, so the value itself is checked too.
         if wire::max_response_len(value.bytes.len()) > self.http.max_body() {
             return Err(PeerError::TooLarge(value.bytes.len()));
         }
-        Ok(value)
+        Ok((value, minute_qps))
     }
 
     /// A fork's remote Set: `PUT` with a `SetRequest` body.
@@ -154,6 +159,16 @@ impl FetchPeer for PeerClient {
         group: &'a [u8],
         key: &'a [u8],
     ) -> BoxFuture<'a, Result<Value, PeerError>> {
+        let fetching = self.get(Instant::now(), group, key);
+        Box::pin(async move { fetching.await.map(|(value, _)| value) })
+    }
+
+    /// The caller's deadline starts now, as for `fetch`.
+    fn fetch_with_rate<'a>(
+        &'a self,
+        group: &'a [u8],
+        key: &'a [u8],
+    ) -> BoxFuture<'a, Result<(Value, Option<f64>), PeerError>> {
         Box::pin(self.get(Instant::now(), group, key))
     }
 

@@ -68,6 +68,18 @@ pub trait FetchPeer: Send + Sync + 'static {
         key: &'a [u8],
     ) -> BoxFuture<'a, Result<Value, PeerError>>;
 
+    /// [`FetchPeer::fetch`], with the owner's estimate of the key's
+    /// requests per second (`GetResponse.minute_qps`) when it sends one. A
+    /// group decides from it (and its own count) whether to keep a hot
+    /// copy; the default sends none.
+    fn fetch_with_rate<'a>(
+        &'a self,
+        group: &'a [u8],
+        key: &'a [u8],
+    ) -> BoxFuture<'a, Result<(Value, Option<f64>), PeerError>> {
+        Box::pin(async move { self.fetch(group, key).await.map(|value| (value, None)) })
+    }
+
     /// The peer's URL, for logs.
     fn url(&self) -> &str;
 

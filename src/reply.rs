@@ -72,13 +72,10 @@ pub struct ReplyBody {
 }
 
 impl ReplyBody {
-    /// `always`: send `expire` even for a value that never expires (0).
-    pub(crate) fn get_response(value: Value, always: bool) -> ReplyBody {
-        let suffix = if always {
-            Some(ResponsePart::expire_always(value.expiry))
-        } else {
-            ResponsePart::expire(value.expiry)
-        };
+    /// `always`: send `expire` even for a value that never expires (0);
+    /// `minute_qps`: the key's rate, when this node sends one.
+    pub(crate) fn get_response(value: Value, always: bool, minute_qps: Option<f64>) -> ReplyBody {
+        let suffix = ResponsePart::after_value(minute_qps, value.expiry, always);
         ReplyBody {
             prefix: Some(ResponsePart::value_header(value.bytes.len())),
             suffix,

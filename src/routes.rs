@@ -30,7 +30,7 @@ use hyper::{Method, Request, Response, StatusCode, Version};
 use crate::cache_status::{cache_status, CACHE_STATUS};
 use crate::dialect::PeerOp;
 use crate::getter::BoxFuture;
-use crate::group::{Counted, Group, GroupError, Source};
+use crate::group::{Counted, Group, GroupError, HotPolicy, Source};
 use crate::http_client::Reservation;
 use crate::node::Node;
 use crate::reply::{
@@ -271,7 +271,10 @@ async fn serve_peer_get(node: &Node, group: &Group, key: &[u8], understood: bool
     match group.get_for_peer(key).await {
         Ok(value) => {
             let always = protocol.always_sends_expire();
-            let mut reply = Response::new(ReplyBody::get_response(value, always));
+            // The key's rate here, for the requester's hot policy (none
+            // under golang's policy: golang's exact bytes).
+            let rate = (group.hot_policy() == HotPolicy::Heat).then(|| group.rate(key));
+            let mut reply = Response::new(ReplyBody::get_response(value, always, rate));
             reply.headers_mut().insert(
                 CONTENT_TYPE,
                 HeaderValue::from_static(wire::PROTOBUF_CONTENT_TYPE),
@@ -541,10 +544,16 @@ mod tests {
         echo_node_with(&[])
     }
 
-    /// [`echo_node`] with more flags.
+    /// [`echo_node`] with more flags. Its peer replies are golang's exact
+    /// bytes (`--hot-policy golang` sends no `minute_qps`) unless the flags
+    /// choose another hot policy.
     fn echo_node_with(flags: &[&str]) -> Node {
-        let flags: Vec<&str> = ["--group", "g=echo"].iter().chain(flags).copied().collect();
-        crate::app::test_node(&flags)
+        let mut all = vec!["--group", "g=echo"];
+        if !flags.contains(&"--hot-policy") {
+            all.extend(["--hot-policy", "golang"]);
+        }
+        all.extend(flags);
+        crate::app::test_node(&all)
     }
 
     /// A connection to a single listener without TLS.
@@ -614,7 +623,7 @@ mod tests {
 
     #[tokio::test]
     async fn expiring_values_carry_their_expiry_to_users_and_peers() {
-        let node = echo_node_with(&["--default-ttl", "60s"]);
+        let node = echo_node_with(&["--default-ttl", "60s", "--hot-policy", "heat"]);
         let (cache_control, body) = cache_control_and_body(&node, "/cache/g/k").await;
         assert!(
             matches!(cache_control.as_deref(), Some("max-age=59" | "max-age=60")),
@@ -623,13 +632,19 @@ mod tests {
         assert_eq!(body, b"k");
         let (cache_control, body) = cache_control_and_body(&node, "/_groupcache/g/k").await;
         assert_eq!(cache_control, None);
-        let decoded = wire::decode_response(Bytes::from(body.clone())).unwrap();
+        let (decoded, rate) = wire::decode_response(Bytes::from(body.clone())).unwrap();
         let Expiry::At(at) = decoded.expiry else {
             panic!("no expire field in {body:?}");
         };
         let left = at - crate::value::now_nanos();
         assert!(left > 59_000_000_000 && left <= 60_000_000_000, "{left}");
-        assert_eq!(body, wire::encode_response(b"k", decoded.expiry));
+        // golang's bytes, and the key's rate here as field 2 before expire.
+        let rate = rate.expect("minute_qps");
+        assert!(rate > 0.0, "{rate}");
+        let mut want = b"\x0a\x01k\x11".to_vec();
+        want.extend_from_slice(&rate.to_le_bytes());
+        want.extend_from_slice(&wire::encode_response(b"", decoded.expiry)[2..]);
+        assert_eq!(body, want);
     }
 
     #[tokio::test]

@@ -34,6 +34,8 @@ pub(crate) struct Stats {
     pub(crate) stale_while_revalidate: AtomicU64,
     pub(crate) background_refreshes: AtomicU64,
     pub(crate) negative_hits: AtomicU64,
+    pub(crate) hot_admissions: AtomicU64,
+    pub(crate) hot_rejections: AtomicU64,
 }
 
 impl Stats {
@@ -76,6 +78,8 @@ impl Stats {
             stale_while_revalidate: s.stale_while_revalidate.load(Relaxed),
             background_refreshes: s.background_refreshes.load(Relaxed),
             negative_hits: s.negative_hits.load(Relaxed),
+            hot_admissions: s.hot_admissions.load(Relaxed),
+            hot_rejections: s.hot_rejections.load(Relaxed),
             main_cache,
             hot_cache,
             stale_cache,
@@ -142,6 +146,12 @@ pub struct GroupStats {
     pub background_refreshes: u64,
     /// Gets answered from a remembered not-found.
     pub negative_hits: u64,
+    /// Values fetched from peers that the hot policy kept a copy of (by
+    /// heat; golang's sampling counts neither).
+    pub hot_admissions: u64,
+    /// Values fetched from peers that were asked for less than the entry
+    /// they would have evicted, and so not kept.
+    pub hot_rejections: u64,
     /// The cache of keys this node owns (remembered not-founds included).
     pub main_cache: CacheStats,
     /// Copies of other nodes' hot keys.

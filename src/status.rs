@@ -2,7 +2,7 @@
 //! (`status.html`, no external assets) that polls `GET /status` every two
 //! seconds and draws this node, every peer with its share of the ring, the
 //! etcd state, and per group the hit ratio, bytes against capacity, loads
-//! and errors as small inline SVG charts.
+//! and errors as small inline SVG charts, and the keys asked for most.
 //!
 //! `GET /status` is everything the page shows, as one JSON document;
 //! `GET /stats` and `GET /peers` are the narrower views built here too.
@@ -11,10 +11,12 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::cache::{HotKey, Which};
 use crate::group::GroupStats;
 use crate::health::HealthReport;
 use crate::node::Node;
 use crate::peers::{EtcdStatus, PeerHealth};
+use crate::wire;
 
 /// The page itself.
 pub(crate) const PAGE: &str = include_str!("status.html");
@@ -74,12 +76,39 @@ pub(crate) struct PeerStatus {
     pub health: Option<HealthReport>,
 }
 
-/// One group's counters and its cache capacity.
+/// One group's counters, its cache capacity and its hottest keys.
 #[derive(Debug, Serialize)]
 pub(crate) struct GroupStatus {
     pub name: String,
     pub capacity_bytes: u64,
     pub stats: GroupStats,
+    pub hot_keys: Vec<HotKeyStatus>,
+}
+
+/// One of the keys asked for most at this node.
+#[derive(Debug, Serialize)]
+pub(crate) struct HotKeyStatus {
+    /// The key, percent-encoded as in a URL (keys are bytes).
+    pub key: String,
+    /// Estimated requests per second at this node.
+    pub rate: f64,
+    /// `main`, `hot`, or `none` when this node holds no copy.
+    pub held: &'static str,
+}
+
+impl From<HotKey> for HotKeyStatus {
+    fn from(hot: HotKey) -> HotKeyStatus {
+        HotKeyStatus {
+            key: wire::escape(&hot.key),
+            // Two decimals are plenty for a display.
+            rate: (hot.rate * 100.0).round() / 100.0,
+            held: match hot.held {
+                Some(Which::Main) => "main",
+                Some(Which::Hot) => "hot",
+                None => "none",
+            },
+        }
+    }
 }
 
 /// The node's status now.
@@ -106,6 +135,7 @@ pub(crate) fn status(node: &Node) -> Status {
             name: g.name().to_string(),
             capacity_bytes: g.cache_bytes(),
             stats: g.stats(),
+            hot_keys: g.hot_keys().into_iter().map(HotKeyStatus::from).collect(),
         })
         .collect();
     groups.sort_by(|a, b| a.name.cmp(&b.name));

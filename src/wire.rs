@@ -302,12 +302,12 @@ pub(crate) fn parse_path(raw_path: &str, prefix: &str) -> Option<Result<GroupKey
 }
 
 /// A few bytes of a `GetResponse` that travel inline next to the cached
-/// value: field 1's tag and the value's length before it, or the whole
-/// `expire` field (3) after it. At most 11 bytes, so a reply can send them
-/// without allocating.
+/// value: field 1's tag and the value's length before it, or the
+/// `minute_qps` (2) and `expire` (3) fields after it. At most 20 bytes, so
+/// a reply can send them without allocating.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ResponsePart {
-    bytes: [u8; 11],
+    bytes: [u8; 20],
     len: u8,
 }
 
@@ -331,11 +331,42 @@ impl ResponsePart {
         ResponsePart::expire(expiry).unwrap_or(ResponsePart::tagged(0x18, 0))
     }
 
+    /// The fields after the value: `minute_qps` if given (the owner's
+    /// estimate of the key's requests per second; golang nodes skip it),
+    /// then `expire` as [`ResponsePart::expire`] or, with `always`,
+    /// [`ResponsePart::expire_always`].
+    pub(crate) fn after_value(
+        minute_qps: Option<f64>,
+        expiry: Expiry,
+        always: bool,
+    ) -> Option<ResponsePart> {
+        let expire = if always {
+            Some(ResponsePart::expire_always(expiry))
+        } else {
+            ResponsePart::expire(expiry)
+        };
+        let Some(qps) = minute_qps else {
+            return expire;
+        };
+        let mut part = ResponsePart {
+            bytes: [0; 20],
+            len: 9,
+        };
+        part.bytes[0] = 0x11; // field 2, 64-bit
+        part.bytes[1..9].copy_from_slice(&qps.to_le_bytes());
+        if let Some(expire) = expire {
+            let tail = expire.as_bytes();
+            part.bytes[9..9 + tail.len()].copy_from_slice(tail);
+            part.len += tail.len() as u8;
+        }
+        Some(part)
+    }
+
     fn tagged(tag: u8, varint: u64) -> ResponsePart {
-        let mut bytes = [0u8; 11];
+        let mut bytes = [0u8; 20];
         bytes[0] = tag;
         let unused = {
-            let mut rest = &mut bytes[1..];
+            let mut rest = &mut bytes[1..11];
             prost::encoding::encode_varint(varint, &mut rest);
             rest.len()
         };
@@ -351,12 +382,13 @@ impl ResponsePart {
 }
 
 /// The longest `GetResponse` body that carries a value of `value_len`
-/// bytes: the value's tag and length, the value, and the longest `expire`
-/// field (its tag and a 10-byte varint). A requester accepts this much from
-/// an owner whose values are limited to `value_len`.
+/// bytes: the value's tag and length, the value, `minute_qps` (its tag and
+/// 8 bytes) and the longest `expire` field (its tag and a 10-byte varint).
+/// A requester accepts this much from an owner whose values are limited to
+/// `value_len`.
 pub(crate) fn max_response_len(value_len: usize) -> usize {
     let header = ResponsePart::value_header(value_len).as_bytes().len();
-    value_len.saturating_add(header + 11)
+    value_len.saturating_add(header + 9 + 11)
 }
 
 /// The body sent for a value: `GetResponse{value}` (field 1 always, so an
@@ -372,14 +404,18 @@ pub fn encode_response(value: &[u8], expiry: Expiry) -> Bytes {
     out.freeze()
 }
 
-/// Decodes a peer's `GetResponse` body. A missing value is the empty value;
-/// a missing or zero `expire` is "never"; other unknown fields are skipped.
-pub(crate) fn decode_response(body: Bytes) -> Result<Value, prost::DecodeError> {
+/// Decodes a peer's `GetResponse` body: the value, and the owner's
+/// `minute_qps` if it sent one (a finite, non-negative number). A missing
+/// value is the empty value; a missing or zero `expire` is "never"; unknown
+/// fields are skipped.
+pub(crate) fn decode_response(body: Bytes) -> Result<(Value, Option<f64>), prost::DecodeError> {
     let response = pb::GetResponse::decode(body)?;
-    Ok(Value::new(
+    let value = Value::new(
         response.value.unwrap_or_default(),
         Expiry::from_wire(response.expire),
-    ))
+    );
+    let qps = response.minute_qps.filter(|q| q.is_finite() && *q >= 0.0);
+    Ok((value, qps))
 }
 
 /// Why a write body from a peer could not be used.
@@ -636,7 +672,7 @@ mod tests {
         assert_eq!(&encoded[..3], &[0x0a, 0xac, 0x02]);
         assert_eq!(
             decode_response(encoded).unwrap(),
-            Value::from(Bytes::from(big))
+            (Value::from(Bytes::from(big)), None)
         );
     }
 
@@ -647,7 +683,7 @@ mod tests {
         let expiry = Expiry::At(1_795_446_879_274_390_282);
         assert_eq!(&encode_response(b"origin:exp1", expiry)[..], captured);
         let decoded = decode_response(Bytes::from_static(captured)).unwrap();
-        assert_eq!(decoded, Value::new(&b"origin:exp1"[..], expiry));
+        assert_eq!(decoded, (Value::new(&b"origin:exp1"[..], expiry), None));
         // An uncacheable value: expire = 1, already past everywhere.
         assert_eq!(
             &encode_response(b"x", Expiry::UNCACHEABLE)[..],
@@ -669,17 +705,23 @@ mod tests {
                 assert!(encode_response(&value, expiry).len() <= max_response_len(len));
             }
         }
-        assert_eq!(max_response_len(5), 2 + 5 + 11);
+        assert_eq!(max_response_len(5), 2 + 5 + 9 + 11);
+        let longest = ResponsePart::after_value(Some(1.0), Expiry::At(-1), true).unwrap();
+        assert_eq!(longest.as_bytes().len(), 9 + 11);
     }
 
     #[test]
     fn decode_skips_unknown_fields_and_defaults_missing_value() {
         // mailgun's reply: value "hello" plus expire (field 3) = 0.
         let mailgun = Bytes::from_static(b"\x0a\x05hello\x18\x00");
-        let never = |value: &'static [u8]| Value::from(Bytes::from_static(value));
+        let never = |value: &'static [u8]| (Value::from(Bytes::from_static(value)), None);
         assert_eq!(decode_response(mailgun).unwrap(), never(b"hello"));
         let with_qps = Bytes::from_static(b"\x0a\x01v\x11\x00\x00\x00\x00\x00\x00\xf0\x3f");
-        assert_eq!(decode_response(with_qps).unwrap(), never(b"v"));
+        let (value, qps) = decode_response(with_qps).unwrap();
+        assert_eq!((value, qps), (never(b"v").0, Some(1.0)));
+        // A rate that is no rate is dropped.
+        let nan = Bytes::from_static(b"\x0a\x01v\x11\x00\x00\x00\x00\x00\x00\xf8\x7f");
+        assert_eq!(decode_response(nan).unwrap(), never(b"v"));
         assert_eq!(decode_response(Bytes::new()).unwrap(), never(b""));
         assert!(decode_response(Bytes::from_static(b"\x0a\x09short")).is_err());
     }
@@ -803,14 +845,16 @@ mod properties {
         #[test]
         fn decode_response_of_any_bytes(body in prop::collection::vec(any::<u8>(), 0..96)) {
             let len = body.len();
-            if let Ok(value) = decode_response(Bytes::from(body)) {
+            if let Ok((value, _)) = decode_response(Bytes::from(body)) {
                 prop_assert!(value.bytes.len() <= len);
             }
         }
 
         /// A value and any expiry, framed as this node frames them, are
         /// prost's own encoding of `GetResponse`, and decode to themselves
-        /// even with an unknown field (golang's `minute_qps`) after them.
+        /// with `minute_qps` after them too; with the rate framed inline
+        /// (as an owner's reply carries it) they are prost's encoding of
+        /// all three fields.
         #[test]
         fn responses_round_trip(
             value in prop::collection::vec(any::<u8>(), 0..300),
@@ -828,10 +872,19 @@ mod properties {
             let mut with_unknown = encoded.to_vec();
             with_unknown.push(0x11); // field 2, 64-bit
             with_unknown.extend_from_slice(&minute_qps.to_le_bytes());
-            prop_assert_eq!(
-                decode_response(Bytes::from(with_unknown)),
-                Ok(Value::new(value, expiry))
-            );
+            let decoded = decode_response(Bytes::from(with_unknown)).unwrap();
+            prop_assert_eq!(&decoded.0, &Value::new(value.clone(), expiry));
+            let rate = minute_qps.abs();
+            let inline = ResponsePart::after_value(Some(rate), expiry, false).unwrap();
+            let mut framed = ResponsePart::value_header(value.len()).as_bytes().to_vec();
+            framed.extend_from_slice(&value);
+            framed.extend_from_slice(inline.as_bytes());
+            let message = pb::GetResponse {
+                value: Some(Bytes::from(value)),
+                minute_qps: Some(rate),
+                expire: expiry.to_wire(),
+            };
+            prop_assert_eq!(&framed[..], &message.encode_to_vec()[..]);
         }
     }
 }

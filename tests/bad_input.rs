@@ -125,7 +125,8 @@ async fn user_api_refuses_bad_requests_with_exact_statuses() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raw_http_that_breaks_the_rules() {
     let origin = Origin::start().await;
-    let node = one_node(&origin, &[]).await;
+    // golang's exact peer replies: no minute_qps.
+    let node = one_node(&origin, &["--hot-policy", "golang"]).await;
     let addr = node.addr;
 
     // HTTP/1.1 needs Host (Go: 400); HTTP/1.0 does not.
@@ -195,7 +196,8 @@ async fn raw_http_that_breaks_the_rules() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peer_api_refuses_bad_requests_like_golang() {
     let origin = Origin::start().await;
-    let node = one_node(&origin, &[]).await;
+    // golang's exact peer replies: no minute_qps.
+    let node = one_node(&origin, &["--hot-policy", "golang"]).await;
     let cases: &[Case] = &[
         ("GET", "/_groupcache/g", 400, b"bad request\n"),
         ("GET", "/_groupcache/", 400, b"bad request\n"),

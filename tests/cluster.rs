@@ -97,7 +97,13 @@ async fn peer_requests_are_answered_and_counted_like_golang() {
     let ok = node.get("/_groupcache/g/hello").await;
     assert_eq!(ok.status, 200);
     assert_eq!(ok.header("content-type"), Some("application/x-protobuf"));
-    assert_eq!(&ok.body[..], b"\x0a\x0evalue-of-hello");
+    // golang's bytes, then this node's estimate of the key's rate as
+    // `minute_qps` (field 2, a double), which golang decodes and ignores.
+    let (golang, rate) = ok.body.split_at(16);
+    assert_eq!(golang, b"\x0a\x0evalue-of-hello");
+    assert_eq!((rate.len(), rate[0]), (9, 0x11), "{rate:?}");
+    let qps = f64::from_le_bytes(rate[1..].try_into().unwrap());
+    assert!(qps > 0.0 && qps.is_finite(), "{qps}");
     for path in [
         "/_groupcache/g/hello",
         "/_groupcache/g/missing-1",
@@ -111,7 +117,7 @@ async fn peer_requests_are_answered_and_counted_like_golang() {
     let post = http_request("POST", &format!("{}/_groupcache/g/hello", node.url))
         .await
         .unwrap();
-    assert_eq!(&post.body[..], b"\x0a\x0evalue-of-hello");
+    assert_eq!(&post.body[..16], b"\x0a\x0evalue-of-hello");
 
     let stats = node.stats().await;
     let g = &stats["groups"]["g"];

@@ -185,7 +185,8 @@ async fn a_go_node_gets_the_exact_bytes_of_an_expiring_value() {
     )
     .await;
 
-    // The owner sends field 3: the reply is longer than golang's.
+    // The owner sends field 2 (minute_qps) and field 3 (expire): the reply
+    // is longer than golang's.
     let peer_reply = owner
         .get(&format!("/_groupcache/g/{}", esc(key.as_bytes())))
         .await;
@@ -193,8 +194,9 @@ async fn a_go_node_gets_the_exact_bytes_of_an_expiring_value() {
     golang_bytes.extend_from_slice(b"version 1");
     assert_eq!(&peer_reply.body[..11], &golang_bytes[..]);
     assert_eq!(
-        peer_reply.body[11], 0x18,
-        "expire field: {:?}",
+        (peer_reply.body[11], peer_reply.body[20]),
+        (0x11, 0x18),
+        "minute_qps and expire fields: {:?}",
         peer_reply.body
     );
 
