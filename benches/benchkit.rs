@@ -16,6 +16,10 @@
 //! - `keys PEERS OWNER PREFIX COUNT`: prints COUNT keys `PREFIX<n>` that the
 //!   golang ring (crc32, 50 replicas) over the comma-separated PEERS gives
 //!   to OWNER, one a line.
+//! - `zipf KEYS EXPONENT COUNT PREFIX`: prints COUNT keys `PREFIX<rank>`
+//!   drawn from a Zipf(EXPONENT) distribution over ranks 0..KEYS (rank 0
+//!   the most frequent), one a line, always the same sequence; prints
+//!   `distinct=N` (keys drawn at least once) on stderr.
 //! - `fill ADDR PATH_PREFIX KEYS_FILE CONCURRENCY`: GETs every key once over
 //!   CONCURRENCY keep-alive connections; prints the rate and any failures.
 //! - `storm ADDRS PATH_PREFIX KEY_PREFIX KEYS REQUESTS`: opens REQUESTS
@@ -70,12 +74,13 @@ fn main() {
         Some("ceiling") => server(|| ceiling(&args[1..])),
         Some("origin") => server(|| origin(&args[1..])),
         Some("keys") => keys(&args[1..]),
+        Some("zipf") => zipf(&args[1..]),
         Some("fill") => client(fill(&args[1..])),
         Some("storm") => client(storm(&args[1..])),
         Some("rate") => client(rate(&args[1..])),
         Some("read") => client(read(&args[1..])),
         _ => {
-            eprintln!("benchkit: bench helper for scripts/bench; modes: ceiling origin keys fill storm rate");
+            eprintln!("benchkit: bench helper for scripts/bench; modes: ceiling origin keys zipf fill storm rate read");
             Ok(())
         }
     };
@@ -266,6 +271,40 @@ fn keys(args: &[String]) -> Result<(), Error> {
         }
     }
     out.flush()?;
+    Ok(())
+}
+
+fn zipf(args: &[String]) -> Result<(), Error> {
+    use std::io::Write;
+    let keys: usize = arg(args, 0, "KEYS")?;
+    let exponent: f64 = arg(args, 1, "EXPONENT")?;
+    let count: usize = arg(args, 2, "COUNT")?;
+    let prefix: String = arg(args, 3, "PREFIX")?;
+    // Inverse transform on the cumulative weights of ranks 1..=KEYS.
+    let mut cumulative = Vec::with_capacity(keys);
+    let mut sum = 0.0;
+    for rank in 1..=keys {
+        sum += 1.0 / (rank as f64).powf(exponent);
+        cumulative.push(sum);
+    }
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut seen = vec![false; keys];
+    let mut state = 0x5EED_u64;
+    for _ in 0..count {
+        // splitmix64: a fixed stream, the same keys in every run.
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        let u = (z >> 11) as f64 / (1u64 << 53) as f64 * sum;
+        let rank = cumulative.partition_point(|&c| c < u).min(keys - 1);
+        seen[rank] = true;
+        writeln!(out, "{prefix}{rank}")?;
+    }
+    out.flush()?;
+    eprintln!("distinct={}", seen.iter().filter(|&&s| s).count());
     Ok(())
 }
 
