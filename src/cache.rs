@@ -475,23 +475,24 @@ impl Caches {
     /// room or it is asked for more than the entry it would evict: its own
     /// count here, or the count `reported_rate` (the owner's requests per
     /// second) stands for, whichever is larger. Returns the value and
-    /// whether it was admitted.
+    /// whether it was admitted: `None` when it could not be stored at all
+    /// (too large, already expired, or written since `since`).
     pub(crate) fn offer_hot(
         &self,
         key: &[u8],
         value: Value,
         since: u64,
         reported_rate: Option<f64>,
-    ) -> (Value, bool) {
+    ) -> (Value, Option<bool>) {
         let entry = Entry::new(value.clone());
         if !self.fits(key, &entry.bytes) || entry.is_expired_at(now_nanos()) {
-            return (value, false);
+            return (value, None);
         }
         let hash = Heat::hash(key);
         let mut guard = self.lock();
         let pair: &mut Pair = &mut guard;
         if pair.generations[stripe(key)] != since {
-            return (value, false);
+            return (value, None);
         }
         let own = pair.heat.estimate(hash);
         let reported = reported_rate.map_or(0, |rate| pair.heat.count_for_rate(rate));
@@ -503,7 +504,7 @@ impl Caches {
         if admitted {
             self.store(pair, Which::Hot, key, entry);
         }
-        (value, admitted)
+        (value, Some(admitted))
     }
 
     /// The key the victim rule would evict first to make room for `size`
@@ -1156,24 +1157,24 @@ mod tests {
             let key = format!("h{i}");
             ask(&caches, key.as_bytes(), 5);
             let since = caches.generation(key.as_bytes());
-            assert!(
-                caches
-                    .offer_hot(key.as_bytes(), v(b"01234567"), since, None)
-                    .1
-            );
+            let offered = caches.offer_hot(key.as_bytes(), v(b"01234567"), since, None);
+            assert_eq!(offered.1, Some(true));
         }
         // Full: a key asked for once loses to the coldest hot copy...
         ask(&caches, b"c0", 1);
         let since = caches.generation(b"c0");
-        assert!(!caches.offer_hot(b"c0", v(b"01234567"), since, None).1);
+        assert_eq!(
+            caches.offer_hot(b"c0", v(b"01234567"), since, None).1,
+            Some(false)
+        );
         assert!(caches.get(b"c0").is_none());
         // ...unless its owner reports it hot.
         let (_, admitted) = caches.offer_hot(b"c0", v(b"01234567"), since, Some(1e6));
-        assert!(admitted, "the owner's rate counts");
+        assert_eq!(admitted, Some(true), "the owner's rate counts");
         // A key asked for more than the coldest copy replaces it.
         ask(&caches, b"w0", 20);
         let since = caches.generation(b"w0");
-        assert!(caches.offer_hot(b"w0", v(b"01234567"), since, None).1);
+        assert!(caches.offer_hot(b"w0", v(b"01234567"), since, None).1 == Some(true));
         assert!(caches.get(b"w0").is_some());
         // Owned values were never evicted for hot copies.
         for i in 0..5 {
@@ -1201,7 +1202,7 @@ mod tests {
         // A copy fetched before a write is not kept.
         let since = caches.generation(b"x");
         caches.write(b"x", None).unwrap();
-        assert!(!caches.offer_hot(b"x", v(b"01234567"), since, None).1);
+        assert_eq!(caches.offer_hot(b"x", v(b"01234567"), since, None).1, None);
         // The rate of a key follows its lookups.
         ask(&caches, b"m0", 30);
         assert!(caches.rate(b"m0") > caches.rate(b"m1"));

@@ -535,12 +535,11 @@ impl Group {
             }
             HotPolicy::Heat => {
                 let (value, admitted) = inner.caches.offer_hot(key, value, since, reported_rate);
-                let counter = if admitted {
-                    &inner.stats.hot_admissions
-                } else {
-                    &inner.stats.hot_rejections
+                match admitted {
+                    Some(true) => inner.stats.hot_admissions.fetch_add(1, Relaxed),
+                    Some(false) => inner.stats.hot_rejections.fetch_add(1, Relaxed),
+                    None => 0,
                 };
-                counter.fetch_add(1, Relaxed);
                 value
             }
         }
