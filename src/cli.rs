@@ -17,7 +17,7 @@ use crate::wire::DEFAULT_BASE_PATH;
 
 /// groupcached: a groupcache node that joins golang/groupcache HTTPPool clusters.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version = VERSION, about, after_help = EXAMPLES)]
 pub(crate) struct Args {
     /// Address to listen on for users and peers (an unspecified address
     /// such as 0.0.0.0 needs --self).
@@ -291,6 +291,25 @@ pub(crate) enum LogFormat {
     /// One JSON object a line.
     Json,
 }
+
+/// `--version`: the crate's version and the git revision it was built from.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("GROUPCACHED_REVISION"),
+    ")"
+);
+
+/// The end of `--help`.
+const EXAMPLES: &str = "\
+Examples:
+  # One node, its values from an HTTP origin; then: curl localhost:8080/cache/users/alice
+  groupcached --group 'users=http://127.0.0.1:9000/users/{key}'
+
+  # One of three nodes, on every address, with a 1 GiB cache per group
+  groupcached --listen 0.0.0.0:8080 --self http://10.0.0.1:8080 \\
+    --peers http://10.0.0.1:8080,http://10.0.0.2:8080,http://10.0.0.3:8080 \\
+    --group 'users=http://origin.internal/users/{key}' --cache-bytes 1GiB";
 
 /// `--protocol`: one of [`Protocol::ALL`]'s names, listed in `--help`.
 fn protocol_parser() -> impl TypedValueParser<Value = Protocol> {
