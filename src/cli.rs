@@ -46,7 +46,7 @@ pub(crate) struct Args {
         env = "GROUPCACHED_GROUP",
         value_delimiter = ' ',
         value_name = "NAME=ORIGIN",
-        required = true
+        required_unless_present = "generate"
     )]
     pub groups: Vec<String>,
 
@@ -127,6 +127,16 @@ pub(crate) struct Args {
     /// groupcache-go pools only).
     #[arg(long, env = "GROUPCACHED_ALLOW_WRITES")]
     pub allow_writes: bool,
+
+    /// Check the flags and exit: 0 when a node would start with them
+    /// (nothing is bound and no peer or origin is contacted), 2 when not.
+    #[arg(long)]
+    pub check: bool,
+
+    /// Print the man page (man) or a shell's completions (bash, zsh, fish)
+    /// and exit: for packagers.
+    #[arg(long, hide = true, value_name = "WHAT", value_parser = ["man", "bash", "zsh", "fish"])]
+    pub generate: Option<String>,
 
     /// Ring points per peer (golang's default is 50).
     #[arg(long, env = "GROUPCACHED_REPLICAS", default_value_t = DEFAULT_REPLICAS, value_parser = count_in(limits::REPLICAS))]

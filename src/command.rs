@@ -13,6 +13,28 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::app::App;
 use crate::cli::{Args, LogFormat};
 
+/// `--generate WHAT`: the man page or a shell's completions, on stdout.
+fn generate(what: &str) -> ExitCode {
+    use clap::CommandFactory;
+    let mut command = Args::command();
+    let mut out = std::io::stdout().lock();
+    let written = match what.parse::<clap_complete::Shell>() {
+        Ok(shell) => {
+            clap_complete::generate(shell, &mut command, "groupcached", &mut out);
+            Ok(())
+        }
+        // clap accepts only man and the shells.
+        Err(_) => clap_mangen::Man::new(command).render(&mut out),
+    };
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("groupcached: --generate {what}: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 /// The command's `main`: exit 0 after a clean shutdown, 1 when the node
 /// stopped on its own or could not bind, 2 for bad flags.
 pub fn main() -> ExitCode {
@@ -28,6 +50,10 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(what) = &args.generate {
+        return generate(what);
+    }
+    let check = args.check;
     init_logging(args.log_format);
     raise_open_file_limit();
     let listen = args.listen;
@@ -49,6 +75,10 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if check {
+        println!("groupcached: the flags are valid");
+        return ExitCode::SUCCESS;
+    }
     // Before any thread starts: taking the socket clears LISTEN_FDS.
     let inherited = match inherited_listeners(peer_listen.is_some()) {
         Ok(inherited) => inherited,
