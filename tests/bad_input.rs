@@ -482,7 +482,7 @@ fn bad_flags_exit_2_with_one_line_naming_the_flag() {
                 "--etcd",
                 "http://127.0.0.1:2",
             ],
-            "cannot be used with",
+            "--peers and --etcd cannot be used together",
         ),
         (&["--no-such-flag"], "--no-such-flag"),
         (&["--etcd-prefix", ""], "--etcd-prefix"),
