@@ -8,9 +8,8 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::etcd::*;
 use common::*;
@@ -118,51 +117,12 @@ async fn nodes_serve_through_an_etcd_outage_and_register_again_after_data_loss()
     // 20 loops GET keys across the nodes for the whole 10 s outage.
     etcd.stop().await;
     let outage = Duration::from_secs(10);
-    let until = Instant::now() + outage;
-    let gets = Arc::new(AtomicUsize::new(0));
-    let failures = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let loops: Vec<_> = (0..20)
-        .map(|l| {
-            let (nodes, gets, failures) = (nodes.clone(), gets.clone(), failures.clone());
-            tokio::spawn(async move {
-                let mut i = l;
-                while Instant::now() < until {
-                    let node = &nodes[i % nodes.len()];
-                    let key = format!("outage-{}", (i * 7) % 300);
-                    let url = format!("{}/cache/g/{key}", node.url);
-                    match try_get(&url).await {
-                        Ok(reply)
-                            if reply.status == 200 && reply.body == value_of(key.as_bytes()) => {}
-                        Ok(reply) => failures
-                            .lock()
-                            .unwrap()
-                            .push(format!("{url}: {} {:?}", reply.status, reply.body)),
-                        Err(e) => failures.lock().unwrap().push(format!("{url}: {e}")),
-                    }
-                    gets.fetch_add(1, SeqCst);
-                    i += 1;
-                    // Paces each loop of GETs; the outage length is the wait.
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            })
-        })
-        .collect();
+    let load = ReadLoad::start(nodes.clone(), outage);
     // Meanwhile /peers says etcd is gone but keeps the last list.
     // Within the lease TTL and slack, well inside the outage.
     let took = await_peers(&all, &want, false, TTL + PROMPTLY).await;
     eprintln!("nodes noticed the outage after {took:?}");
-    for handle in loops {
-        handle.await.unwrap();
-    }
-    let failures = failures.lock().unwrap().clone();
-    let gets = gets.load(SeqCst);
-    eprintln!("{gets} GETs during the {outage:?} outage");
-    assert_eq!(
-        failures,
-        Vec::<String>::new(),
-        "failed GETs during the outage"
-    );
-    assert!(gets > 1000, "only {gets} GETs in {outage:?}");
+    load.finish_without_failures().await;
     assert_eq!(origin.repeated(), vec![], "keys loaded more than once");
     for node in nodes.iter() {
         let peers = peers_of(node).await;

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::{
-    esc, eventually, try_get, until_ok, value_of, wait_for_exit, Frontend, GcNode, Origin, Proc,
+    esc, eventually, log_tail, try_get, until_ok, value_of, wait_for_exit, Frontend, GcNode,
+    Origin, Proc, Waiting,
 };
 
 const ETCD: &str = "/usr/bin/etcd";
@@ -195,22 +196,6 @@ impl Etcd {
     /// The last 40 lines of etcd's log.
     fn log_tail(&self) -> String {
         log_tail(&self.log_path())
-    }
-}
-
-/// The last 40 lines of the log at `path`.
-fn log_tail(path: &Path) -> String {
-    let log = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = log.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
-}
-
-/// What is awaited, and the log's tail read when it is displayed.
-struct Waiting<'a>(&'static str, &'a Path);
-
-impl std::fmt::Display for Waiting<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}\n{}", self.0, log_tail(self.1))
     }
 }
 
