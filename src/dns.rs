@@ -367,7 +367,7 @@ pub(crate) async fn run(
                 publish(&node, list);
                 status.send_modify(|s| {
                     s.ok = true;
-                    s.last_outcome = Some(format!("ok: {count} peers"));
+                    s.last_outcome = Some(format!("ok: {count} peers in the answer"));
                     s.last_resolved_unix_ms = Some(now_ms());
                     s.last_error = None;
                 });

@@ -287,8 +287,8 @@ pub(crate) struct DnsStatus {
     pub interval_ms: u64,
     /// True while the last resolution gave a usable answer.
     pub ok: bool,
-    /// `ok: N peers`, or why the last resolution kept the last list; none
-    /// before the first.
+    /// `ok: N peers in the answer`, or why the last resolution kept the
+    /// last list; none before the first.
     pub last_outcome: Option<String>,
     /// When the last resolution ended, in milliseconds since the Unix
     /// epoch; none before the first.

@@ -5,7 +5,8 @@
 //! follow records removed and added within two intervals, keep their list
 //! through a DNS outage under load and through bad answers (NXDOMAIN, an
 //! empty answer, a huge answer, an SRV port 0), and refuse a second source
-//! of peers with exit status 2.
+//! of peers with exit status 2. A Go node given the same list by hand
+//! agrees on every key's owner.
 //!
 //! A records change by rewriting dnsmasq's hosts file and SIGHUP; SRV
 //! records live in its configuration, which dnsmasq reads only at start,
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::dns::*;
-use common::etcd::{get_ok, peer_list_of, peers_of, sorted_urls};
+use common::etcd::{get_ok, peer_list_of, peers_of, sorted_urls, url_of};
 use common::*;
 use groupcached::consistenthash::{Ring, DEFAULT_REPLICAS};
 
@@ -103,6 +104,15 @@ async fn each_key_loaded_once_by_its_owner(nodes: &[GcNode], peers: &[String], o
     }
 }
 
+/// dnsmasq options giving [`SRV_NAME`] one record per port, all on
+/// [`SRV_TARGET`].
+fn srv_records(ports: &[u16]) -> String {
+    ports
+        .iter()
+        .map(|p| format!("srv-host={SRV_NAME},{SRV_TARGET},{p}\n"))
+        .collect()
+}
+
 /// Three nodes on 127.0.0.2-4 and one port, and dnsmasq giving `NAME`
 /// their addresses.
 async fn a_record_pool(origin: &Origin) -> (Dnsmasq, Vec<GcNode>, Vec<String>) {
@@ -129,7 +139,7 @@ async fn nodes_given_by_a_records_agree_and_load_each_key_once() {
         assert_eq!(dns["server"], dnsmasq.server().as_str(), "{peers}");
         assert_eq!(dns["interval_ms"], 1000, "{peers}");
         assert_eq!(dns["ok"], true, "{peers}");
-        assert_eq!(dns["last_outcome"], "ok: 3 peers", "{peers}");
+        assert_eq!(dns["last_outcome"], "ok: 3 peers in the answer", "{peers}");
         assert!(
             dns["last_resolved_unix_ms"].as_u64().unwrap() > 0,
             "{peers}"
@@ -147,12 +157,7 @@ async fn nodes_given_by_a_records_agree_and_load_each_key_once() {
 async fn nodes_given_by_srv_records_agree_and_refuse_port_0() {
     let origin = Origin::start().await;
     let ports = free_ports(3);
-    let srv = |ports: &[u16]| -> String {
-        ports
-            .iter()
-            .map(|p| format!("srv-host={SRV_NAME},{SRV_TARGET},{p}\n"))
-            .collect()
-    };
+    let srv = srv_records;
     let mut dnsmasq =
         Dnsmasq::start_new(&hosts_file(SRV_TARGET, &["127.0.0.1"]), &srv(&ports)).await;
     let args = dns_args("--peers-srv", SRV_NAME, &dnsmasq, INTERVAL, &origin);
@@ -262,6 +267,62 @@ async fn bad_answers_keep_the_last_list() {
     dnsmasq.set_hosts(&hosts_file(NAME, two)).await;
     let port = nodes[0].addr.port();
     await_dns(&all[..2], &urls_on(two, port), "ok: 2", PROMPTLY).await;
+}
+
+/// A Go groupcache node given the same list by hand (as a Go DNS provider
+/// that sorts the answer and adds itself would) shares the ring of nodes
+/// that read it from SRV records: each key is loaded once, the Go node's
+/// keys by the Go node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_go_node_fed_the_same_list_agrees_on_owners() {
+    let origin = Origin::start().await;
+    let ports = free_ports(4);
+    let (rust_ports, go_port) = (&ports[..3], ports[3]);
+    let everyone = sorted_urls(&ports);
+    let go_url = url_of(go_port);
+    let dnsmasq = Dnsmasq::start_new(
+        &hosts_file(SRV_TARGET, &["127.0.0.1"]),
+        &srv_records(&ports),
+    )
+    .await;
+    let go_args = [
+        "-self".into(),
+        go_url.clone(),
+        "-peers".into(),
+        everyone.join(","),
+        "-group".into(),
+        format!("g={}", origin.template()),
+    ];
+    let go = GoNode::start(go_port, &go_args).await;
+    let args = dns_args("--peers-srv", SRV_NAME, &dnsmasq, INTERVAL, &origin);
+    let mut nodes = Vec::new();
+    for &port in rust_ports {
+        nodes.push(GcNode::start(port, &args).await);
+    }
+    let rust: Vec<&GcNode> = nodes.iter().collect();
+    await_dns(&rust, &everyone, "ok: 4 peers", PROMPTLY).await;
+
+    let ring = Ring::new(DEFAULT_REPLICAS, &everyone);
+    let keys: Vec<String> = (0..80).map(|i| format!("mixed-{i}")).collect();
+    let go_keys = keys
+        .iter()
+        .filter(|k| ring.get(k.as_bytes()) == Some(go_url.as_str()))
+        .count();
+    assert!(go_keys >= 5, "only {go_keys} keys owned by Go");
+    for key in &keys {
+        for node in &nodes {
+            get_ok(node, key).await;
+        }
+    }
+    for key in &keys {
+        assert_eq!(origin.hits(key.as_bytes()), 1, "origin loads of {key}");
+    }
+    let stats = go.stats().await;
+    assert_eq!(
+        stat(&stats, "g", "LocalLoads"),
+        go_keys as u64,
+        "Go node's origin loads: {stats}"
+    );
 }
 
 #[test]
