@@ -17,10 +17,10 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::dns::*;
-use common::etcd::{get_ok, peer_list_of, peers_of, sorted_urls, url_of};
+use common::etcd::{await_peers_where, get_ok, peer_list_of, peers_of, sorted_urls, url_of};
 use common::*;
 use groupcached::consistenthash::{Ring, DEFAULT_REPLICAS};
 
@@ -44,36 +44,22 @@ fn urls_on(ips: &[&str], port: u16) -> Vec<String> {
     urls
 }
 
-/// Polls every node's `/peers` until each one's `peers` is `want` (or,
-/// with `want` empty, each is unchanged: its own `peers` at the call) and
-/// its `dns.last_outcome` starts with `outcome`; how long that took.
+/// Polls every node's `/peers` until each one's `peers` is `want` and its
+/// `dns.last_outcome` starts with `outcome`; how long that took.
 async fn await_dns(
     nodes: &[&GcNode],
     want: &[String],
     outcome: &str,
     within: Duration,
 ) -> Duration {
-    let start = Instant::now();
-    let what = format!("every node showing peers {want:?} after a DNS answer {outcome:?}");
-    until_ok(within, what, || async {
-        let mut seen = Vec::new();
-        for node in nodes {
-            seen.push(peers_of(*node).await);
-        }
-        let done = seen.iter().all(|p| {
-            peer_list_of(p) == want
-                && p["source"] == "dns"
-                && p["dns"]["last_outcome"]
-                    .as_str()
-                    .is_some_and(|o| o.starts_with(outcome))
-        });
-        done.then_some(()).ok_or_else(|| {
-            let all: Vec<String> = seen.iter().map(|p| p.to_string()).collect();
-            format!("their /peers:\n{}", all.join("\n"))
-        })
+    let what = format!("after a DNS answer {outcome:?}");
+    await_peers_where(nodes, want, &what, within, |p| {
+        p["source"] == "dns"
+            && p["dns"]["last_outcome"]
+                .as_str()
+                .is_some_and(|o| o.starts_with(outcome))
     })
-    .await;
-    start.elapsed()
+    .await
 }
 
 /// GETs 60 keys through every node: each is loaded once, by its owner on
@@ -302,27 +288,7 @@ async fn a_go_node_fed_the_same_list_agrees_on_owners() {
     let rust: Vec<&GcNode> = nodes.iter().collect();
     await_dns(&rust, &everyone, "ok: 4 peers", PROMPTLY).await;
 
-    let ring = Ring::new(DEFAULT_REPLICAS, &everyone);
-    let keys: Vec<String> = (0..80).map(|i| format!("mixed-{i}")).collect();
-    let go_keys = keys
-        .iter()
-        .filter(|k| ring.get(k.as_bytes()) == Some(go_url.as_str()))
-        .count();
-    assert!(go_keys >= 5, "only {go_keys} keys owned by Go");
-    for key in &keys {
-        for node in &nodes {
-            get_ok(node, key).await;
-        }
-    }
-    for key in &keys {
-        assert_eq!(origin.hits(key.as_bytes()), 1, "origin loads of {key}");
-    }
-    let stats = go.stats().await;
-    assert_eq!(
-        stat(&stats, "g", "LocalLoads"),
-        go_keys as u64,
-        "Go node's origin loads: {stats}"
-    );
+    go_keys_are_loaded_once_by_go(&nodes, &go, &everyone, &origin).await;
 }
 
 #[test]

@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use common::etcd::*;
 use common::*;
-use groupcached::consistenthash::{Ring, DEFAULT_REPLICAS};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_find_each_other_and_load_each_key_once() {
@@ -207,37 +206,7 @@ async fn a_go_node_registered_with_etcd_register_is_used() {
     let took = await_peers(&rust, &everyone, true, Duration::from_secs(5)).await;
     eprintln!("Go node seen by all Rust nodes after {took:?}");
 
-    let ring = Ring::new(DEFAULT_REPLICAS, &everyone);
-    let keys: Vec<String> = (0..80).map(|i| format!("mixed-{i}")).collect();
-    let go_keys: Vec<&String> = keys
-        .iter()
-        .filter(|k| ring.get(k.as_bytes()) == Some(go_url.as_str()))
-        .collect();
-    assert!(
-        go_keys.len() >= 5,
-        "only {} keys owned by Go",
-        go_keys.len()
-    );
-    for key in &keys {
-        for node in &nodes {
-            get_ok(node, key).await;
-        }
-    }
-    for key in &keys {
-        assert_eq!(origin.hits(key.as_bytes()), 1, "origin loads of {key}");
-    }
-    let stats = go.stats().await;
-    let served = stats["groups"]["g"]["ServerRequests"].as_u64().unwrap();
-    let loaded = stats["groups"]["g"]["LocalLoads"].as_u64().unwrap();
-    assert!(
-        served >= go_keys.len() as u64,
-        "Go node served {served}: {stats}"
-    );
-    assert_eq!(
-        loaded,
-        go_keys.len() as u64,
-        "Go node's origin loads: {stats}"
-    );
+    go_keys_are_loaded_once_by_go(&nodes, &go, &everyone, &origin).await;
 
     // Stopping the script revokes the lease: the Go node leaves at once.
     registration.stop().await;
