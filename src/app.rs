@@ -1,5 +1,5 @@
 //! The `groupcached` binary's node: turning a validated [`Config`] into a
-//! running node, its etcd discovery, its listeners and its shutdown.
+//! running node, its etcd or DNS discovery, its listeners and its shutdown.
 //!
 //! Two steps, so that nothing the flags say can fail once a port is bound:
 //! [`App::new`] builds everything that needs no listener (HTTP clients, TLS
@@ -7,7 +7,7 @@
 //! listeners, learns this node's URL from them when `--self` is not given,
 //! assembles the node, and serves until shutdown.
 //!
-//! Long-lived background tasks (etcd discovery, the TLS reload watcher) are
+//! Long-lived background tasks (etcd or DNS discovery, the TLS reload watcher) are
 //! watched: one that panics or ends before shutdown is logged by name and
 //! stops the node, and [`App::run`] returns the error, instead of the node
 //! running on silently without membership or certificate reloads.
@@ -26,12 +26,13 @@ use tokio_util::sync::CancellationToken;
 use crate::builder::{BuildError, NodeBuilder};
 use crate::config::{Config, GroupSpec};
 use crate::discovery;
+use crate::dns::{self, DnsError, DnsResolver};
 use crate::freshness::Lifetime;
 use crate::getter::{Getter, GetterError};
 use crate::http_client::{HttpClient, LoadBudget};
 use crate::node::{GroupParts, Node};
 use crate::origin::{HttpOrigin, TemplateError};
-use crate::peers::{EtcdStatus, PeerSource};
+use crate::peers::{DnsStatus, EtcdStatus, PeerSource};
 use crate::routes;
 use crate::server;
 use crate::snapshot;
@@ -56,6 +57,9 @@ pub(crate) enum StartError {
     /// The node cannot be built from the configuration.
     #[error(transparent)]
     Build(#[from] BuildError),
+    /// The DNS resolver of `--peers-dns` or `--peers-srv` cannot be set up.
+    #[error(transparent)]
+    Dns(#[from] DnsError),
     /// A background task panicked or ended before shutdown.
     #[error(transparent)]
     Task(#[from] TaskEnded),
@@ -66,6 +70,8 @@ pub(crate) struct App {
     config: Config,
     groups: Vec<GroupParts>,
     peer_http: HttpClient,
+    /// With `--peers-dns` or `--peers-srv`.
+    dns: Option<DnsResolver>,
 }
 
 impl App {
@@ -86,10 +92,12 @@ impl App {
                 })
             })
             .collect::<Result<_, StartError>>()?;
+        let dns = config.dns.clone().map(DnsResolver::new).transpose()?;
         Ok(App {
             config,
             groups,
             peer_http,
+            dns,
         })
     }
 
@@ -107,6 +115,7 @@ impl App {
             config,
             groups,
             peer_http,
+            dns,
         } = self;
         // Before any task is spawned: an error here leaves nothing running.
         let addr = listener.local_addr()?;
@@ -132,6 +141,14 @@ impl App {
                 (PeerSource::Etcd(status_receiver), Some((etcd, status)))
             }
         };
+        // Flags allow one source: DNS replaces the static one.
+        let (source, dns) = match dns {
+            None => (source, None),
+            Some(resolver) => {
+                let (status, status_receiver) = watch::channel(DnsStatus::default());
+                (PeerSource::Dns(status_receiver), Some((resolver, status)))
+            }
+        };
         let node = node_builder(&config, groups, peer_http, self_url.clone())
             .source(source)
             .build()?;
@@ -146,12 +163,21 @@ impl App {
                 discovery::run(etcd, node, status, stop.cancelled_owned())
             });
         }
+        if let Some((resolver, status)) = dns {
+            let node = node.clone();
+            // --peers-dns without a port: the port peers reach this node on.
+            let port = peer_addr.unwrap_or(addr).port();
+            background.spawn("DNS discovery", move |stop| {
+                dns::run(resolver, node, port, status, stop.cancelled_owned())
+            });
+        }
         tracing::info!(
             addr = %addr,
             peer_addr = ?peer_addr,
             self_url = %self_url,
             peers = ?node.peers().list(),
             etcd = ?config.etcd.as_ref().map(|e| &e.endpoints),
+            dns = ?config.dns.as_ref().map(|d| &d.query),
             "groupcached serving"
         );
         let tls = config.tls;
@@ -421,6 +447,7 @@ pub(crate) fn test_node(flags: &[&str]) -> crate::node::Node {
         config,
         groups,
         peer_http,
+        ..
     } = App::new(config).expect("valid groups");
     let url = "http://127.0.0.1:1".to_string();
     let builder = node_builder(&config, groups, peer_http, url);

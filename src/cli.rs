@@ -199,8 +199,7 @@ pub(crate) struct Args {
         long,
         env = "GROUPCACHED_ETCD",
         value_delimiter = ',',
-        value_name = "URL,URL,...",
-        conflicts_with = "peers"
+        value_name = "URL,URL,..."
     )]
     pub etcd: Vec<String>,
 
@@ -215,6 +214,27 @@ pub(crate) struct Args {
     /// Lease TTL of this node's etcd registration, e.g. 10s.
     #[arg(long, env = "GROUPCACHED_ETCD_TTL", default_value = "10s", value_parser = in_range(parse_duration, limits::ETCD_TTL))]
     pub etcd_ttl: Duration,
+
+    /// Peers from DNS: one per A/AAAA address of NAME, on PORT [default:
+    /// the port peers reach this node on], as a Kubernetes headless Service
+    /// gives them (instead of --peers).
+    #[arg(long, env = "GROUPCACHED_PEERS_DNS", value_name = "NAME[:PORT]")]
+    pub peers_dns: Option<String>,
+
+    /// Peers from the DNS SRV records of NAME: each target's addresses,
+    /// on the record's port (instead of --peers).
+    #[arg(long, env = "GROUPCACHED_PEERS_SRV", value_name = "NAME")]
+    pub peers_srv: Option<String>,
+
+    /// The DNS server --peers-dns and --peers-srv ask, IP:PORT [default:
+    /// the system resolver].
+    #[arg(long, env = "GROUPCACHED_DNS_SERVER", value_name = "IP:PORT")]
+    pub dns_server: Option<SocketAddr>,
+
+    /// How often --peers-dns and --peers-srv ask again, or the records'
+    /// TTL if shorter (but at most once a second).
+    #[arg(long, env = "GROUPCACHED_DNS_INTERVAL", default_value = "5s", value_parser = in_range(parse_duration, limits::DNS_INTERVAL))]
+    pub dns_interval: Duration,
 
     /// Serve HTTPS with this PEM certificate chain (re-read when it changes).
     #[arg(

@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::cli::Args;
 use crate::dialect::Protocol;
 use crate::discovery::EtcdConfig;
+use crate::dns::{DnsConfig, DnsError, DnsQuery};
 use crate::freshness::TtlPolicy;
 use crate::group::HotPolicy;
 use crate::http_client::HttpClient;
@@ -41,6 +42,7 @@ pub(crate) struct Config {
     pub(crate) header_read_timeout: Duration,
     pub(crate) body_read_timeout: Duration,
     pub(crate) etcd: Option<EtcdConfig>,
+    pub(crate) dns: Option<DnsConfig>,
     pub(crate) tls: TlsSettings,
 }
 
@@ -104,6 +106,16 @@ pub(crate) enum ConfigError {
         "--peer-client-ca needs a TLS peer API: --tls-cert, or --peer-tls-cert with --peer-listen"
     )]
     ClientCaWithoutTls,
+    #[error("{0} and {1} cannot be used together: the peer list comes from one source")]
+    PeerSources(&'static str, &'static str),
+    #[error("{flag} {value:?}: {error}")]
+    Dns {
+        flag: &'static str,
+        value: String,
+        error: DnsError,
+    },
+    #[error("--dns-server needs --peers-dns or --peers-srv")]
+    DnsServerAlone,
     #[error("--max-value-bytes {0} is more than --cache-bytes {1}")]
     MaxValue(u64, u64),
     #[error("--load-budget {0} is less than --max-value-bytes {1}")]
@@ -178,6 +190,7 @@ impl Args {
         for url in &self.etcd {
             check_url("--etcd", url)?;
         }
+        let dns = self.dns_config()?;
         if self.etcd_prefix.is_empty() {
             return Err(ConfigError::EmptyEtcdPrefix);
         }
@@ -218,6 +231,7 @@ impl Args {
             header_read_timeout: self.header_read_timeout,
             body_read_timeout: self.body_read_timeout,
             etcd,
+            dns,
         })
     }
 }
@@ -324,6 +338,42 @@ impl Args {
                 None => None,
             },
         })
+    }
+}
+
+impl Args {
+    /// `--peers-dns` or `--peers-srv` with `--dns-server` and
+    /// `--dns-interval`; at most one source of peers.
+    fn dns_config(&self) -> Result<Option<DnsConfig>, ConfigError> {
+        let given = [
+            ("--peers", !self.peers.is_empty()),
+            ("--etcd", !self.etcd.is_empty()),
+            ("--peers-dns", self.peers_dns.is_some()),
+            ("--peers-srv", self.peers_srv.is_some()),
+        ];
+        let mut sources = given
+            .iter()
+            .filter(|(_, given)| *given)
+            .map(|(flag, _)| *flag);
+        if let (Some(first), Some(second)) = (sources.next(), sources.next()) {
+            return Err(ConfigError::PeerSources(first, second));
+        }
+        let (flag, value, query) = match (&self.peers_dns, &self.peers_srv) {
+            (Some(name), _) => ("--peers-dns", name, DnsQuery::addresses(name)),
+            (None, Some(name)) => ("--peers-srv", name, DnsQuery::srv(name)),
+            (None, None) if self.dns_server.is_some() => return Err(ConfigError::DnsServerAlone),
+            (None, None) => return Ok(None),
+        };
+        let query = query.map_err(|error| ConfigError::Dns {
+            flag,
+            value: value.clone(),
+            error,
+        })?;
+        Ok(Some(DnsConfig {
+            query,
+            server: self.dns_server,
+            interval: self.dns_interval,
+        }))
     }
 }
 
@@ -452,6 +502,59 @@ mod tests {
     }
 
     #[test]
+    fn one_source_of_peers() {
+        let err = |args: &[&str]| config(&[&["--group", "a=echo"], args].concat()).unwrap_err();
+        let sources = [
+            ["--peers", "http://a:1"],
+            ["--etcd", "http://e:2379"],
+            ["--peers-dns", "gc.test"],
+            ["--peers-srv", "_gc._tcp.gc.test"],
+        ];
+        for (i, first) in sources.iter().enumerate() {
+            for second in &sources[i + 1..] {
+                assert_eq!(
+                    err(&[&first[..], &second[..]].concat()),
+                    format!(
+                        "{} and {} cannot be used together: the peer list comes from one source",
+                        first[0], second[0]
+                    )
+                );
+            }
+        }
+        assert_eq!(
+            err(&["--dns-server", "127.0.0.1:53"]),
+            "--dns-server needs --peers-dns or --peers-srv"
+        );
+        assert_eq!(
+            err(&["--peers-dns", "gc.test:0"]),
+            "--peers-dns \"gc.test:0\": \"0\" is not a port from 1 to 65535"
+        );
+        assert!(err(&["--peers-srv", "a b"])
+            .starts_with("--peers-srv \"a b\": \"a b\" is not a DNS name"));
+        assert!(err(&["--peers-dns", "a", "--dns-interval", "999ms"]).contains("--dns-interval"));
+        let c = config(&[
+            "--group",
+            "a=echo",
+            "--peers-srv",
+            "_gc._tcp.gc.test",
+            "--dns-server",
+            "127.0.0.1:5353",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.dns,
+            Some(DnsConfig {
+                query: DnsQuery::Srv {
+                    name: "_gc._tcp.gc.test".into()
+                },
+                server: Some("127.0.0.1:5353".parse().unwrap()),
+                interval: Duration::from_secs(5),
+            })
+        );
+        assert_eq!(config(&["--group", "a=echo"]).unwrap().dns, None);
+    }
+
+    #[test]
     fn ttl_flags_per_group_win_over_the_bare_value() {
         let c = config(&[
             "--group",
@@ -560,6 +663,7 @@ mod tests {
             ("--header-read-timeout", "100ms", "10m", "99ms", "11m"),
             ("--body-read-timeout", "100ms", "10m", "99ms", "11m"),
             ("--etcd-ttl", "1s", "86400s", "999ms", "86401"),
+            ("--dns-interval", "1s", "1h", "999ms", "3601s"),
         ];
         for (flag, min, max, below, above) in cases {
             assert!(ok(flag, min) && ok(flag, max), "{flag} {min} / {max}");

@@ -16,10 +16,10 @@
 //! it with the ring, `peer_client` fetches it), or loaded through the
 //! group's getter (`origin` for `--group NAME=URL`) once per key
 //! (`singleflight`). `app` turns the binary's configuration into a running
-//! node; `discovery` feeds it peer lists from etcd.
+//! node; `discovery` feeds it peer lists from etcd, `dns` from DNS.
 //!
 //! Cargo features: `binary` (default) is the `groupcached` command with
-//! `etcd` (discovery) and `metrics` (`GET /metrics`). Without default
+//! `etcd` and `dns` (discovery) and `metrics` (`GET /metrics`). Without default
 //! features this is the library alone, and building it needs no `protoc`.
 
 #![forbid(unsafe_code)]
@@ -45,6 +45,8 @@ mod config;
 mod dialect;
 #[cfg(feature = "etcd")]
 mod discovery;
+#[cfg(feature = "dns")]
+mod dns;
 mod freshness;
 mod getter;
 mod group;

@@ -286,7 +286,7 @@ pub(crate) fn render(node: &Node) -> Result<String, prometheus::Error> {
             ]
         }),
     );
-    if let (_, Some(status)) = node.source().describe() {
+    if let Some(status) = node.source().describe().etcd {
         out.add(
             "groupcached_etcd_connected",
             "1 while this node is registered in etcd and watching the peer list.",

@@ -4,7 +4,8 @@
 //! the whole list (and the ring built from it, in the given order), and
 //! [`PickPeer::pick`] returns the owner's client, or `None` when this node owns
 //! the key (by exact string equality with its own URL) or the list is empty.
-//! The list comes from `--peers` or from etcd (see `discovery`); a
+//! The list comes from `--peers`, from etcd (see `discovery`) or from DNS
+//! (see `dns`); a
 //! [`PeerSource`] says which, and how fresh the list is. The ring is
 //! golang's or the forks' as the pool's [`Protocol`] says.
 //!
@@ -218,17 +219,43 @@ impl PickPeer for Peers {
 #[derive(Clone)]
 pub(crate) enum PeerSource {
     Static,
-    /// Discovery's latest status.
+    /// etcd discovery's latest status.
     Etcd(tokio::sync::watch::Receiver<EtcdStatus>),
+    /// DNS discovery's latest status.
+    Dns(tokio::sync::watch::Receiver<DnsStatus>),
+}
+
+/// A [`PeerSource`] as the views show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SourceView {
+    /// `static`, `etcd` or `dns`.
+    pub name: &'static str,
+    /// With etcd, discovery's latest status.
+    pub etcd: Option<EtcdStatus>,
+    /// With DNS, discovery's latest status.
+    pub dns: Option<DnsStatus>,
 }
 
 impl PeerSource {
-    /// `static` or `etcd`, and with etcd, discovery's latest status.
-    pub(crate) fn describe(&self) -> (&'static str, Option<EtcdStatus>) {
+    /// The source's name and, with discovery, its latest status.
+    pub(crate) fn describe(&self) -> SourceView {
+        let mut view = SourceView {
+            name: "static",
+            etcd: None,
+            dns: None,
+        };
         match self {
-            PeerSource::Static => ("static", None),
-            PeerSource::Etcd(status) => ("etcd", Some(status.borrow().clone())),
+            PeerSource::Static => {}
+            PeerSource::Etcd(status) => {
+                view.name = "etcd";
+                view.etcd = Some(status.borrow().clone());
+            }
+            PeerSource::Dns(status) => {
+                view.name = "dns";
+                view.dns = Some(status.borrow().clone());
+            }
         }
+        view
     }
 }
 
@@ -244,6 +271,29 @@ pub(crate) struct EtcdStatus {
     /// The etcd revision of the last peer list seen.
     pub revision: i64,
     /// Why the last session ended, if it did.
+    pub last_error: Option<String>,
+}
+
+/// What `GET /peers` shows about DNS discovery.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct DnsStatus {
+    /// `A/AAAA` (`--peers-dns`) or `SRV` (`--peers-srv`).
+    pub record_type: &'static str,
+    /// The name asked.
+    pub name: String,
+    /// `system` (the system resolver) or the `--dns-server` address.
+    pub server: String,
+    /// `--dns-interval`, in milliseconds.
+    pub interval_ms: u64,
+    /// True while the last resolution gave a usable answer.
+    pub ok: bool,
+    /// `ok: N peers in the answer`, or why the last resolution kept the
+    /// last list; none before the first.
+    pub last_outcome: Option<String>,
+    /// When the last resolution ended, in milliseconds since the Unix
+    /// epoch; none before the first.
+    pub last_resolved_unix_ms: Option<u64>,
+    /// Why the last resolution kept the last list, if it did.
     pub last_error: Option<String>,
 }
 

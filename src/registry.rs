@@ -107,12 +107,18 @@ impl Registry {
 
     /// The peer list: every value and this node, sorted, de-duplicated.
     pub(crate) fn peers(&self) -> Vec<String> {
-        let mut list: Vec<String> = self.members.values().cloned().collect();
-        list.push(self.self_url.clone());
-        list.sort();
-        list.dedup();
-        list
+        with_self(self.members.values().cloned().collect(), &self.self_url)
     }
+}
+
+/// `urls` and `self_url`, sorted and de-duplicated: the peer list every
+/// node that sees the same `urls` builds alike, whether it is in them yet
+/// or not (the rule of etcd and DNS discovery).
+pub(crate) fn with_self(mut urls: Vec<String>, self_url: &str) -> Vec<String> {
+    urls.push(self_url.to_string());
+    urls.sort();
+    urls.dedup();
+    urls
 }
 
 /// A change of peer list, as a log line tells it.

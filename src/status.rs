@@ -1,8 +1,9 @@
 //! The live status page: `GET /` is one self-contained HTML page
 //! (`status.html`, no external assets) that polls `GET /status` every two
 //! seconds and draws this node, every peer with its share of the ring, the
-//! etcd state, and per group the hit ratio, bytes against capacity, loads
-//! and errors as small inline SVG charts, and the keys asked for most.
+//! etcd or DNS discovery state, and per group the hit ratio, bytes against
+//! capacity, loads and errors as small inline SVG charts, and the keys
+//! asked for most.
 //!
 //! `GET /status` is everything the page shows, as one JSON document;
 //! `GET /stats` and `GET /peers` are the narrower views built here too.
@@ -15,7 +16,7 @@ use crate::cache::{HotKey, Which};
 use crate::group::GroupStats;
 use crate::health::HealthReport;
 use crate::node::Node;
-use crate::peers::{EtcdStatus, PeerHealth};
+use crate::peers::{DnsStatus, EtcdStatus, PeerHealth};
 use crate::wire;
 
 /// The page itself.
@@ -27,12 +28,14 @@ pub(crate) struct Status {
     #[serde(rename = "self")]
     pub self_url: String,
     pub version: &'static str,
-    /// `static` or `etcd`.
+    /// `static`, `etcd` or `dns`.
     pub source: &'static str,
     pub peers: Vec<PeerStatus>,
     pub groups: Vec<GroupStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub etcd: Option<EtcdView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns: Option<DnsStatus>,
 }
 
 /// Discovery's status as `/peers` shows it, but with the 64-bit lease id
@@ -139,14 +142,15 @@ pub(crate) fn status(node: &Node) -> Status {
         })
         .collect();
     groups.sort_by(|a, b| a.name.cmp(&b.name));
-    let (source, etcd) = node.source().describe();
+    let source = node.source().describe();
     Status {
         self_url,
         version: env!("CARGO_PKG_VERSION"),
-        source,
+        source: source.name,
         peers,
         groups,
-        etcd: etcd.map(EtcdView::from),
+        etcd: source.etcd.map(EtcdView::from),
+        dns: source.dns,
     }
 }
 
@@ -176,16 +180,19 @@ pub(crate) struct PeersReply {
     health: Vec<PeerHealth>,
     #[serde(skip_serializing_if = "Option::is_none")]
     etcd: Option<EtcdStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dns: Option<DnsStatus>,
 }
 
 /// What `GET /peers` answers.
 pub(crate) fn peers(node: &Node) -> PeersReply {
-    let (source, etcd) = node.source().describe();
+    let source = node.source().describe();
     PeersReply {
         self_url: node.peers().self_url().to_string(),
-        source,
+        source: source.name,
         peers: node.peers().list(),
         health: node.peers().health(),
-        etcd,
+        etcd: source.etcd,
+        dns: source.dns,
     }
 }

@@ -35,6 +35,8 @@ pub(crate) mod limits {
         (Duration::from_millis(100), Duration::from_secs(600));
     pub(crate) const ETCD_TTL: (Duration, Duration) =
         (Duration::from_secs(1), Duration::from_secs(86_400));
+    pub(crate) const DNS_INTERVAL: (Duration, Duration) =
+        (Duration::from_secs(1), Duration::from_secs(3600));
     pub(crate) const ORIGIN_TIMEOUT: (Duration, Duration) =
         (Duration::from_millis(1), Duration::from_secs(3600));
     pub(crate) const MAX_VALUE_BYTES: (u64, u64) = (1, 1 << 30);

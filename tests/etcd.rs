@@ -8,13 +8,11 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::etcd::*;
 use common::*;
-use groupcached::consistenthash::{Ring, DEFAULT_REPLICAS};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_find_each_other_and_load_each_key_once() {
@@ -118,51 +116,12 @@ async fn nodes_serve_through_an_etcd_outage_and_register_again_after_data_loss()
     // 20 loops GET keys across the nodes for the whole 10 s outage.
     etcd.stop().await;
     let outage = Duration::from_secs(10);
-    let until = Instant::now() + outage;
-    let gets = Arc::new(AtomicUsize::new(0));
-    let failures = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let loops: Vec<_> = (0..20)
-        .map(|l| {
-            let (nodes, gets, failures) = (nodes.clone(), gets.clone(), failures.clone());
-            tokio::spawn(async move {
-                let mut i = l;
-                while Instant::now() < until {
-                    let node = &nodes[i % nodes.len()];
-                    let key = format!("outage-{}", (i * 7) % 300);
-                    let url = format!("{}/cache/g/{key}", node.url);
-                    match try_get(&url).await {
-                        Ok(reply)
-                            if reply.status == 200 && reply.body == value_of(key.as_bytes()) => {}
-                        Ok(reply) => failures
-                            .lock()
-                            .unwrap()
-                            .push(format!("{url}: {} {:?}", reply.status, reply.body)),
-                        Err(e) => failures.lock().unwrap().push(format!("{url}: {e}")),
-                    }
-                    gets.fetch_add(1, SeqCst);
-                    i += 1;
-                    // Paces each loop of GETs; the outage length is the wait.
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            })
-        })
-        .collect();
+    let load = ReadLoad::start(nodes.clone(), outage);
     // Meanwhile /peers says etcd is gone but keeps the last list.
     // Within the lease TTL and slack, well inside the outage.
     let took = await_peers(&all, &want, false, TTL + PROMPTLY).await;
     eprintln!("nodes noticed the outage after {took:?}");
-    for handle in loops {
-        handle.await.unwrap();
-    }
-    let failures = failures.lock().unwrap().clone();
-    let gets = gets.load(SeqCst);
-    eprintln!("{gets} GETs during the {outage:?} outage");
-    assert_eq!(
-        failures,
-        Vec::<String>::new(),
-        "failed GETs during the outage"
-    );
-    assert!(gets > 1000, "only {gets} GETs in {outage:?}");
+    load.finish_without_failures().await;
     assert_eq!(origin.repeated(), vec![], "keys loaded more than once");
     for node in nodes.iter() {
         let peers = peers_of(node).await;
@@ -247,37 +206,7 @@ async fn a_go_node_registered_with_etcd_register_is_used() {
     let took = await_peers(&rust, &everyone, true, Duration::from_secs(5)).await;
     eprintln!("Go node seen by all Rust nodes after {took:?}");
 
-    let ring = Ring::new(DEFAULT_REPLICAS, &everyone);
-    let keys: Vec<String> = (0..80).map(|i| format!("mixed-{i}")).collect();
-    let go_keys: Vec<&String> = keys
-        .iter()
-        .filter(|k| ring.get(k.as_bytes()) == Some(go_url.as_str()))
-        .collect();
-    assert!(
-        go_keys.len() >= 5,
-        "only {} keys owned by Go",
-        go_keys.len()
-    );
-    for key in &keys {
-        for node in &nodes {
-            get_ok(node, key).await;
-        }
-    }
-    for key in &keys {
-        assert_eq!(origin.hits(key.as_bytes()), 1, "origin loads of {key}");
-    }
-    let stats = go.stats().await;
-    let served = stats["groups"]["g"]["ServerRequests"].as_u64().unwrap();
-    let loaded = stats["groups"]["g"]["LocalLoads"].as_u64().unwrap();
-    assert!(
-        served >= go_keys.len() as u64,
-        "Go node served {served}: {stats}"
-    );
-    assert_eq!(
-        loaded,
-        go_keys.len() as u64,
-        "Go node's origin loads: {stats}"
-    );
+    go_keys_are_loaded_once_by_go(&nodes, &go, &everyone, &origin).await;
 
     // Stopping the script revokes the lease: the Go node leaves at once.
     registration.stop().await;

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::{
-    esc, eventually, try_get, until_ok, value_of, wait_for_exit, Frontend, GcNode, Origin, Proc,
+    esc, eventually, log_tail, try_get, until_ok, value_of, wait_for_exit, Frontend, GcNode,
+    Origin, Proc, Waiting,
 };
 
 const ETCD: &str = "/usr/bin/etcd";
@@ -198,22 +199,6 @@ impl Etcd {
     }
 }
 
-/// The last 40 lines of the log at `path`.
-fn log_tail(path: &Path) -> String {
-    let log = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = log.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
-}
-
-/// What is awaited, and the log's tail read when it is displayed.
-struct Waiting<'a>(&'static str, &'a Path);
-
-impl std::fmt::Display for Waiting<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}\n{}", self.0, log_tail(self.1))
-    }
-}
-
 impl Drop for Etcd {
     fn drop(&mut self) {
         if std::thread::panicking() {
@@ -363,16 +348,31 @@ pub async fn await_peers<N: Frontend>(
     connected: bool,
     within: Duration,
 ) -> Duration {
+    let what = format!("with connected={connected}");
+    await_peers_where(nodes, want, &what, within, |p| {
+        p["etcd"]["connected"] == connected
+    })
+    .await
+}
+
+/// Polls every node's `/peers` until each one's `peers` is `want` and
+/// `holds` is true of it; how long that took. Panics with every node's
+/// last `/peers` after `within`, naming `what` `holds` checks.
+pub async fn await_peers_where<N: Frontend>(
+    nodes: &[&N],
+    want: &[String],
+    what: &str,
+    within: Duration,
+    holds: impl Fn(&Value) -> bool,
+) -> Duration {
     let start = Instant::now();
-    let what = format!("every node showing peers {want:?} with connected={connected}");
+    let what = format!("every node showing peers {want:?} {what}");
     until_ok(within, what, || async {
         let mut seen = Vec::new();
         for node in nodes {
             seen.push(peers_of(*node).await);
         }
-        let done = seen
-            .iter()
-            .all(|p| peer_list_of(p) == want && p["etcd"]["connected"] == connected);
+        let done = seen.iter().all(|p| peer_list_of(p) == want && holds(p));
         done.then_some(()).ok_or_else(|| {
             let all: Vec<String> = seen.iter().map(|p| p.to_string()).collect();
             format!("their /peers:\n{}", all.join("\n"))

@@ -162,3 +162,39 @@ fn ring_owners(
     assert_eq!(owners.len(), keys.len(), "gopeer -ring: one owner per key");
     owners
 }
+
+/// GETs 80 keys (`mixed-N`) through each of `nodes` in a pool of
+/// `everyone` (sorted, the Go node `go` among them): each key is loaded
+/// once, and the Go node, which owns at least five, served and loaded
+/// exactly its own.
+pub async fn go_keys_are_loaded_once_by_go(
+    nodes: &[super::GcNode],
+    go: &GoNode,
+    everyone: &[String],
+    origin: &super::Origin,
+) {
+    use super::Frontend;
+    let ring = groupcached::consistenthash::Ring::new(
+        groupcached::consistenthash::DEFAULT_REPLICAS,
+        everyone,
+    );
+    let keys: Vec<String> = (0..80).map(|i| format!("mixed-{i}")).collect();
+    let go_keys = keys
+        .iter()
+        .filter(|k| ring.get(k.as_bytes()) == Some(go.url.as_str()))
+        .count() as u64;
+    assert!(go_keys >= 5, "only {go_keys} keys owned by Go");
+    for key in &keys {
+        for node in nodes {
+            super::etcd::get_ok(node, key).await;
+        }
+    }
+    for key in &keys {
+        assert_eq!(origin.hits(key.as_bytes()), 1, "origin loads of {key}");
+    }
+    let stats = go.stats().await;
+    let served = super::stat(&stats, "g", "ServerRequests");
+    assert!(served >= go_keys, "Go node served {served}: {stats}");
+    let loaded = super::stat(&stats, "g", "LocalLoads");
+    assert_eq!(loaded, go_keys, "Go node's origin loads: {stats}");
+}

@@ -2,11 +2,12 @@
 //! nodes ([`ports`]), real `groupcached` processes ([`process`]) and Go
 //! nodes ([`gonode`]), an HTTP client ([`http`]), a counting origin
 //! ([`origin`]), keys by owner ([`ring`]), polling ([`wait`]), etcd
-//! ([`etcd`]) and test PKIs ([`tls`]). Every process is killed when its
+//! ([`etcd`]), dnsmasq ([`dns`]) and test PKIs ([`tls`]). Every process is killed when its
 //! handle drops, so a failing test leaves nothing behind.
 
 #![allow(dead_code, unused_imports)] // each test binary uses its own subset
 
+pub mod dns;
 pub mod etcd;
 pub mod gonode;
 pub mod http;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::http::{http_get, Reply};
 use super::origin::{value_of, Origin};
-use super::ports::hand_over_ports;
+use super::ports::{hand_over_copy, hand_over_ports};
 use super::wait::wait_healthy;
 
 /// `https` if `args` contain `flag` (a TLS certificate flag), else `http`.
@@ -103,16 +103,33 @@ impl GcNode {
     }
 
     async fn start_on(ports: &[u16], args: &[String]) -> GcNode {
-        let port = ports[0];
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let addr: SocketAddr = format!("127.0.0.1:{}", ports[0]).parse().unwrap();
+        GcNode::spawn(addr, args, |command| hand_over_ports(command, ports)).await
+    }
+
+    /// [`GcNode::start`] on a listener the test bound itself, on any
+    /// loopback address; the node takes it over as fd 3.
+    pub async fn start_on_listener(listener: std::net::TcpListener, args: &[String]) -> GcNode {
+        let addr = listener.local_addr().expect("the listener's address");
+        // The test's own copy closes when `listener` drops, here.
+        GcNode::spawn(addr, args, |command| hand_over_copy(command, &listener)).await
+    }
+
+    /// Starts the binary at `addr` with `args`, its listener handed over
+    /// by `hand_over`, and waits until it answers `/healthz`.
+    async fn spawn(
+        addr: SocketAddr,
+        args: &[String],
+        hand_over: impl FnOnce(&mut Command),
+    ) -> GcNode {
         let mut command = Command::new(env!("CARGO_BIN_EXE_groupcached"));
         command.args(args);
-        hand_over_ports(&mut command, ports);
+        hand_over(&mut command);
         command.env(
             "RUST_LOG",
             std::env::var("RUST_LOG").unwrap_or_else(|_| "error".into()),
         );
-        let proc = Proc::spawn(&format!("groupcached:{port}"), &mut command);
+        let proc = Proc::spawn(&format!("groupcached:{addr}"), &mut command);
         drop(command); // closes the test's copy of the listener
         let node = GcNode {
             proc,
@@ -197,4 +214,112 @@ pub async fn still_serves(url: &str, key: &str) {
         (200, &value_of(key.as_bytes())[..]),
         "{url} no longer serves {key}"
     );
+}
+
+/// The last 40 lines of the log at `path`.
+pub fn log_tail(path: &std::path::Path) -> String {
+    let log = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+/// What is awaited, and the tail of the log at the path, read when it is
+/// displayed (a message for [`super::eventually`]).
+pub struct Waiting<'a>(pub &'static str, pub &'a std::path::Path);
+
+impl std::fmt::Display for Waiting<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}\n{}", self.0, log_tail(self.1))
+    }
+}
+
+/// Runs the binary with `args` until it exits; its exit code and stderr.
+pub fn run_binary(args: &[&str]) -> (Option<i32>, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_groupcached"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running groupcached");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Reads through a pool while something goes wrong: 20 loops, each
+/// GETting a key (`outage-N`, 300 keys) every 10 ms from the nodes in
+/// turn, until `duration` has passed; every reply must be the origin's
+/// value.
+pub struct ReadLoad {
+    loops: Vec<tokio::task::JoinHandle<()>>,
+    gets: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    failures: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl ReadLoad {
+    pub fn start(nodes: std::sync::Arc<Vec<GcNode>>, duration: Duration) -> ReadLoad {
+        use std::sync::atomic::Ordering::SeqCst;
+        let until = std::time::Instant::now() + duration;
+        let gets = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let failures = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let loops = (0..20)
+            .map(|l| {
+                let (nodes, gets, failures) = (nodes.clone(), gets.clone(), failures.clone());
+                tokio::spawn(async move {
+                    let mut i = l;
+                    while std::time::Instant::now() < until {
+                        let node = &nodes[i % nodes.len()];
+                        let key = format!("outage-{}", (i * 7) % 300);
+                        let url = format!("{}/cache/g/{key}", node.url);
+                        match super::try_get(&url).await {
+                            Ok(reply)
+                                if reply.status == 200
+                                    && reply.body == value_of(key.as_bytes()) => {}
+                            Ok(reply) => failures
+                                .lock()
+                                .unwrap()
+                                .push(format!("{url}: {} {:?}", reply.status, reply.body)),
+                            Err(e) => failures.lock().unwrap().push(format!("{url}: {e}")),
+                        }
+                        gets.fetch_add(1, SeqCst);
+                        i += 1;
+                        // Paces each loop of GETs; `duration` is the wait.
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                })
+            })
+            .collect();
+        ReadLoad {
+            loops,
+            gets,
+            failures,
+        }
+    }
+
+    /// Waits for the loops to end; asserts that no GET failed and that
+    /// there were over 1,000.
+    pub async fn finish_without_failures(self) {
+        for handle in self.loops {
+            handle.await.expect("a read loop");
+        }
+        let failures = self.failures.lock().unwrap().clone();
+        let gets = self.gets.load(std::sync::atomic::Ordering::SeqCst);
+        eprintln!("{gets} GETs under load");
+        assert_eq!(failures, Vec::<String>::new(), "failed GETs under load");
+        assert!(gets > 1000, "only {gets} GETs");
+    }
+}
+
+/// Runs the binary with each case's flags (after `--listen 127.0.0.1:0
+/// --group g=echo`), asserting it exits 2 with one line of stderr that
+/// contains the case's message.
+pub fn assert_bad_flags(cases: &[(&[&str], &str)]) {
+    for &(args, message) in cases {
+        let mut all = vec!["--listen", "127.0.0.1:0", "--group", "g=echo"];
+        all.extend_from_slice(args);
+        let (code, stderr) = run_binary(&all);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
 }
