@@ -102,8 +102,15 @@ fn memory_max_is_three_times_the_cache() {
 /// cleanly on SIGTERM, writing its snapshot.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_runs_as_the_unit_starts_it() {
-    let service = std::fs::read_to_string(deploy("groupcached.service")).unwrap();
     let env = std::fs::read_to_string(deploy("groupcached.env")).unwrap();
+    run_as_the_unit(env!("CARGO_BIN_EXE_groupcached"), &env).await;
+}
+
+/// Runs `program` as the unit's `ExecStart` does, with the variables of
+/// `env_file` (a `KEY=VALUE` a line), and checks that it serves and stops
+/// cleanly.
+async fn run_as_the_unit(program: &str, env_file: &str) {
+    let service = std::fs::read_to_string(deploy("groupcached.service")).unwrap();
     let exec = setting(&service, "ExecStart").expect("ExecStart");
     let mut words = exec.split_whitespace();
     assert_eq!(words.next(), Some("/usr/bin/groupcached"), "{exec}");
@@ -113,9 +120,9 @@ async fn the_binary_runs_as_the_unit_starts_it() {
     let port = free_ports(1)[0];
     let url = format!("http://127.0.0.1:{port}");
     let snapshot = dir.0.join("snapshot");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_groupcached"));
+    let mut command = Command::new(program);
     command.args(&args).env_clear();
-    for line in env.lines().map(str::trim) {
+    for line in env_file.lines().map(str::trim) {
         if let Some((key, value)) = line.split_once('=').filter(|_| !line.starts_with('#')) {
             command.env(key, value);
         }
@@ -134,6 +141,110 @@ async fn the_binary_runs_as_the_unit_starts_it() {
     node.signal("TERM");
     assert_eq!(node.wait_exit(Duration::from_secs(10)).await, Some(0));
     assert!(snapshot.is_file(), "no snapshot at {}", snapshot.display());
+}
+
+/// The git revision `HEAD` is at, as `--version` shows it.
+fn head_revision() -> String {
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    String::from_utf8(head.stdout).unwrap().trim().to_string()
+}
+
+/// Runs a command that must succeed; its stdout.
+fn must(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The package, purged when dropped: the system is left as it was even
+/// when the test fails.
+struct Installed;
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        let _ = Command::new("dpkg")
+            .args(["--purge", "groupcached"])
+            .output();
+    }
+}
+
+/// `scripts/package --debug` builds the `.deb` (cargo-deb), which installs
+/// with `dpkg -i` (CI runs as root), puts the binary, units, conffile, man
+/// page and completions in place, runs against its installed environment
+/// file, and leaves nothing behind once removed and purged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deb_installs_runs_and_removes_cleanly() {
+    must("bash", &["scripts/package", "--debug"]);
+    let debs =
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("target/debian")).unwrap();
+    let deb = debs
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|e| e == "deb"))
+        .max_by_key(|path| path.metadata().and_then(|m| m.modified()).ok())
+        .expect("a .deb in target/debian");
+    let _installed = Installed;
+    let _ = Command::new("dpkg")
+        .args(["--purge", "groupcached"])
+        .output();
+    must("dpkg", &["-i", deb.to_str().unwrap()]);
+
+    let files: Vec<String> = must("dpkg", &["-L", "groupcached"])
+        .lines()
+        .map(str::to_string)
+        .filter(|path| Path::new(path).is_file())
+        .collect();
+    for path in [
+        "/usr/bin/groupcached",
+        "/lib/systemd/system/groupcached.service",
+        "/lib/systemd/system/groupcached.socket",
+        "/etc/default/groupcached",
+        "/usr/share/bash-completion/completions/groupcached",
+        "/usr/share/zsh/vendor-completions/_groupcached",
+        "/usr/share/fish/vendor_completions.d/groupcached.fish",
+    ] {
+        assert!(
+            files.iter().any(|f| f == path),
+            "{path} not installed: {files:?}"
+        );
+    }
+    let version = must("/usr/bin/groupcached", &["--version"]);
+    assert_eq!(
+        version,
+        format!(
+            "groupcached {} ({})\n",
+            env!("CARGO_PKG_VERSION"),
+            head_revision()
+        )
+    );
+    let man = must("man", &["-w", "groupcached"]);
+    assert_eq!(man.trim(), "/usr/share/man/man1/groupcached.1.gz");
+    let env = std::fs::read_to_string("/etc/default/groupcached").unwrap();
+    run_as_the_unit("/usr/bin/groupcached", &env).await;
+
+    must("dpkg", &["-r", "groupcached"]);
+    let left: Vec<&String> = files.iter().filter(|f| Path::new(f).exists()).collect();
+    assert_eq!(
+        left,
+        [&"/etc/default/groupcached".to_string()],
+        "only the conffile stays after -r"
+    );
+    must("dpkg", &["--purge", "groupcached"]);
+    let left: Vec<&String> = files.iter().filter(|f| Path::new(f).exists()).collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 #[test]
@@ -165,4 +276,101 @@ fn version_names_the_git_revision_and_help_shows_examples() {
         2,
         "{examples}"
     );
+}
+
+/// Every manifest in `deploy/kubernetes/` parses; the headless Service,
+/// the Deployment's probe, `preStop` and downward-API `--self`, and the
+/// PodDisruptionBudget are there; and every container's arguments (with
+/// `$(VAR)` expanded as Kubernetes expands them) pass the binary's own
+/// flag check, `groupcached --check`.
+#[test]
+fn kubernetes_manifests_parse_and_their_args_pass_the_flag_check() {
+    use yaml_rust2::{Yaml, YamlLoader};
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes");
+    let mut docs = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let parsed = YamlLoader::load_from_str(&text)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            docs.extend(parsed);
+        }
+    }
+    let of_kind = |kind: &str| -> Vec<&Yaml> {
+        docs.iter()
+            .filter(|d| d["kind"].as_str() == Some(kind))
+            .collect()
+    };
+    let headless = of_kind("Service")
+        .into_iter()
+        .any(|s| s["spec"]["clusterIP"].as_str() == Some("None"));
+    assert!(headless, "no headless Service");
+    assert_eq!(of_kind("PodDisruptionBudget").len(), 1);
+    let deployments = of_kind("Deployment");
+    assert_eq!(deployments.len(), 1);
+    let mut checked = 0;
+    for deployment in deployments {
+        let pod = &deployment["spec"]["template"]["spec"];
+        for container in pod["containers"].as_vec().expect("containers") {
+            let probe = &container["readinessProbe"]["httpGet"]["path"];
+            assert_eq!(probe.as_str(), Some("/healthz"));
+            assert!(
+                !container["lifecycle"]["preStop"].is_badvalue(),
+                "no preStop"
+            );
+            // The variables the container gets: values, and the pod IP
+            // from the downward API as a test address.
+            let mut vars = Vec::new();
+            for var in container["env"]
+                .as_vec()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+            {
+                let name = var["name"].as_str().expect("env name").to_string();
+                let value = match var["value"].as_str() {
+                    Some(value) => value.to_string(),
+                    None => {
+                        let field = var["valueFrom"]["fieldRef"]["fieldPath"].as_str();
+                        assert_eq!(field, Some("status.podIP"), "{name}");
+                        "10.0.0.7".to_string()
+                    }
+                };
+                vars.push((name, value));
+            }
+            let expand = |arg: &str| {
+                vars.iter().fold(arg.to_string(), |arg, (name, value)| {
+                    arg.replace(&format!("$({name})"), value)
+                })
+            };
+            let args: Vec<String> = container["args"]
+                .as_vec()
+                .expect("args")
+                .iter()
+                .map(|a| expand(a.as_str().expect("a string argument")))
+                .collect();
+            assert!(
+                args.iter().any(|a| a == "--self=http://10.0.0.7:8080"),
+                "{args:?}"
+            );
+            let out = Command::new(env!("CARGO_BIN_EXE_groupcached"))
+                .args(&args)
+                .arg("--check")
+                .env_clear()
+                .envs(
+                    vars.iter()
+                        .filter(|(name, _)| name.starts_with("GROUPCACHED_"))
+                        .cloned(),
+                )
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 1);
 }
