@@ -316,29 +316,40 @@ impl Caches {
     /// hit) on main and hot for each probe, as golang does; an expired
     /// entry is removed (or moved to stale, if it has a grace) and is a
     /// miss there.
+    #[cfg(test)]
     pub(crate) fn lookup(&self, key: &[u8]) -> Lookup {
+        self.lookup_rated(key).0
+    }
+
+    /// [`Caches::lookup`], with the key's estimated requests per second
+    /// here, this one counted (for the `minute_qps` of an owner's reply).
+    pub(crate) fn lookup_rated(&self, key: &[u8]) -> (Lookup, f64) {
+        let mut rate = 0.0;
         // The clock is read only for entries that expire.
-        self.lookup_at(key, now_nanos, true)
+        let found = self.lookup_at(key, now_nanos, Some(&mut rate));
+        (found, rate)
     }
 
     /// [`Caches::lookup`] without counting the key again: a load's second
     /// look.
     pub(crate) fn lookup_again(&self, key: &[u8]) -> Lookup {
-        self.lookup_at(key, now_nanos, false)
+        self.lookup_at(key, now_nanos, None)
     }
 
     /// [`Caches::lookup`], with `now` telling the instant (Unix
-    /// nanoseconds); `count`: a request for the key.
-    fn lookup_at(&self, key: &[u8], now: impl Fn() -> i64, count: bool) -> Lookup {
+    /// nanoseconds); with `rate`, a request for the key is counted and its
+    /// estimated rate written there.
+    fn lookup_at(&self, key: &[u8], now: impl Fn() -> i64, rate: Option<&mut f64>) -> Lookup {
         if self.limit == 0 {
             return Lookup::Miss;
         }
-        let hash = count.then(|| Heat::hash(key));
+        let hash = rate.is_some().then(|| Heat::hash(key));
         let mut guard = self.lock();
         // Through a plain reference, so the lists borrow separately.
         let pair: &mut Pair = &mut guard;
-        if let Some(hash) = hash {
-            pair.heat.touch(key, hash);
+        if let (Some(hash), Some(rate)) = (hash, rate) {
+            let count = pair.heat.touch(key, hash);
+            *rate = pair.heat.rate(count);
         }
         match pair.main.get(key, &now) {
             Got::Live(entry) if entry.is_not_found() => {
@@ -396,7 +407,7 @@ impl Caches {
     /// [`Caches::get`] at the instant `now` (Unix nanoseconds).
     #[cfg(test)]
     fn get_at(&self, key: &[u8], now: i64) -> Option<Value> {
-        match self.lookup_at(key, || now, true) {
+        match self.lookup_at(key, || now, Some(&mut 0.0)) {
             Lookup::Hit(value, _) => Some(value),
             _ => None,
         }
@@ -525,6 +536,7 @@ impl Caches {
     }
 
     /// The estimated requests per second for `key` here.
+    #[cfg(test)]
     pub(crate) fn rate(&self, key: &[u8]) -> f64 {
         let hash = Heat::hash(key);
         let pair = self.lock();
@@ -984,11 +996,12 @@ mod tests {
         caches.add(Which::Main, b"k", graced(b"v", expires, 60, 5));
         caches.add(Which::Main, b"plain", graced(b"p", expires, 0, 0));
         assert!(matches!(
-            caches.lookup_at(b"k", || now, true),
+            caches.lookup_at(b"k", || now, Some(&mut 0.0)),
             Lookup::Hit(_, Which::Main)
         ));
         // Two seconds after expiry: within both windows.
-        let Lookup::Stale(stale) = caches.lookup_at(b"k", || expires + 2 * SEC, true) else {
+        let Lookup::Stale(stale) = caches.lookup_at(b"k", || expires + 2 * SEC, Some(&mut 0.0))
+        else {
             panic!("stale expected");
         };
         assert_eq!(
@@ -1000,19 +1013,20 @@ mod tests {
         assert_eq!((main.items, main.expired), (1, 1), "moved out of main");
         assert_eq!((stale_list.items, stale_list.bytes), (1, 2));
         // Past stale-while-revalidate, within stale-if-error.
-        let Lookup::Stale(stale) = caches.lookup_at(b"k", || expires + 6 * SEC, true) else {
+        let Lookup::Stale(stale) = caches.lookup_at(b"k", || expires + 6 * SEC, Some(&mut 0.0))
+        else {
             panic!("stale expected");
         };
         assert!(!stale.revalidating);
         // Past both: gone.
         assert_eq!(
-            caches.lookup_at(b"k", || expires + 61 * SEC, true),
+            caches.lookup_at(b"k", || expires + 61 * SEC, Some(&mut 0.0)),
             Lookup::Miss
         );
         assert_eq!(caches.stats().2.items, 0);
         // No grace: an expired value is simply a miss.
         assert_eq!(
-            caches.lookup_at(b"plain", || expires + SEC, true),
+            caches.lookup_at(b"plain", || expires + SEC, Some(&mut 0.0)),
             Lookup::Miss
         );
         assert_eq!(caches.stats().2.items, 0);
@@ -1103,7 +1117,7 @@ mod tests {
         let since = caches.generation(b"k");
         caches.add_not_found(b"k", "origin returned 404 Not Found", until, since);
         assert_eq!(
-            caches.lookup_at(b"k", || now, true),
+            caches.lookup_at(b"k", || now, Some(&mut 0.0)),
             Lookup::NotFound("origin returned 404 Not Found".into(), until)
         );
         let (main, _, _) = caches.stats();
@@ -1114,7 +1128,7 @@ mod tests {
         );
         assert!(caches.main_entries().is_empty(), "not a value to snapshot");
         assert_eq!(
-            caches.lookup_at(b"k", || now + 61 * SEC, true),
+            caches.lookup_at(b"k", || now + 61 * SEC, Some(&mut 0.0)),
             Lookup::Miss,
             "expired"
         );

@@ -296,23 +296,26 @@ impl Group {
     /// [`Group::get`], saying where the answer came from.
     pub(crate) async fn get_traced(&self, key: &[u8]) -> Traced {
         self.inner.stats.gets.fetch_add(1, Relaxed);
-        self.get_by(key, Path::User).await
+        let (found, _) = self.inner.caches.lookup_rated(key);
+        self.get_by(key, found, Path::User).await
     }
 
     /// Gets `key` for a peer that believes this node owns it: from the
-    /// caches or the getter, never from another peer.
-    pub(crate) async fn get_for_peer(&self, key: &[u8]) -> Loaded {
+    /// caches or the getter, never from another peer. With it, the key's
+    /// estimated requests per second here.
+    pub(crate) async fn get_for_peer(&self, key: &[u8]) -> (Loaded, f64) {
         let stats = &self.inner.stats;
         stats.server_requests.fetch_add(1, Relaxed);
         stats.gets.fetch_add(1, Relaxed);
-        self.get_by(key, Path::Peer).await.0
+        let (found, rate) = self.inner.caches.lookup_rated(key);
+        (self.get_by(key, found, Path::Peer).await.0, rate)
     }
 
-    /// The caches, then a load by `path`; a stale value stands in as its
-    /// grace allows.
-    async fn get_by(&self, key: &[u8], path: Path) -> Traced {
+    /// What the caches `found`, else a load by `path`; a stale value
+    /// stands in as its grace allows.
+    async fn get_by(&self, key: &[u8], found: Lookup, path: Path) -> Traced {
         let inner = &self.inner;
-        let stale = match inner.caches.lookup(key) {
+        let stale = match found {
             Lookup::Hit(value, which) => {
                 inner.stats.cache_hits.fetch_add(1, Relaxed);
                 return (Ok(value), which.into());
@@ -430,11 +433,6 @@ impl Group {
     /// How this group keeps hot copies.
     pub(crate) fn hot_policy(&self) -> HotPolicy {
         self.inner.hot_policy
-    }
-
-    /// The estimated requests per second for `key` at this node.
-    pub(crate) fn rate(&self, key: &[u8]) -> f64 {
-        self.inner.caches.rate(key)
     }
 
     /// The keys asked for most at this node, hottest first.
@@ -823,8 +821,14 @@ mod tests {
         let pool = FakePool::new(Some(owner.clone()), Protocol::Golang);
         let calls = Arc::new(AtomicUsize::new(0));
         let group = group_over(&pool, counting_getter(calls.clone(), Duration::ZERO));
-        assert_eq!(group.get_for_peer(b"k").await.unwrap().bytes, "value-of-k");
-        assert_eq!(group.get_for_peer(b"k").await.unwrap().bytes, "value-of-k");
+        assert_eq!(
+            group.get_for_peer(b"k").await.0.unwrap().bytes,
+            "value-of-k"
+        );
+        assert_eq!(
+            group.get_for_peer(b"k").await.0.unwrap().bytes,
+            "value-of-k"
+        );
         let stats = group.stats();
         assert_eq!(
             (stats.server_requests, stats.gets, stats.cache_hits),

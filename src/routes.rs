@@ -268,12 +268,13 @@ where
 /// owner's final answer.
 async fn serve_peer_get(node: &Node, group: &Group, key: &[u8], understood: bool) -> Reply {
     let protocol = node.protocol();
-    match group.get_for_peer(key).await {
+    let (loaded, rate) = group.get_for_peer(key).await;
+    match loaded {
         Ok(value) => {
             let always = protocol.always_sends_expire();
             // The key's rate here, for the requester's hot policy (none
             // under golang's policy: golang's exact bytes).
-            let rate = (group.hot_policy() == HotPolicy::Heat).then(|| group.rate(key));
+            let rate = (group.hot_policy() == HotPolicy::Heat).then_some(rate);
             let mut reply = Response::new(ReplyBody::get_response(value, always, rate));
             reply.headers_mut().insert(
                 CONTENT_TYPE,
