@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::cache::{Caches, Lookup, Which};
+use crate::cache::{Caches, Lookup, StaleHit, Which};
 use crate::freshness::TtlPolicy;
 use crate::getter::{Getter, GetterError};
 use crate::http_client::HttpError;
@@ -315,18 +315,10 @@ impl Group {
     /// stands in as its grace allows.
     async fn get_by(&self, key: &[u8], found: Lookup, path: Path) -> Traced {
         let inner = &self.inner;
-        let stale = match found {
-            Lookup::Hit(value, which) => {
-                inner.stats.cache_hits.fetch_add(1, Relaxed);
-                return (Ok(value), which.into());
-            }
-            Lookup::NotFound(message, expiry) => {
-                inner.stats.negative_hits.fetch_add(1, Relaxed);
-                let error = GroupError::Getter(GetterError::NotFound(message));
-                return (Err(error), Source::NotFound(expiry));
-            }
-            Lookup::Stale(stale) => stale,
-            Lookup::Miss => {
+        let stale = match self.answer(found) {
+            Ok(answered) => return answered,
+            Err(Some(stale)) => stale,
+            Err(None) => {
                 inner.stats.loads.fetch_add(1, Relaxed);
                 return self.load_by(key, path).await;
             }
@@ -448,17 +440,26 @@ impl Group {
     /// A singleflight leader's second look: another load may have filled
     /// the cache just before this one began.
     fn recheck(&self, key: &[u8]) -> Option<Traced> {
-        match self.inner.caches.lookup_again(key) {
+        self.answer(self.inner.caches.lookup_again(key)).ok()
+    }
+
+    /// What the caches `found`, as an answer (a hit or a remembered
+    /// not-found, counted), or what is left to do: `Err(Some)` a stale
+    /// value, `Err(None)` a miss.
+    fn answer(&self, found: Lookup) -> Result<Traced, Option<StaleHit>> {
+        let stats = &self.inner.stats;
+        match found {
             Lookup::Hit(value, which) => {
-                self.inner.stats.cache_hits.fetch_add(1, Relaxed);
-                Some((Ok(value), which.into()))
+                stats.cache_hits.fetch_add(1, Relaxed);
+                Ok((Ok(value), which.into()))
             }
             Lookup::NotFound(message, expiry) => {
-                self.inner.stats.negative_hits.fetch_add(1, Relaxed);
+                stats.negative_hits.fetch_add(1, Relaxed);
                 let error = GroupError::Getter(GetterError::NotFound(message));
-                Some((Err(error), Source::NotFound(expiry)))
+                Ok((Err(error), Source::NotFound(expiry)))
             }
-            Lookup::Stale(_) | Lookup::Miss => None,
+            Lookup::Stale(stale) => Err(Some(stale)),
+            Lookup::Miss => Err(None),
         }
     }
 
