@@ -89,20 +89,38 @@ const GROUP_COUNTERS: [(&str, &str, GroupField); 12] = [
     ),
 ];
 
-/// Write counters with an `op` label (`set`, `remove`) besides `group`:
-/// name, help, and the set and remove counts.
-const WRITE_COUNTERS: [(&str, &str, GroupField, GroupField); 2] = [
+/// Counters split in two by a label besides `group`: name, help, the
+/// label, and each of its two values with its count.
+type SplitCounter = (
+    &'static str,
+    &'static str,
+    &'static str,
+    [(&'static str, GroupField); 2],
+);
+const SPLIT_COUNTERS: [SplitCounter; 4] = [
     (
         "groupcached_user_writes_total",
         "User PUTs and DELETEs through this node, sent on to the pool.",
-        |s| s.user_sets,
-        |s| s.user_removes,
+        "op",
+        [("set", |s| s.user_sets), ("remove", |s| s.user_removes)],
     ),
     (
         "groupcached_peer_writes_total",
         "Values stored here at a peer's request, and keys it asked to remove.",
-        |s| s.peer_sets,
-        |s| s.peer_removes,
+        "op",
+        [("set", |s| s.peer_sets), ("remove", |s| s.peer_removes)],
+    ),
+    (
+        "groupcached_hot_offers_total",
+        "Values fetched from peers offered to the hot cache by heat: kept (admitted) or not (rejected).",
+        "result",
+        [("admitted", |s| s.hot_admissions), ("rejected", |s| s.hot_rejections)],
+    ),
+    (
+        "groupcached_stale_served_total",
+        "Gets answered with an expired value in its grace: while its reload failed (if-error), or while it reloads in the background (while-revalidate).",
+        "why",
+        [("if-error", |s| s.stale_if_error), ("while-revalidate", |s| s.stale_while_revalidate)],
     ),
 ];
 
@@ -170,35 +188,18 @@ pub(crate) fn render(node: &Node) -> Result<String, prometheus::Error> {
                 .map(|(g, s)| (vec![("group", g.name())], field(s) as f64)),
         );
     }
-    for (name, help, sets, removes) in WRITE_COUNTERS {
+    for (name, help, label, parts) in SPLIT_COUNTERS {
         out.add(
             name,
             help,
             MetricType::COUNTER,
             groups.iter().flat_map(|(g, s)| {
-                [("set", sets(s)), ("remove", removes(s))]
-                    .map(|(op, count)| (vec![("group", g.name()), ("op", op)], count as f64))
+                parts.map(|(value, field)| {
+                    (vec![("group", g.name()), (label, value)], field(s) as f64)
+                })
             }),
         );
     }
-    out.add(
-        "groupcached_hot_offers_total",
-        "Values fetched from peers offered to the hot cache by heat: kept (admitted) or not (rejected).",
-        MetricType::COUNTER,
-        groups.iter().flat_map(|(g, s)| {
-            [("admitted", s.hot_admissions), ("rejected", s.hot_rejections)]
-                .map(|(result, count)| (vec![("group", g.name()), ("result", result)], count as f64))
-        }),
-    );
-    out.add(
-        "groupcached_stale_served_total",
-        "Gets answered with an expired value in its grace: while its reload failed (if-error), or while it reloads in the background (while-revalidate).",
-        MetricType::COUNTER,
-        groups.iter().flat_map(|(g, s)| {
-            [("if-error", s.stale_if_error), ("while-revalidate", s.stale_while_revalidate)]
-                .map(|(why, count)| (vec![("group", g.name()), ("why", why)], count as f64))
-        }),
-    );
     out.add(
         "groupcache_get_from_peers_latency_lower",
         "The slowest fetch from a peer so far, in seconds.",
