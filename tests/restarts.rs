@@ -17,29 +17,6 @@ use common::*;
 use groupcached::consistenthash::{Ring, DEFAULT_REPLICAS};
 use groupcached::Protocol;
 
-/// A directory of its own under the system's temporary directory, removed
-/// on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("gc-restarts-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A `groupcached` started, stopped and started again on one listening
 /// socket the test keeps (as systemd keeps a service's socket), logging at
 /// `info` to a file.
