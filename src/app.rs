@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -131,6 +132,12 @@ impl App {
                     None => (addr, &config.tls.main),
                 };
                 let scheme = if tls.is_some() { "https" } else { "http" };
+                let peer_api = match config.host_address {
+                    Some(ip) if peer_api.ip().is_unspecified() => {
+                        SocketAddr::new(ip, peer_api.port())
+                    }
+                    _ => peer_api,
+                };
                 format!("{scheme}://{peer_api}")
             }
         };

@@ -46,7 +46,7 @@ pub(crate) struct Args {
         env = "GROUPCACHED_GROUP",
         value_delimiter = ' ',
         value_name = "NAME=ORIGIN",
-        required_unless_present = "generate"
+        required_unless_present_any = ["generate", "health"]
     )]
     pub groups: Vec<String>,
 
@@ -132,6 +132,12 @@ pub(crate) struct Args {
     /// (nothing is bound and no peer or origin is contacted), 2 when not.
     #[arg(long)]
     pub check: bool,
+
+    /// Ask the node listening at --listen for /healthz and exit: 0 when it
+    /// answers 200 within 2 s, 1 when not (a container's HEALTHCHECK; plain
+    /// HTTP, so with --tls-cert only the connection is checked).
+    #[arg(long)]
+    pub health: bool,
 
     /// Print the man page (man) or a shell's completions (bash, zsh, fish)
     /// and exit: for packagers.

@@ -4,7 +4,10 @@
 //! `src/main.rs` calls [`main`] and chooses the allocator; nothing else here
 //! is public.
 
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use tokio::net::TcpListener;
@@ -35,6 +38,51 @@ fn generate(what: &str) -> ExitCode {
     }
 }
 
+/// `--health`: GET /healthz from the node at `listen` (its unspecified
+/// address asked at loopback), over plain HTTP with one 2 s deadline per
+/// step; with TLS only the connection is checked. It needs no runtime and
+/// no client: a container's HEALTHCHECK runs it every few seconds.
+fn health(listen: SocketAddr, tls: bool) -> ExitCode {
+    let ask = |listen: SocketAddr| -> std::io::Result<String> {
+        let timeout = Duration::from_secs(2);
+        let mut stream = TcpStream::connect_timeout(&listen, timeout)?;
+        if tls {
+            return Ok("accepts connections (TLS: /healthz not asked)".into());
+        }
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        stream.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+        let mut head = [0u8; 64];
+        let read = stream.read(&mut head)?;
+        let status = String::from_utf8_lossy(&head[..read]);
+        let status = status.lines().next().unwrap_or_default();
+        if status.starts_with("HTTP/1.1 200 ") || status.starts_with("HTTP/1.0 200 ") {
+            Ok("healthy".into())
+        } else {
+            Err(std::io::Error::other(format!("answered {status:?}")))
+        }
+    };
+    let listen = match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::from((Ipv4Addr::LOCALHOST, listen.port()))
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((Ipv6Addr::LOCALHOST, listen.port()))
+        }
+        _ => listen,
+    };
+    match ask(listen) {
+        Ok(verdict) => {
+            println!("groupcached: {listen}: {verdict}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("groupcached: {listen}: unhealthy: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// The command's `main`: exit 0 after a clean shutdown, 1 when the node
 /// stopped on its own or could not bind, 2 for bad flags.
 pub fn main() -> ExitCode {
@@ -52,6 +100,9 @@ pub fn main() -> ExitCode {
     };
     if let Some(what) = &args.generate {
         return generate(what);
+    }
+    if args.health {
+        return health(args.listen, args.tls_cert.is_some());
     }
     let check = args.check;
     init_logging(args.log_format);

@@ -1,7 +1,7 @@
 //! The command line's flags (`cli`) validated into a [`Config`]: what the
 //! node runs with. Every bad value is a one-line error naming the flag.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -21,6 +21,9 @@ use crate::wire::{self, base_path_is_valid, BadPeerUrl};
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub(crate) self_url: Option<String>,
+    /// The address of the default `--self` when the peer API listens on an
+    /// unspecified address: what this host's name resolves to.
+    pub(crate) host_address: Option<IpAddr>,
     pub(crate) peers: Vec<String>,
     pub(crate) groups: Vec<GroupSpec>,
     pub(crate) cache_bytes: u64,
@@ -92,7 +95,7 @@ pub(crate) enum ConfigError {
         url: String,
         error: BadPeerUrl,
     },
-    #[error("{0} {1}: an unspecified address needs --self (the URL peers reach this node at)")]
+    #[error("{0} {1}: an unspecified address needs --self (the URL peers reach this node at): this host's name resolves to no address but loopback")]
     ListenNeedsSelf(&'static str, SocketAddr),
     #[error("{flag} {value:?}: {reason}")]
     Ttl {
@@ -172,16 +175,19 @@ impl Args {
         if !base_path_is_valid(&self.base_path) {
             return Err(ConfigError::BasePath(self.base_path));
         }
+        let mut host_address = None;
         if let Some(url) = &self.self_url {
             check_url("--self", url)?;
         } else {
-            // The default --self is the address of the listener peers use.
+            // The default --self is the address of the listener peers use;
+            // an unspecified one is the host's own (a container's or pod's).
             let (flag, addr) = match self.peer_listen {
                 Some(addr) => ("--peer-listen", addr),
                 None => ("--listen", self.listen),
             };
             if addr.ip().is_unspecified() {
-                return Err(ConfigError::ListenNeedsSelf(flag, addr));
+                host_address =
+                    Some(this_host_address().ok_or(ConfigError::ListenNeedsSelf(flag, addr))?);
             }
         }
         for url in &self.peers {
@@ -211,6 +217,7 @@ impl Args {
         Ok(Config {
             tls,
             self_url: self.self_url,
+            host_address,
             peers: self.peers,
             groups,
             cache_bytes: self.cache_bytes,
@@ -401,6 +408,22 @@ impl Args {
 
 /// Peer and etcd URLs must be plain `http://host[:port]` or `https://host[:port]` (see
 /// [`wire::check_peer_url`], which discovery applies to etcd values too).
+/// What this host's name resolves to, loopback left out: in a container
+/// or a pod, its own address on the network its peers share.
+fn this_host_address() -> Option<IpAddr> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let addresses = (name.trim(), 0).to_socket_addrs().ok()?;
+    host_address(addresses.map(|a| a.ip()))
+}
+
+/// The first IPv4 address that is neither loopback nor unspecified, else
+/// the first such IPv6 address.
+fn host_address(addresses: impl Iterator<Item = IpAddr>) -> Option<IpAddr> {
+    addresses
+        .filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
+        .min_by_key(IpAddr::is_ipv6)
+}
+
 fn check_url(flag: &'static str, url: &str) -> Result<(), ConfigError> {
     wire::check_peer_url(url).map_err(|error| ConfigError::Url {
         flag,
@@ -712,8 +735,18 @@ mod tests {
             args.extend_from_slice(extra);
             config(&args)
         };
-        assert!(listen(&[]).unwrap_err().contains("--self"));
         assert!(listen(&["--self", "http://127.0.0.1:8001"]).is_ok());
+        // Without --self, the host's name decides (in a container, its own
+        // address): never a loopback or unspecified address.
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let pick = |list: &[&str]| host_address(list.iter().map(|s| ip(s)));
+        assert_eq!(pick(&["127.0.1.1", "::1"]), None);
+        assert_eq!(pick(&["0.0.0.0"]), None);
+        assert_eq!(
+            pick(&["fd00::2", "127.0.0.1", "10.0.0.7"]),
+            Some(ip("10.0.0.7"))
+        );
+        assert_eq!(pick(&["::1", "fd00::2"]), Some(ip("fd00::2")));
     }
 
     #[test]

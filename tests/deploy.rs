@@ -355,3 +355,31 @@ fn kubernetes_manifests_parse_and_their_args_pass_the_flag_check() {
     }
     assert_eq!(checked, 1);
 }
+
+/// `--health`, the container image's HEALTHCHECK: 0 for a node that
+/// answers `/healthz` (asked at loopback when it listens on 0.0.0.0), 1 for
+/// a port nothing answers; it needs no `--group`.
+#[tokio::test]
+async fn health_flag_asks_the_node_at_listen() {
+    let port = free_ports(1)[0];
+    let _node = GcNode::start(port, &["--group".into(), "g=echo".into()]).await;
+    let health = |listen: String| {
+        let out = Command::new(env!("CARGO_BIN_EXE_groupcached"))
+            .env_clear()
+            .env("GROUPCACHED_LISTEN", listen)
+            .arg("--health")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, stdout) = health(format!("0.0.0.0:{port}"));
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(
+        stdout.contains(&format!("127.0.0.1:{port}: healthy")),
+        "{stdout}"
+    );
+    assert_eq!(health(format!("127.0.0.1:{}", closed_port())).0, Some(1));
+}
