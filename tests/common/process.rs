@@ -246,6 +246,19 @@ pub fn run_binary(args: &[&str]) -> (Option<i32>, String) {
     )
 }
 
+/// GETs `url`; anything but a 200 with the body `want` is added to
+/// `failures`.
+pub async fn get_expecting(url: &str, want: &[u8], failures: &std::sync::Mutex<Vec<String>>) {
+    match super::try_get(url).await {
+        Ok(reply) if reply.status == 200 && reply.body == want => {}
+        Ok(reply) => failures
+            .lock()
+            .unwrap()
+            .push(format!("{url}: {} {:?}", reply.status, reply.body)),
+        Err(e) => failures.lock().unwrap().push(format!("{url}: {e}")),
+    }
+}
+
 /// Reads through a pool while something goes wrong: 20 loops, each
 /// GETting a key (`outage-N`, 300 keys) every 10 ms from the nodes in
 /// turn, until `duration` has passed; every reply must be the origin's
@@ -271,16 +284,7 @@ impl ReadLoad {
                         let node = &nodes[i % nodes.len()];
                         let key = format!("outage-{}", (i * 7) % 300);
                         let url = format!("{}/cache/g/{key}", node.url);
-                        match super::try_get(&url).await {
-                            Ok(reply)
-                                if reply.status == 200
-                                    && reply.body == value_of(key.as_bytes()) => {}
-                            Ok(reply) => failures
-                                .lock()
-                                .unwrap()
-                                .push(format!("{url}: {} {:?}", reply.status, reply.body)),
-                            Err(e) => failures.lock().unwrap().push(format!("{url}: {e}")),
-                        }
+                        get_expecting(&url, &value_of(key.as_bytes()), &failures).await;
                         gets.fetch_add(1, SeqCst);
                         i += 1;
                         // Paces each loop of GETs; `duration` is the wait.
