@@ -19,12 +19,13 @@ use crate::wire::DEFAULT_BASE_PATH;
 #[derive(Debug, Parser)]
 #[command(version = VERSION, about, after_help = EXAMPLES)]
 pub(crate) struct Args {
-    /// Address to listen on for users and peers (an unspecified address
-    /// such as 0.0.0.0 needs --self).
+    /// Address to listen on for users and peers.
     #[arg(long, env = "GROUPCACHED_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// This node's URL as it appears in the peer list [default: http://LISTEN].
+    /// This node's URL as it appears in the peer list [default:
+    /// http://LISTEN; for 0.0.0.0 or [::], the address the host's name
+    /// resolves to, when that is not loopback].
     #[arg(long = "self", env = "GROUPCACHED_SELF", value_name = "URL")]
     pub self_url: Option<String>,
 

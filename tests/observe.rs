@@ -412,7 +412,7 @@ async fn environment_variables_configure_a_node_and_flags_win() {
     assert_eq!(http_get(&format!("{url}/cache/a/k")).await.status, 404);
 
     // Every flag that configures the node has its variable, and --help
-    // names it (--check is an action, like --help and --version).
+    // names it (--check and --health are actions, like --help and --version).
     let help = Command::new(env!("CARGO_BIN_EXE_groupcached"))
         .arg("--help")
         .output()
@@ -422,7 +422,7 @@ async fn environment_variables_configure_a_node_and_flags_win() {
         .lines()
         .filter_map(|line| line.trim_start().strip_prefix("--"))
         .filter_map(|rest| rest.split([' ', '<']).next())
-        .filter(|flag| !["help", "version", "check"].contains(flag))
+        .filter(|flag| !["help", "version", "check", "health"].contains(flag))
         .collect();
     assert!(flags.len() >= 14, "{flags:?}");
     for flag in flags {
