@@ -202,6 +202,8 @@ struct Load {
     stop: Arc<AtomicBool>,
     gets: Arc<AtomicUsize>,
     failures: Arc<Mutex<Vec<String>>>,
+    /// The longest a GET took: printed, not asserted.
+    slowest: Arc<Mutex<Duration>>,
     readers: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -213,10 +215,12 @@ impl Load {
             Arc::new(AtomicUsize::new(0)),
         );
         let failures = Arc::new(Mutex::new(Vec::new()));
+        let slowest = Arc::new(Mutex::new(Duration::ZERO));
         let readers = (0..8)
             .map(|reader| {
                 let (targets, stop) = (targets.clone(), stop.clone());
                 let (gets, failures) = (gets.clone(), failures.clone());
+                let slowest = slowest.clone();
                 tokio::spawn(async move {
                     let mut i = reader;
                     while !stop.load(SeqCst) {
@@ -226,7 +230,13 @@ impl Load {
                         };
                         let key = format!("load-{}", (i * 7) % 1000);
                         let url = format!("{url}/cache/demo/{key}");
+                        let start = std::time::Instant::now();
                         get_expecting(&url, key.as_bytes(), &failures).await;
+                        let took = start.elapsed();
+                        {
+                            let mut slowest = slowest.lock().unwrap();
+                            *slowest = (*slowest).max(took);
+                        }
                         gets.fetch_add(1, SeqCst);
                         i += 1;
                         // Paces each reader; the test decides how long.
@@ -240,6 +250,7 @@ impl Load {
             stop,
             gets,
             failures,
+            slowest,
             readers,
         }
     }
@@ -256,7 +267,8 @@ impl Load {
             reader.await.expect("a reader");
         }
         let gets = self.gets.load(SeqCst);
-        eprintln!("{gets} GETs under load");
+        let slowest = *self.slowest.lock().unwrap();
+        eprintln!("{gets} GETs under load, the slowest in {slowest:?}");
         assert_eq!(
             *self.failures.lock().unwrap(),
             Vec::<String>::new(),
