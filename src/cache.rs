@@ -37,16 +37,20 @@
 //! of the key's stripe. A load notes the generation before it starts and
 //! stores its value only if no write came in between, so a load that began
 //! before a write can never put the older value back afterwards.
+//!
+//! Each list is an [`Lru`] of [`Entry`]s: an entry's expiry and grace sit
+//! in its slot, and its value in a buffer of exactly the value's length
+//! ([`Payload`]), shared with the replies that send it.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use lru::LruCache;
 use serde::Serialize;
 
 use crate::heat::Heat;
+use crate::lru::{Lru, Pushed};
 use crate::value::{now_nanos, Expiry, Grace, Value};
 
 /// Which of a group's two caches.
@@ -117,10 +121,10 @@ pub(crate) struct Caches {
 }
 
 struct Pair {
-    main: Lru<Entry>,
-    hot: Lru<Entry>,
+    main: List<Entry>,
+    hot: List<Entry>,
     /// Expired main entries within their grace.
-    stale: Lru<Stale>,
+    stale: List<Stale>,
     /// How often each key is asked for here.
     heat: Heat,
     /// Write generations, one per stripe of keys (by hash). A write to any
@@ -179,12 +183,12 @@ impl Pair {
     }
 }
 
-/// An entry as a cache holds it: 48 bytes besides the key and value, no
-/// more than a [`Value`].
+/// An entry as a cache holds it, in its slot of an [`Lru`]: 24 bytes
+/// besides the key and the value's buffer.
 #[derive(Debug, Clone)]
 struct Entry {
     /// The value, or a not-found's message.
-    bytes: Bytes,
+    payload: Payload,
     /// Unix nanoseconds; 0: never.
     expires: i64,
     /// Seconds of `stale-if-error`.
@@ -202,7 +206,7 @@ impl Entry {
         // Seconds of at most 2^31, by `Grace`'s own rule.
         let seconds = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX - 1);
         Entry {
-            bytes: value.bytes,
+            payload: Payload::new(value.bytes),
             expires: expires(value.expiry),
             if_error: seconds(grace.if_error()),
             while_revalidate: seconds(grace.while_revalidate()),
@@ -211,7 +215,7 @@ impl Entry {
 
     fn not_found(message: &str, expiry: Expiry) -> Entry {
         Entry {
-            bytes: Bytes::copy_from_slice(message.as_bytes()),
+            payload: Payload::copy(message.as_bytes()),
             expires: expires(expiry),
             if_error: 0,
             while_revalidate: NOT_FOUND,
@@ -234,13 +238,18 @@ impl Entry {
         Grace::new(secs(self.if_error), secs(self.while_revalidate))
     }
 
-    fn value(&self) -> Value {
-        self.clone().into_value()
+    /// What a lookup that finds it live answers, in the cache `which`.
+    fn found(&self, which: Which) -> Lookup {
+        if self.is_not_found() {
+            let message = String::from_utf8_lossy(self.payload.as_ref()).into_owned();
+            return Lookup::NotFound(message, self.expiry());
+        }
+        Lookup::Hit(self.value(), which)
     }
 
-    fn into_value(self) -> Value {
-        let (expiry, grace) = (self.expiry(), self.grace());
-        Value::new(self.bytes, expiry).with_grace(grace)
+    /// The value, sharing the entry's buffer.
+    fn value(&self) -> Value {
+        Value::new(self.payload.to_bytes(), self.expiry()).with_grace(self.grace())
     }
 
     /// True when it is a miss at `now`, grace or not.
@@ -253,6 +262,47 @@ impl Entry {
         let grace = self.grace();
         (self.expires != 0 && !grace.is_none())
             .then(|| self.expires.saturating_add(grace.longest_nanos()))
+    }
+}
+
+/// A value's bytes as a cache keeps them: one buffer of exactly their
+/// length, shared by reference count with the replies that send it.
+#[derive(Debug, Clone)]
+struct Payload(Arc<Box<[u8]>>);
+
+impl Payload {
+    /// Keeps `bytes` without copying them when they alone own a buffer of
+    /// their exact length (a body the HTTP client read), and copies them
+    /// once otherwise: a slice of a larger buffer (a peer's reply, a
+    /// request body) would keep all of it, and a buffer with room to spare
+    /// takes a larger size class of the allocator.
+    fn new(bytes: Bytes) -> Payload {
+        let bytes = Vec::from(bytes);
+        if bytes.len() == bytes.capacity() {
+            Payload(Arc::new(bytes.into_boxed_slice()))
+        } else {
+            Payload::copy(&bytes)
+        }
+    }
+
+    fn copy(bytes: &[u8]) -> Payload {
+        Payload(Arc::new(bytes.into()))
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The bytes, shared rather than copied: each call allocates a
+    /// `Bytes`' small header that holds one count of the buffer.
+    fn to_bytes(&self) -> Bytes {
+        Bytes::from_owner(self.clone())
+    }
+}
+
+impl AsRef<[u8]> for Payload {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
     }
 }
 
@@ -280,18 +330,19 @@ trait Held {
 
 impl Held for Entry {
     fn len(&self) -> usize {
-        self.bytes.len()
+        self.payload.len()
     }
 }
 
 impl Held for Stale {
     fn len(&self) -> usize {
-        self.entry.bytes.len()
+        self.entry.payload.len()
     }
 }
 
-struct Lru<E> {
-    entries: LruCache<Box<[u8]>, E>,
+/// One of the lists: its entries and its counters.
+struct List<E> {
+    entries: Lru<E>,
     stats: CacheStats,
 }
 
@@ -301,9 +352,9 @@ impl Caches {
         Caches {
             limit,
             inner: Mutex::new(Pair {
-                main: Lru::new(),
-                hot: Lru::new(),
-                stale: Lru::new(),
+                main: List::new(),
+                hot: List::new(),
+                stale: List::new(),
                 // Sized for entries of about 1 KiB.
                 heat: Heat::new(limit / 1024),
                 generations: Box::new([0; STRIPES]),
@@ -351,13 +402,9 @@ impl Caches {
             let count = pair.heat.touch(key, hash);
             *rate = pair.heat.rate(count);
         }
-        match pair.main.get(key, &now) {
-            Got::Live(entry) if entry.is_not_found() => {
-                let message = String::from_utf8_lossy(&entry.bytes).into_owned();
-                return Lookup::NotFound(message, entry.expiry());
-            }
-            Got::Live(entry) => return Lookup::Hit(entry.into_value(), Which::Main),
-            Got::Expired(key, entry) => {
+        match pair.main.get(key, Which::Main, &now) {
+            Got::Live(found) => return found,
+            Got::Expired(entry) => {
                 if entry.grace_ends().is_some_and(|end| now() < end) {
                     let stale = Stale {
                         entry,
@@ -365,13 +412,13 @@ impl Caches {
                         retry_at: 0,
                         refreshing: false,
                     };
-                    pair.stale.put(&key, stale);
+                    pair.stale.put(key, stale);
                 }
             }
             Got::Nothing => {}
         }
-        if let Got::Live(entry) = pair.hot.get(key, &now) {
-            return Lookup::Hit(entry.into_value(), Which::Hot);
+        if let Got::Live(found) = pair.hot.get(key, Which::Hot, &now) {
+            return found;
         }
         if pair.stale.stats.items == 0 {
             return Lookup::Miss;
@@ -389,7 +436,7 @@ impl Caches {
             .expires
             .saturating_add(i64::from(entry.while_revalidate) * 1_000_000_000);
         Lookup::Stale(StaleHit {
-            value: entry.clone().into_value(),
+            value: entry.value(),
             revalidating: now < revalidate_ends,
             failing: stale.failures > 0,
         })
@@ -458,10 +505,10 @@ impl Caches {
     }
 
     /// Stores `value` under `key` in one cache, evicts down to the limit,
-    /// and returns the value. The value is kept as given, not copied: the
-    /// HTTP client reads each body into a buffer of its own size, so a value
-    /// never pins much more than itself. A value that has already expired,
-    /// or whose entry cannot fit the limit, is returned without being stored.
+    /// and returns the value, now sharing the cache's buffer (see
+    /// [`Payload::new`] for when it is copied). A value that has already
+    /// expired, or whose entry cannot fit the limit, is returned without
+    /// being stored.
     #[cfg(test)]
     pub(crate) fn add(&self, which: Which, key: &[u8], value: Value) -> Value {
         self.add_unless_written(which, key, value, None)
@@ -477,7 +524,9 @@ impl Caches {
         value: Value,
         since: Option<u64>,
     ) -> Value {
-        self.store_unless_written(which, key, Entry::new(value.clone()), since);
+        let entry = Entry::new(value);
+        let value = entry.value();
+        self.store_unless_written(which, key, entry, since);
         value
     }
 
@@ -495,8 +544,9 @@ impl Caches {
         since: u64,
         reported_rate: Option<f64>,
     ) -> (Value, Option<bool>) {
-        let entry = Entry::new(value.clone());
-        if !self.fits(key, &entry.bytes) || entry.is_expired_at(now_nanos()) {
+        let entry = Entry::new(value);
+        let value = entry.value();
+        if !self.fits(key, entry.payload.as_ref()) || entry.is_expired_at(now_nanos()) {
             return (value, None);
         }
         let hash = Heat::hash(key);
@@ -507,10 +557,10 @@ impl Caches {
         }
         let own = pair.heat.estimate(hash);
         let reported = reported_rate.map_or(0, |rate| pair.heat.count_for_rate(rate));
-        let size = (key.len() + entry.bytes.len()) as u64;
+        let size = (key.len() + entry.payload.len()) as u64;
         let admitted = match self.first_victim(pair, Which::Hot, size) {
             None => true,
-            Some(victim) => own.max(reported) > pair.heat.estimate(Heat::hash(&victim)),
+            Some(victim) => own.max(reported) > pair.heat.estimate(Heat::hash(victim)),
         };
         if admitted {
             self.store(pair, Which::Hot, key, entry);
@@ -521,7 +571,7 @@ impl Caches {
     /// The key the victim rule would evict first to make room for `size`
     /// more bytes in `which`; `None` when nothing would be (there is room,
     /// or stale entries make it).
-    fn first_victim(&self, pair: &Pair, which: Which, size: u64) -> Option<Box<[u8]>> {
+    fn first_victim<'a>(&self, pair: &'a Pair, which: Which, size: u64) -> Option<&'a [u8]> {
         let over = (pair.bytes() + size).checked_sub(self.limit)?;
         if over == 0 || pair.stale.stats.bytes >= over {
             return None;
@@ -532,7 +582,7 @@ impl Caches {
         } else {
             &pair.main
         };
-        victims.entries.peek_lru().map(|(key, _)| key.clone())
+        victims.entries.peek_oldest().map(|(key, _)| key)
     }
 
     /// The estimated requests per second for `key` here.
@@ -579,7 +629,7 @@ impl Caches {
         entry: Entry,
         since: Option<u64>,
     ) -> bool {
-        if !self.fits(key, &entry.bytes) || entry.is_expired_at(now_nanos()) {
+        if !self.fits(key, entry.payload.as_ref()) || entry.is_expired_at(now_nanos()) {
             return false;
         }
         let mut pair = self.lock();
@@ -597,18 +647,20 @@ impl Caches {
     /// (`Err(size)`) rather than flushing the cache; the key is removed all
     /// the same.
     pub(crate) fn write(&self, key: &[u8], value: Option<(Which, Value)>) -> Result<(), u64> {
+        // Copied, if it must be, before the lock is taken.
+        let entry = value.map(|(which, value)| (which, Entry::new(value)));
         let mut pair = self.lock();
         pair.generations[stripe(key)] += 1;
         pair.remember_write(key);
         pair.remove_everywhere(key);
-        let Some((which, value)) = value else {
+        let Some((which, entry)) = entry else {
             return Ok(());
         };
-        if !self.fits(key, &value.bytes) {
-            return Err((key.len() as u64).saturating_add(value.bytes.len() as u64));
+        if !self.fits(key, entry.payload.as_ref()) {
+            return Err((key.len() as u64).saturating_add(entry.payload.len() as u64));
         }
-        if !value.expiry.is_expired() {
-            self.store(&mut pair, which, key, Entry::new(value));
+        if !entry.is_expired_at(now_nanos()) {
+            self.store(&mut pair, which, key, entry);
         }
         Ok(())
     }
@@ -647,11 +699,9 @@ impl Caches {
     /// a snapshot.
     pub(crate) fn main_entries(&self) -> Vec<(Box<[u8]>, Value)> {
         let pair = self.lock();
-        let entries = pair.main.entries.iter().rev();
+        let entries = pair.main.entries.iter_oldest_first();
         let values = entries.filter(|(_, entry)| !entry.is_not_found());
-        values
-            .map(|(k, entry)| (k.clone(), entry.value()))
-            .collect()
+        values.map(|(k, entry)| (k.into(), entry.value())).collect()
     }
 
     /// The keys written (Set or Remove) within [`RECENT_WRITES_KEPT`], at
@@ -690,51 +740,56 @@ impl Caches {
     }
 }
 
-/// What [`Lru::get`] found.
+/// What [`List::get`] found.
 enum Got {
-    /// Live: a copy (the bytes are shared, not copied).
-    Live(Entry),
+    /// Live: what it answers.
+    Live(Lookup),
     /// Expired, and taken out (counted as an eviction).
-    Expired(Box<[u8]>, Entry),
+    Expired(Entry),
     Nothing,
 }
 
-impl Lru<Entry> {
+impl List<Entry> {
     /// Counts a get; a live entry is a hit, an expired one is taken out.
-    fn get(&mut self, key: &[u8], now: impl Fn() -> i64) -> Got {
+    /// `which`: this list.
+    fn get(&mut self, key: &[u8], which: Which, now: impl Fn() -> i64) -> Got {
         self.stats.gets += 1;
         let Some(entry) = self.entries.get(key) else {
             return Got::Nothing;
         };
         if entry.expires == 0 || !entry.is_expired_at(now()) {
-            let entry = entry.clone();
+            let found = entry.found(which);
             self.stats.hits += 1;
-            return Got::Live(entry);
+            return Got::Live(found);
         }
-        match self.entries.pop_entry(key) {
+        match self.entries.remove(key) {
             Some((key, entry)) => {
                 self.forget(&key, &entry);
                 self.stats.expired += 1;
-                Got::Expired(key, entry)
+                Got::Expired(entry)
             }
             None => Got::Nothing,
         }
     }
 }
 
-impl<E: Held> Lru<E> {
-    fn new() -> Lru<E> {
-        Lru {
-            entries: LruCache::unbounded(),
+impl<E: Held> List<E> {
+    fn new() -> List<E> {
+        List {
+            entries: Lru::new(),
             stats: CacheStats::default(),
         }
     }
 
     fn put(&mut self, key: &[u8], entry: E) {
         let size = (key.len() + entry.len()) as u64;
-        if let Some(old) = self.entries.put(key.into(), entry) {
-            self.stats.bytes -= (key.len() + old.len()) as u64;
-            self.stats.items -= 1;
+        match self.entries.push(key, entry) {
+            Pushed::New => {}
+            Pushed::Replaced(old) => {
+                self.stats.bytes -= (key.len() + old.len()) as u64;
+                self.stats.items -= 1;
+            }
+            Pushed::Evicted(key, old) => self.forget(&key, &old),
         }
         self.stats.bytes += size;
         self.stats.items += 1;
@@ -742,13 +797,13 @@ impl<E: Held> Lru<E> {
 
     /// Removes `key` if present; counted as an eviction, as mailgun counts it.
     fn remove(&mut self, key: &[u8]) {
-        if let Some((key, entry)) = self.entries.pop_entry(key) {
+        if let Some((key, entry)) = self.entries.remove(key) {
             self.forget(&key, &entry);
         }
     }
 
     fn evict_oldest(&mut self) -> bool {
-        let Some((key, entry)) = self.entries.pop_lru() else {
+        let Some((key, entry)) = self.entries.pop_oldest() else {
             return false;
         };
         self.forget(&key, &entry);
@@ -862,6 +917,30 @@ mod tests {
         assert_eq!((main.bytes, main.items, main.evictions), (2, 1, 0));
         assert!(caches.get(b"a").is_some(), "the other entries stay");
         assert!(caches.get(b"big").is_none());
+    }
+
+    #[test]
+    fn a_value_alone_in_a_buffer_of_its_size_is_kept_and_others_are_copied() {
+        let caches = Caches::new(10_000);
+        let alone = Bytes::from(vec![1u8; 1024]);
+        let at = alone.as_ptr();
+        let served = caches.add(Which::Main, b"alone", Value::from(alone));
+        assert_eq!(served.bytes.as_ptr(), at, "not copied");
+        let hit = caches.get(b"alone").unwrap().bytes;
+        assert_eq!(hit.as_ptr(), at, "hits share it");
+        // A value sliced out of a larger buffer, such as a peer's reply.
+        let slice = Bytes::from(vec![2u8; 2048]).slice(100..1124);
+        let at = slice.as_ptr();
+        let served = caches.add(Which::Main, b"slice", Value::from(slice));
+        assert_ne!(served.bytes.as_ptr(), at, "copied out");
+        assert_eq!(served.bytes, vec![2u8; 1024]);
+        let hit = caches.get(b"slice").unwrap().bytes;
+        assert_eq!(hit.as_ptr(), served.bytes.as_ptr());
+    }
+
+    #[test]
+    fn an_entry_takes_24_bytes_of_its_slot() {
+        assert_eq!(std::mem::size_of::<Entry>(), 24);
     }
 
     #[test]
@@ -1078,32 +1157,17 @@ mod tests {
         assert!(stale.failing);
         assert!(!caches.begin_refresh(b"k"), "backing off for a second");
         let pair = caches.lock();
-        let entry = pair.stale.entries.peek(&b"k"[..]).unwrap();
+        let entry = pair.stale.entries.peek(b"k").unwrap();
         assert_eq!(entry.failures, 1);
         let wait = entry.retry_at - now_nanos();
         assert!(wait > SEC / 2 && wait <= SEC, "{wait}");
         drop(pair);
         // Once the wait has passed, one refresh at a time.
-        caches
-            .lock()
-            .stale
-            .entries
-            .peek_mut(&b"k"[..])
-            .unwrap()
-            .retry_at = 0;
+        caches.lock().stale.entries.peek_mut(b"k").unwrap().retry_at = 0;
         assert!(caches.begin_refresh(b"k"));
         assert!(!caches.begin_refresh(b"k"), "already refreshing");
         caches.end_reload(b"k", true);
-        assert_eq!(
-            caches
-                .lock()
-                .stale
-                .entries
-                .peek(&b"k"[..])
-                .unwrap()
-                .failures,
-            2
-        );
+        assert_eq!(caches.lock().stale.entries.peek(b"k").unwrap().failures, 2);
         // The origin answered: the stale value goes.
         caches.end_reload(b"k", false);
         assert_eq!(caches.lookup(b"k"), Lookup::Miss);

@@ -53,6 +53,7 @@ mod group;
 mod health;
 mod heat;
 mod http_client;
+mod lru;
 #[cfg(feature = "metrics")]
 mod metrics;
 mod node;
