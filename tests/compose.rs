@@ -348,19 +348,18 @@ async fn compose_cluster_survives_a_cut_and_restarts() {
 
     // (c) Each node restarted in turn while the others serve, as a load
     // balancer would take it out first.
+    let mut urls = urls;
     let load = Load::start(urls.clone());
     for (i, node) in NODES.iter().enumerate() {
-        let others: Vec<String> = NODES
-            .iter()
-            .filter(|n| *n != node)
-            .map(|n| cluster.url(n, 1))
-            .collect();
+        let mut others = urls.clone();
+        others.remove(i);
         load.set_targets(others);
         let before = load.gets.load(SeqCst);
         cluster.compose(&["restart", "--timeout", "10", node]);
-        let urls: Vec<String> = NODES.iter().map(|n| cluster.url(n, 1)).collect();
+        // Only the restarted node is published on a new port.
+        urls[i] = cluster.url(node, 1);
         await_peers(&urls, &all).await;
-        load.set_targets(urls);
+        load.set_targets(urls.clone());
         poll_until(Duration::from_secs(30), || {
             load.gets.load(SeqCst) > before + 200
         })
@@ -375,17 +374,8 @@ async fn dns_profile_replicas_find_each_other() {
     let _alone = ONE_AT_A_TIME.lock().await;
     let images = Images::build("dns");
     let cluster = Cluster::new(&images);
-    cluster.compose(&["up", "--detach", "--scale", "node=3", "node"]);
-    let urls: Vec<String> = (1..=3).map(|i| cluster.url("node", i)).collect();
+    let (urls, want) = scale_dns_profile(&cluster, 3).await;
     // Each node's URL is its own address, as the others' DNS answers give it.
-    let want = until_ok(Duration::from_secs(60), "three peers from DNS", || async {
-        let list = peers(&urls[0]).await?;
-        (list.len() == 3)
-            .then_some(list.clone())
-            .ok_or(format!("{list:?}"))
-    })
-    .await;
-    await_peers(&urls, &want).await;
     for url in &urls {
         let status = json(&format!("{url}/peers")).await.unwrap();
         assert_eq!(status["source"], "dns", "{status}");
@@ -396,14 +386,26 @@ async fn dns_profile_replicas_find_each_other() {
     assert_eq!(local_loads(&urls).await, 300, "origin loads of 300 keys");
 
     // A fourth replica: every node takes it into its ring.
-    cluster.compose(&["up", "--detach", "--scale", "node=4", "node"]);
-    let urls: Vec<String> = (1..=4).map(|i| cluster.url("node", i)).collect();
-    let want = until_ok(Duration::from_secs(60), "four peers from DNS", || async {
-        let list = peers(&urls[3]).await?;
-        (list.len() == 4)
-            .then_some(list.clone())
-            .ok_or(format!("{list:?}"))
-    })
+    scale_dns_profile(&cluster, 4).await;
+}
+
+/// Runs `n` replicas of the `dns` profile's `node` and waits until every
+/// one lists the same `n` peers; their URLs and that list.
+async fn scale_dns_profile(cluster: &Cluster, n: usize) -> (Vec<String>, BTreeSet<String>) {
+    cluster.compose(&["up", "--detach", "--scale", &format!("node={n}"), "node"]);
+    let urls: Vec<String> = (1..=n).map(|i| cluster.url("node", i)).collect();
+    let newest = &urls[n - 1];
+    let want = until_ok(
+        Duration::from_secs(60),
+        format!("{n} peers from DNS"),
+        || async {
+            let list = peers(newest).await?;
+            (list.len() == n)
+                .then_some(list.clone())
+                .ok_or(format!("{list:?}"))
+        },
+    )
     .await;
     await_peers(&urls, &want).await;
+    (urls, want)
 }
