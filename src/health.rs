@@ -9,6 +9,17 @@
 //! fetch that gets any answer marks it up again. A fetch the group stops
 //! waiting for at the peer deadline counts as one that timed out.
 //!
+//! **Half-alive peers.** A peer may answer probes at once and still never
+//! answer a fetch (a wedged handler, a proxy in front of a dead process).
+//! Probes cannot tell it from a live owner behind a slow origin, so the
+//! fetches that find it out are those that reach their whole deadline: the
+//! peer is marked down as above, and remembered as *hung*. A hung peer's
+//! trial fetch after each back-off is a copy sent on a task of its own
+//! while the user's fetch fails at once with [`PeerError::Down`], so no
+//! user waits on it again; the copy's answer, if one comes, marks it up.
+//! A peer that refused a connection or missed a probe fails its trials
+//! fast, and they stay in the foreground.
+//!
 //! **Liveness probes.** A fetch may rightly wait long: the owner may be
 //! loading the key from a slow origin. A peer that answers nothing at all
 //! (stopped, hung, cut off) looks the same to that fetch until its deadline.
@@ -58,6 +69,9 @@ struct HealthState {
     retry_at: Option<Instant>,
     /// A trial fetch is in flight.
     trying: bool,
+    /// The last failure was a fetch that got no answer within its whole
+    /// deadline: trials go in the background.
+    hung: bool,
     /// The last fetch error of any kind, kept after the peer recovers.
     last_error: Option<String>,
 }
@@ -100,8 +114,10 @@ pub(crate) struct HealthReport {
 pub(crate) enum Outcome {
     /// The peer answered, whatever it said.
     Answered,
-    /// The fetch timed out, or could not connect.
+    /// The fetch could not connect, or the connection broke.
     Unreachable,
+    /// The fetch got no answer within its whole deadline.
+    TimedOut,
     /// A probe already counted the failure that ended the fetch.
     Counted,
 }
@@ -110,6 +126,7 @@ impl Outcome {
     /// What `result` says about the peer.
     pub(crate) fn of<T>(result: &Result<T, PeerError>) -> Outcome {
         match result {
+            Err(PeerError::Http(HttpError::Timeout(_))) => Outcome::TimedOut,
             Err(PeerError::Http(e)) if e.is_unreachable() => Outcome::Unreachable,
             Err(PeerError::NoAnswer(_) | PeerError::Down) => Outcome::Counted,
             _ => Outcome::Answered,
@@ -120,9 +137,11 @@ impl Outcome {
 /// One admitted fetch. Dropped unfinished once the caller's deadline has
 /// passed (the group gave up on it), it counts as a fetch that timed out;
 /// dropped earlier (a cancelled trial), it lets the next fetch try instead.
-pub(crate) struct Attempt<'a> {
-    health: &'a Health,
+pub(crate) struct Attempt {
+    health: Arc<Health>,
     trial: bool,
+    /// A hung peer's trial: sent on a task of its own, not for a user.
+    background: bool,
     finished: bool,
     /// The caller's deadline and the timeout it ends, if it has one.
     deadline: Option<(Instant, Duration)>,
@@ -165,8 +184,9 @@ impl Health {
     }
 
     /// `None` while the peer is down and it is not yet time to try it (or
-    /// another trial is in flight).
-    pub(crate) fn admit(&self) -> Option<Attempt<'_>> {
+    /// another trial is in flight). A hung peer's trial comes back with
+    /// [`Attempt::in_background`] set.
+    pub(crate) fn admit(self: &Arc<Self>) -> Option<Attempt> {
         let mut state = self.lock();
         let trial = match state.retry_at {
             None => false,
@@ -175,15 +195,18 @@ impl Health {
         };
         state.trying |= trial;
         Some(Attempt {
-            health: self,
+            health: self.clone(),
             trial,
+            background: trial && state.hung,
             finished: false,
             deadline: None,
         })
     }
 
     /// One more failure in a row: the peer is down for the next back-off.
-    fn mark_down(&self, state: &mut HealthState) {
+    /// `hung`: the failure was a fetch left unanswered to its deadline.
+    fn mark_down(&self, state: &mut HealthState, hung: bool) {
+        state.hung = hung;
         state.failures = state.failures.saturating_add(1);
         let backoff = FIRST_BACKOFF
             .saturating_mul(1 << (state.failures - 1).min(16))
@@ -244,7 +267,7 @@ impl Health {
                 prober.unanswered.fetch_add(1, Relaxed);
                 let mut state = health.lock();
                 state.last_error = Some(PeerError::NoAnswer(prober.timeout).to_string());
-                health.mark_down(&mut state);
+                health.mark_down(&mut state, false);
                 drop(state);
                 health.unanswered.send_modify(|n| *n += 1);
             }
@@ -281,7 +304,13 @@ impl Health {
     }
 }
 
-impl Attempt<'_> {
+impl Attempt {
+    /// True for a hung peer's trial, which no user should wait for: send
+    /// it on a task of its own and skip the peer for the user's fetch.
+    pub(crate) fn in_background(&self) -> bool {
+        self.background
+    }
+
     /// The attempt counts as timed out if dropped unfinished `timeout`
     /// after `started` or later.
     pub(crate) fn giving_up_at(mut self, started: Instant, timeout: Duration) -> Self {
@@ -306,13 +335,14 @@ impl Attempt<'_> {
                     ..HealthState::default()
                 };
             }
-            Outcome::Unreachable => self.health.mark_down(&mut state),
+            Outcome::Unreachable => self.health.mark_down(&mut state, false),
+            Outcome::TimedOut => self.health.mark_down(&mut state, true),
             Outcome::Counted => {}
         }
     }
 }
 
-impl Drop for Attempt<'_> {
+impl Drop for Attempt {
     fn drop(&mut self) {
         if self.finished {
             return;
@@ -320,7 +350,7 @@ impl Drop for Attempt<'_> {
         match self.deadline {
             Some((deadline, timeout)) if Instant::now() >= deadline => {
                 let timed_out = PeerError::Http(HttpError::Timeout(timeout));
-                self.finish(Outcome::Unreachable, Some(&timed_out));
+                self.finish(Outcome::TimedOut, Some(&timed_out));
             }
             _ if self.trial => self.health.lock().trying = false,
             _ => {}
@@ -335,7 +365,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_peer_down_is_skipped_then_tried_once_and_comes_back() {
-        let health = Health::default();
+        let health = Arc::new(Health::default());
         assert_eq!(health.report().state, "up");
         let refused = PeerError::Status(StatusCode::SERVICE_UNAVAILABLE, String::new());
         health
@@ -379,7 +409,7 @@ mod tests {
     /// `retry_in_ms: 0` in `/peers` means a trial fetch may go now.
     #[tokio::test(start_paused = true)]
     async fn the_time_to_the_next_trial_is_rounded_up() {
-        let health = Health::default();
+        let health = Arc::new(Health::default());
         health.admit().unwrap().finish(Outcome::Unreachable, None);
         tokio::time::advance(Duration::from_micros(499_100)).await;
         assert_eq!(health.report().retry_in_ms, 1, "900 µs left");
@@ -391,7 +421,7 @@ mod tests {
 
     #[test]
     fn a_fetch_dropped_at_its_deadline_counts_as_timed_out() {
-        let health = Health::default();
+        let health = Arc::new(Health::default());
         // Dropped before the deadline (cancelled): nothing is recorded.
         let attempt = health.admit().unwrap();
         drop(attempt.giving_up_at(Instant::now(), Duration::from_secs(3600)));
@@ -404,9 +434,48 @@ mod tests {
         assert_eq!(report.last_error.as_deref(), Some("timed out after 0ns"));
     }
 
+    /// A peer that held a fetch to its deadline is tried again by a copy
+    /// no user waits for; one that refused a connection is tried by the
+    /// user's own fetch, which fails fast if it is still away.
+    #[tokio::test(start_paused = true)]
+    async fn a_hung_peer_is_tried_again_in_the_background() {
+        let health = Arc::new(Health::default());
+        let timed_out = PeerError::Http(HttpError::Timeout(Duration::from_secs(15)));
+        health
+            .admit()
+            .unwrap()
+            .finish(Outcome::TimedOut, Some(&timed_out));
+        assert!(health.admit().is_none(), "down for the back-off");
+        tokio::time::advance(FIRST_BACKOFF).await;
+        let mut trial = health.admit().unwrap();
+        assert!(trial.in_background());
+        assert_eq!(health.report().state, "probing");
+        assert!(health.admit().is_none(), "users skip it meanwhile");
+        trial.finish(Outcome::TimedOut, Some(&timed_out));
+        drop(trial);
+        let report = health.report();
+        assert_eq!((report.state, report.failures), ("down", 2));
+        tokio::time::advance(FIRST_BACKOFF * 2).await;
+        let mut trial = health.admit().unwrap();
+        assert!(trial.in_background());
+        trial.finish(Outcome::Answered, None);
+        drop(trial);
+        let up = health.admit().unwrap();
+        assert!(!up.in_background(), "up again: fetches are the users'");
+        drop(up);
+
+        let refused = PeerError::Http(HttpError::Request("connection refused".into()));
+        health
+            .admit()
+            .unwrap()
+            .finish(Outcome::Unreachable, Some(&refused));
+        tokio::time::advance(FIRST_BACKOFF).await;
+        assert!(!health.admit().unwrap().in_background());
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_dropped_trial_lets_the_next_fetch_try() {
-        let health = Health::default();
+        let health = Arc::new(Health::default());
         health.admit().unwrap().finish(Outcome::Unreachable, None);
         tokio::time::advance(FIRST_BACKOFF).await;
         drop(health.admit().unwrap());
@@ -479,6 +548,10 @@ mod tests {
         );
         assert_eq!(
             Outcome::of::<()>(&Err(PeerError::Http(HttpError::Timeout(Duration::ZERO)))),
+            Outcome::TimedOut
+        );
+        assert_eq!(
+            Outcome::of::<()>(&Err(PeerError::Http(HttpError::Request("refused".into())))),
             Outcome::Unreachable
         );
         let refused = PeerError::Status(hyper::StatusCode::BAD_REQUEST, String::new());

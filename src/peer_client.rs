@@ -10,7 +10,9 @@
 //!
 //! Each peer has a health record (see [`crate::health`]): a peer that
 //! stops answering is marked down, found out by a liveness probe while a
-//! fetch waits on it, and its keys load locally until it answers again.
+//! fetch waits on it, and its keys load locally until it answers again. A
+//! peer that held a fetch to its deadline is tried again by a copy of a
+//! user's fetch sent on a task of its own, so no user waits on it again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +23,7 @@ use hyper::{Method, StatusCode, Uri};
 use tokio::time::Instant;
 
 use crate::getter::BoxFuture;
-use crate::health::{Health, HealthReport, Outcome};
+use crate::health::{Attempt, Health, HealthReport, Outcome};
 use crate::http_client::{HostLimit, HttpClient};
 use crate::picker::{FetchPeer, PeerError};
 use crate::ratelimit::WarnGate;
@@ -81,17 +83,44 @@ impl PeerClient {
         group: &[u8],
         key: &[u8],
     ) -> Result<(Value, Option<f64>), PeerError> {
-        let mut attempt = self
-            .health
-            .admit()
-            .ok_or(PeerError::Down)?
-            .giving_up_at(started, self.http.timeout());
+        let attempt = self.health.admit().ok_or(PeerError::Down)?;
+        if attempt.in_background() {
+            self.try_in_background(attempt, group, key);
+            return Err(PeerError::Down);
+        }
+        let mut attempt = attempt.giving_up_at(started, self.http.timeout());
+        self.get_recorded(&mut attempt, started, group, key).await
+    }
+
+    /// The fetch of an admitted `attempt`, its outcome recorded in the
+    /// peer's health.
+    async fn get_recorded(
+        &self,
+        attempt: &mut Attempt,
+        started: Instant,
+        group: &[u8],
+        key: &[u8],
+    ) -> Result<(Value, Option<f64>), PeerError> {
         let result = tokio::select! {
             result = self.get_value(group, key) => result,
             unanswered = self.health.clone().until_unanswered(started) => Err(unanswered),
         };
         attempt.finish(Outcome::of(&result), result.as_ref().err());
         result
+    }
+
+    /// Sends a hung peer's trial fetch of `group`/`key` on a task of its
+    /// own, with this client's whole deadline; its value is dropped, its
+    /// outcome marks the peer up or down again.
+    fn try_in_background(&self, attempt: Attempt, group: &[u8], key: &[u8]) {
+        let (client, group, key) = (self.clone(), group.to_vec(), key.to_vec());
+        tokio::spawn(async move {
+            let (started, timeout) = (Instant::now(), client.http.timeout());
+            let mut attempt = attempt.giving_up_at(started, timeout);
+            let fetching = client.get_recorded(&mut attempt, started, &group, &key);
+            // Unfinished at the deadline, `attempt` drops as timed out.
+            let _ = tokio::time::timeout(timeout, fetching).await;
+        });
     }
 
     async fn get_value(&self, group: &[u8], key: &[u8]) -> Result<(Value, Option<f64>), PeerError> {

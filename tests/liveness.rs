@@ -178,3 +178,136 @@ async fn a_go_owner_answers_the_probe() {
     assert_eq!(stat(&rust.stats().await, "g", "LocalLoads"), 1);
     go.proc.signal("CONT");
 }
+
+/// A half-alive groupcache peer on a loopback port: it answers the probe
+/// path (`GET /_groupcache/`) at once, as every node does, and reads every
+/// real fetch without ever answering it. Counts the fetches it was sent.
+struct HalfAlivePeer {
+    url: String,
+    fetches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl HalfAlivePeer {
+    async fn start() -> HalfAlivePeer {
+        use std::sync::atomic::Ordering::Relaxed;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let fetches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = fetches.clone();
+        let server = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let counted = counted.clone();
+                let service = hyper::service::service_fn(
+                    move |request: hyper::Request<hyper::body::Incoming>| {
+                        let counted = counted.clone();
+                        async move {
+                            if request.uri().path() != "/_groupcache/" {
+                                counted.fetch_add(1, Relaxed);
+                                std::future::pending::<()>().await;
+                            }
+                            let body =
+                                http_body_util::Full::new(bytes::Bytes::from("bad request\n"));
+                            let mut reply = hyper::Response::new(body);
+                            *reply.status_mut() = hyper::StatusCode::BAD_REQUEST;
+                            Ok::<_, std::convert::Infallible>(reply)
+                        }
+                    },
+                );
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
+                );
+            }
+        });
+        HalfAlivePeer {
+            url,
+            fetches,
+            server,
+        }
+    }
+
+    fn fetches(&self) -> usize {
+        self.fetches.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for HalfAlivePeer {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// An owner that answers its probes but never a fetch: once one fetch has
+/// waited out its whole deadline, users asking for its keys one after
+/// another are answered from local loads without waiting for it, also
+/// after each back-off, when it is tried again (by a fetch of its own,
+/// which times out again, not by a user's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_alive_owner_holds_no_user_after_it_is_found_out() {
+    let origin = Origin::start().await;
+    let peer = HalfAlivePeer::start().await;
+    let port = free_ports(1)[0];
+    let url = peer_urls(&[port]).remove(0);
+    let ring = Ring::new(DEFAULT_REPLICAS, &[url.clone(), peer.url.clone()]);
+    // A fetch's deadline is 2 s + 1 s: a user held by the peer waits 3 s,
+    // one answered by a local load a few milliseconds.
+    let args = [
+        "--peers".to_string(),
+        format!("{url},{}", peer.url),
+        "--group".to_string(),
+        format!("g={}", origin.template()),
+        "--origin-timeout".to_string(),
+        "2s".to_string(),
+        "--peer-timeout".to_string(),
+        "1s".to_string(),
+    ];
+    let node = GcNode::start(port, &args).await;
+    let slow = Duration::from_millis(1500);
+    let mut keys = (0..)
+        .map(|i| format!("half-alive-{i}"))
+        .filter(|key| ring.get(key.as_bytes()) == Some(peer.url.as_str()));
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    let (gets, slow_gets) = (&AtomicU64::new(0), &AtomicU64::new(0));
+    // One user after another, each asking for a key the peer owns, until
+    // the peer has been found out and then tried again three times.
+    until_ok(
+        Duration::from_secs(60),
+        "three trials after detection",
+        || {
+            let key = keys.next().expect("keys left to ask for");
+            let started = std::time::Instant::now();
+            let (node, peer) = (&node, &peer);
+            async move {
+                still_serves(&node.url, &key).await;
+                gets.fetch_add(1, Relaxed);
+                if started.elapsed() >= slow {
+                    slow_gets.fetch_add(1, Relaxed);
+                }
+                let health = health_of(&node.url, &peer.url).await;
+                match health["failures"].as_u64() {
+                    Some(failures) if failures >= 4 => Ok(health),
+                    _ => Err(health.to_string()),
+                }
+            }
+        },
+    )
+    .await;
+    let (gets, slow_gets) = (gets.load(Relaxed), slow_gets.load(Relaxed));
+    eprintln!("{gets} GETs, {slow_gets} of them slow");
+    assert_eq!(
+        slow_gets, 1,
+        "GETs that waited for the half-alive owner: only the one that found it out"
+    );
+    assert!(
+        peer.fetches() >= 4,
+        "{} fetches reached the peer",
+        peer.fetches()
+    );
+    let health = health_of(&node.url, &peer.url).await;
+    assert_eq!(health["last_error"], "timed out after 3s", "{health}");
+    assert_eq!(health["probes_unanswered"], 0, "{health}");
+    let stats = node.stats().await;
+    assert_eq!(stat(&stats, "g", "PeerLoads"), 0, "{stats}");
+    assert_eq!(stat(&stats, "g", "LocalLoads"), gets, "{stats}");
+}
