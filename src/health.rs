@@ -14,9 +14,11 @@
 //! Probes cannot tell it from a live owner behind a slow origin, so the
 //! fetches that find it out are those that reach their whole deadline: the
 //! peer is marked down as above, and remembered as *hung*. A hung peer's
-//! trial fetch after each back-off is a copy sent on a task of its own
-//! while the user's fetch fails at once with [`PeerError::Down`], so no
-//! user waits on it again; the copy's answer, if one comes, marks it up.
+//! trial fetch after each back-off runs on a task of its own with the
+//! whole deadline; the user whose fetch it is waits for it only half the
+//! probe timeout, in which a live peer answers, and then fails with
+//! [`PeerError::Down`] and loads locally, so no user waits on the peer for
+//! long again. The trial's answer, whenever it comes, marks the peer up.
 //! A peer that refused a connection or missed a probe fails its trials
 //! fast, and they stay in the foreground.
 //!
@@ -201,6 +203,17 @@ impl Health {
             finished: false,
             deadline: None,
         })
+    }
+
+    /// How long a caller waits on a hung peer's trial before it goes on
+    /// without it: as long as a fetch waits before it probes (half the
+    /// probe timeout, or of its default with probes off), in which a live
+    /// peer answers.
+    pub(crate) fn trial_wait(&self) -> Duration {
+        self.prober
+            .as_ref()
+            .map_or(DEFAULT_PROBE_TIMEOUT, |p| p.timeout)
+            / 2
     }
 
     /// One more failure in a row: the peer is down for the next back-off.

@@ -11,8 +11,9 @@
 //! Each peer has a health record (see [`crate::health`]): a peer that
 //! stops answering is marked down, found out by a liveness probe while a
 //! fetch waits on it, and its keys load locally until it answers again. A
-//! peer that held a fetch to its deadline is tried again by a copy of a
-//! user's fetch sent on a task of its own, so no user waits on it again.
+//! peer that held a fetch to its deadline is tried again by a fetch on a
+//! task of its own, which the user whose fetch it is waits for only
+//! briefly.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,8 +86,7 @@ impl PeerClient {
     ) -> Result<(Value, Option<f64>), PeerError> {
         let attempt = self.health.admit().ok_or(PeerError::Down)?;
         if attempt.in_background() {
-            self.try_in_background(attempt, group, key);
-            return Err(PeerError::Down);
+            return self.try_in_background(attempt, group, key).await;
         }
         let mut attempt = attempt.giving_up_at(started, self.http.timeout());
         self.get_recorded(&mut attempt, started, group, key).await
@@ -110,17 +110,29 @@ impl PeerClient {
     }
 
     /// Sends a hung peer's trial fetch of `group`/`key` on a task of its
-    /// own, with this client's whole deadline; its value is dropped, its
-    /// outcome marks the peer up or down again.
-    fn try_in_background(&self, attempt: Attempt, group: &[u8], key: &[u8]) {
+    /// own, with this client's whole deadline, and waits for it only as
+    /// long as a live peer takes to answer ([`Health::trial_wait`]): its
+    /// answer by then is the caller's, else the caller gets
+    /// [`PeerError::Down`] and the trial runs on. Its outcome marks the
+    /// peer up or down again.
+    async fn try_in_background(
+        &self,
+        attempt: Attempt,
+        group: &[u8],
+        key: &[u8],
+    ) -> Result<(Value, Option<f64>), PeerError> {
         let (client, group, key) = (self.clone(), group.to_vec(), key.to_vec());
-        tokio::spawn(async move {
+        let mut trial = tokio::spawn(async move {
             let (started, timeout) = (Instant::now(), client.http.timeout());
             let mut attempt = attempt.giving_up_at(started, timeout);
             let fetching = client.get_recorded(&mut attempt, started, &group, &key);
             // Unfinished at the deadline, `attempt` drops as timed out.
-            let _ = tokio::time::timeout(timeout, fetching).await;
+            tokio::time::timeout(timeout, fetching).await.ok()
         });
+        match tokio::time::timeout(self.health.trial_wait(), &mut trial).await {
+            Ok(Ok(Some(answered))) => answered,
+            _ => Err(PeerError::Down),
+        }
     }
 
     async fn get_value(&self, group: &[u8], key: &[u8]) -> Result<(Value, Option<f64>), PeerError> {
