@@ -432,6 +432,7 @@ fn node_builder(
         .replicas(config.replicas)
         .max_conns_per_peer(config.max_conns_per_peer)
         .probe_timeout(config.probe_timeout)
+        .stale_wait(config.stale_wait)
         .peers(config.peers.clone())
         .peer_client(peer_http)
         .writes(config.allow_writes, config.max_value_bytes);
@@ -478,6 +479,7 @@ mod tests {
         assert_eq!(builder.replicas, config.replicas);
         assert_eq!(builder.max_conns_per_peer, config.max_conns_per_peer);
         assert_eq!(builder.probe_timeout, config.probe_timeout);
+        assert_eq!(builder.stale_wait, config.stale_wait);
         assert_eq!(
             builder.fetch_timeout,
             config.origin_timeout + config.peer_timeout,

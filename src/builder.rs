@@ -29,7 +29,7 @@ use crate::consistenthash::DEFAULT_REPLICAS;
 use crate::dialect::Protocol;
 use crate::freshness::TtlPolicy;
 use crate::getter::Getter;
-use crate::group::HotPolicy;
+use crate::group::{HotPolicy, DEFAULT_STALE_WAIT};
 use crate::health::DEFAULT_PROBE_TIMEOUT;
 use crate::http_client::{HttpClient, LoadBudget};
 use crate::node::{GroupParts, Node, Parts};
@@ -51,6 +51,9 @@ pub struct NodeBuilder {
     pub(crate) max_conns_per_peer: usize,
     /// `--probe-timeout`: liveness probes of a peer a fetch waits on.
     pub(crate) probe_timeout: Duration,
+    /// `--stale-wait`: how long a get with a stale value waits for its
+    /// reload.
+    pub(crate) stale_wait: Duration,
     /// `--max-value-bytes`: the largest value fetched or written.
     pub(crate) max_value: u64,
     /// `--load-budget`: bytes of values and bodies being read at once.
@@ -123,6 +126,7 @@ impl NodeBuilder {
             fetch_timeout: Duration::from_secs(15),
             max_conns_per_peer: 64,
             probe_timeout: DEFAULT_PROBE_TIMEOUT,
+            stale_wait: DEFAULT_STALE_WAIT,
             max_value: DEFAULT_MAX_VALUE_BYTES,
             // The binary's default: its 64 MiB --cache-bytes.
             load_budget: 64 << 20,
@@ -186,6 +190,17 @@ impl NodeBuilder {
         self.policy.stale_if_error = Some(if_error);
         self.policy.stale_while_revalidate = Some(while_revalidate);
         self.apply_policy()
+    }
+
+    /// How long a get whose expired value may answer if its reload fails
+    /// (it is within `stale-if-error`) waits for the reload before
+    /// answering stale (`--stale-wait`; default 1 s): a hanging origin
+    /// holds no one for its whole deadline. The reload runs on and its
+    /// value, if one comes, replaces the stale one. `Duration::ZERO`
+    /// answers stale at once.
+    pub fn stale_wait(mut self, wait: Duration) -> NodeBuilder {
+        self.stale_wait = wait;
+        self
     }
 
     /// How long every group remembers a key its getter answered with
@@ -333,6 +348,7 @@ impl NodeBuilder {
             allow_writes: self.allow_writes,
             max_value: self.max_value,
             picker: self.picker,
+            stale_wait: self.stale_wait,
         }))
     }
 }

@@ -8,7 +8,8 @@
 //! expired value served in its grace, `groupcached; hit;
 //! detail=stale-while-revalidate` (a reload runs in the background),
 //! `groupcached; fwd=stale; fwd-status=502; detail=stale-if-error` (its
-//! reload just failed with that status), `groupcached; hit;
+//! reload just failed with that status; without `fwd-status` when the
+//! reload had not ended within the stale wait), `groupcached; hit;
 //! detail=stale-if-error` (a recent reload failed and the next is not due),
 //! or `groupcached; fwd=stale; detail=peer` (the owner served it stale).
 //! `ttl=` is the whole seconds the answer stays fresh, negative once
@@ -42,7 +43,9 @@ pub(crate) fn cache_status(
         Source::Origin => "groupcached; fwd=miss; detail=origin",
         Source::Revalidating => "groupcached; hit; detail=stale-while-revalidate",
         Source::StaleOnError(None) => "groupcached; hit; detail=stale-if-error",
-        Source::StaleOnError(Some(_)) => "groupcached; fwd=stale; detail=stale-if-error",
+        Source::StaleOnError(Some(_)) | Source::StaleOnSlowLoad => {
+            "groupcached; fwd=stale; detail=stale-if-error"
+        }
     };
     let fwd_status = fwd_status.filter(|_| matches!(source, Source::StaleOnError(Some(_))));
     let ttl = expiry.and_then(ttl_seconds);
@@ -138,6 +141,11 @@ mod tests {
         assert_eq!(
             status(failed, Some(secs(-1)), Some(StatusCode::BAD_GATEWAY)),
             "groupcached; fwd=stale; detail=stale-if-error; fwd-status=502; ttl=-1"
+        );
+        assert_eq!(
+            status(Source::StaleOnSlowLoad, Some(secs(-3)), None),
+            "groupcached; fwd=stale; detail=stale-if-error; ttl=-3",
+            "a reload still running has no status yet"
         );
         assert_eq!(
             status(Source::Main, Some(secs(5)), Some(StatusCode::BAD_GATEWAY)),

@@ -160,6 +160,12 @@ pub(crate) struct Args {
     #[arg(long, env = "GROUPCACHED_PROBE_TIMEOUT", default_value = "1s", value_parser = in_range(parse_duration, limits::PROBE_TIMEOUT))]
     pub probe_timeout: Duration,
 
+    /// How long a get whose expired value may answer if its reload fails
+    /// (stale-if-error) waits for the reload before answering stale; the
+    /// reload runs on. 0 answers stale at once.
+    #[arg(long, env = "GROUPCACHED_STALE_WAIT", default_value = "1s", value_parser = in_range(parse_duration, limits::STALE_WAIT))]
+    pub stale_wait: Duration,
+
     /// Write the main caches to FILE at shutdown and read them back at start
     /// (a warm restart).
     #[arg(long, env = "GROUPCACHED_SNAPSHOT", value_name = "FILE")]

@@ -16,7 +16,10 @@
 //! runs in the background; within its `stale-if-error` window, a reload
 //! that fails (an error, a timeout, a 5xx) is answered with the stale value
 //! instead, and later gets answer at once and retry in the background, as
-//! the back-off allows. A not-found is remembered for its negative lifetime
+//! the back-off allows. A reload that has not ended within the group's
+//! stale wait is answered stale too, and counts as failed for the
+//! back-off; it runs on to its own deadline and its value, if one comes,
+//! replaces the stale one. A not-found is remembered for its negative lifetime
 //! and answered from the cache until then.
 //!
 //! Writes ([`Group::write`]: a Set or Remove from a user or a peer) bump
@@ -34,7 +37,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::cache::{Caches, Lookup, StaleHit, Which};
 use crate::freshness::TtlPolicy;
@@ -137,6 +140,9 @@ pub(crate) enum Source {
     /// reload failed with this error, or at once (`None`) because a recent
     /// one did and the next is not due.
     StaleOnError(Option<GroupError>),
+    /// An expired value within `stale-if-error`, answered because its
+    /// reload had not ended within the stale wait; the reload runs on.
+    StaleOnSlowLoad,
 }
 
 impl From<Which> for Source {
@@ -223,7 +229,14 @@ struct Inner {
     local_loads: Flight<Traced>,
     /// Rate limit on logging failed loads from the getter.
     getter_warnings: WarnGate,
+    /// How long a get with a value in its `stale-if-error` window waits
+    /// for the reload before answering stale.
+    stale_wait: Duration,
 }
+
+/// The default stale wait (`--stale-wait`): longer than an origin
+/// normally takes, far shorter than `--origin-timeout`.
+pub(crate) const DEFAULT_STALE_WAIT: Duration = Duration::from_secs(1);
 
 impl Group {
     /// A group named `name` whose caches hold at most `cache_bytes` bytes,
@@ -267,8 +280,19 @@ impl Group {
                 loads: Flight::default(),
                 local_loads: Flight::default(),
                 getter_warnings: WarnGate::default(),
+                stale_wait: DEFAULT_STALE_WAIT,
             }),
         }
+    }
+
+    /// This group, waiting at most `wait` for a reload when an expired
+    /// value may answer if it fails (default [`DEFAULT_STALE_WAIT`]).
+    pub(crate) fn with_stale_wait(mut self, wait: Duration) -> Group {
+        // Called right after `new`, before the group is shared.
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.stale_wait = wait;
+        }
+        self
     }
 
     /// The group's name, as the cluster knows it.
@@ -336,7 +360,12 @@ impl Group {
             return (Ok(stale.value), source);
         }
         inner.stats.loads.fetch_add(1, Relaxed);
-        let (loaded, source) = self.load_by(key, path).await;
+        let Some((loaded, source)) = self.load_within_stale_wait(key, path).await else {
+            // The load runs on; gets answer stale at once until it ends.
+            inner.caches.end_reload(key, true);
+            inner.stats.stale_if_error.fetch_add(1, Relaxed);
+            return (Ok(stale.value), Source::StaleOnSlowLoad);
+        };
         match loaded {
             Err(e) if e.allows_stale() => {
                 inner.caches.end_reload(key, true);
@@ -365,6 +394,26 @@ impl Group {
             Box::pin(async move { this.load(owned_key, since).await })
         });
         loaded.await.unwrap_or(panicked())
+    }
+
+    /// [`Group::load_by`], waited for at most the stale wait: `None` when
+    /// it has not ended by then. It then runs on, on a task of its own, and
+    /// ends the reload of the stale value when it does.
+    async fn load_within_stale_wait(&self, key: &[u8], path: Path) -> Option<Traced> {
+        let (this, owned_key) = (self.clone(), key.to_vec());
+        let mut loading = tokio::spawn(async move { this.load_by(&owned_key, path).await });
+        if let Ok(joined) = tokio::time::timeout(self.inner.stale_wait, &mut loading).await {
+            return Some(joined.unwrap_or_else(|_| panicked()));
+        }
+        let (this, key) = (self.clone(), key.to_vec());
+        tokio::spawn(async move {
+            let failed = match loading.await {
+                Ok((loaded, _)) => matches!(&loaded, Err(e) if e.allows_stale()),
+                Err(_) => true,
+            };
+            this.inner.caches.end_reload(&key, failed);
+        });
+        None
     }
 
     /// Reloads `key`, whose stale value is being served, on a task of its
@@ -1105,6 +1154,8 @@ mod tests {
     const UP: u8 = 0;
     const FAILING: u8 = 1;
     const GONE: u8 = 2;
+    /// Up, but each load takes 5 s more.
+    const SLOW: u8 = 3;
 
     /// A getter that answers `v{n}` on its nth call after 100 ms, fresh for
     /// a second, as `mode` says: up, failing, or the key is gone.
@@ -1117,6 +1168,9 @@ mod tests {
             async move {
                 let n = calls.fetch_add(1, Relaxed) + 1;
                 tokio::time::sleep(Duration::from_millis(100)).await;
+                if mode.load(Relaxed) == SLOW {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
                 match mode.load(Relaxed) {
                     FAILING => Err(GetterError::Failed("origin returned 503".into())),
                     GONE => Err(GetterError::NotFound("origin returned 404".into())),
@@ -1187,15 +1241,27 @@ mod tests {
         );
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn stale_if_error_answers_failed_reloads_and_retries_in_the_background() {
+    /// A group whose `k`, loaded as v1 with a minute of `stale-if-error`,
+    /// has expired, its getter now in `mode`; gets wait `stale_wait` for a
+    /// reload.
+    async fn expired_in_grace(
+        mode_now: u8,
+        stale_wait: Duration,
+    ) -> (Group, Arc<AtomicUsize>, Arc<std::sync::atomic::AtomicU8>) {
         let (group, calls, mode) = stale_group(TtlPolicy {
             stale_if_error: Some(Duration::from_secs(60)),
             ..TtlPolicy::default()
         });
+        let group = group.with_stale_wait(stale_wait);
         assert_eq!(group.get(b"k").await.unwrap().bytes, "v1");
-        mode.store(FAILING, Relaxed);
+        mode.store(mode_now, Relaxed);
         advance_clock(Duration::from_secs(2));
+        (group, calls, mode)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stale_if_error_answers_failed_reloads_and_retries_in_the_background() {
+        let (group, calls, mode) = expired_in_grace(FAILING, DEFAULT_STALE_WAIT).await;
         // The first get after expiry tries the origin, and gets v1 instead.
         let (loaded, source) = group.get_traced(b"k").await;
         assert_eq!(loaded.unwrap().bytes, "v1");
@@ -1239,6 +1305,38 @@ mod tests {
         advance_clock(Duration::from_secs(2));
         assert!(group.get(b"k").await.unwrap_err().is_not_found());
         assert_eq!(group.stats().stale_cache.items, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hanging_reload_is_answered_stale_after_the_stale_wait() {
+        let (group, calls, _) = expired_in_grace(SLOW, DEFAULT_STALE_WAIT).await;
+        let started = tokio::time::Instant::now();
+        let (loaded, source) = group.get_traced(b"k").await;
+        assert_eq!(started.elapsed(), DEFAULT_STALE_WAIT, "not the load's 5 s");
+        assert_eq!(
+            (loaded.unwrap().bytes, source),
+            (Bytes::from("v1"), Source::StaleOnSlowLoad)
+        );
+        // While the reload runs on: answered at once, the origin asked once.
+        for _ in 0..5 {
+            let answer = get_at_once(&group, b"k").await;
+            assert_eq!(answer, (Bytes::from("v1"), Source::StaleOnError(None)));
+        }
+        assert_eq!(calls.load(Relaxed), 2);
+        // Its value replaces the stale one.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(
+            get_at_once(&group, b"k").await,
+            (Bytes::from("v2"), Source::Main)
+        );
+        assert_eq!(calls.load(Relaxed), 2);
+        assert_eq!(group.stats().stale_if_error, 6);
+        // With no stale wait, the same get answers stale at once.
+        let (group, _, _) = expired_in_grace(SLOW, Duration::ZERO).await;
+        assert_eq!(
+            get_at_once(&group, b"k").await,
+            (Bytes::from("v1"), Source::StaleOnSlowLoad)
+        );
     }
 
     #[tokio::test(start_paused = true)]

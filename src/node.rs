@@ -75,6 +75,8 @@ pub(crate) struct Parts {
     pub(crate) max_value: u64,
     /// An embedder's own picker, which groups ask instead of `peers`.
     pub(crate) picker: Option<Arc<dyn PickPeer>>,
+    /// Every group's stale wait (`--stale-wait`).
+    pub(crate) stale_wait: std::time::Duration,
 }
 
 /// One group of [`Parts`].
@@ -115,7 +117,8 @@ impl Node {
                 picker,
                 spec.ttl,
                 spec.hot_policy,
-            );
+            )
+            .with_stale_wait(parts.stale_wait);
             ttls.insert(spec.name.as_bytes().to_vec(), spec.ttl);
             groups.insert(spec.name.into_bytes(), group);
         }

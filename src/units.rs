@@ -25,6 +25,8 @@ pub(crate) mod limits {
     /// `0` turns probes off.
     pub(crate) const PROBE_TIMEOUT: (Duration, Duration) =
         (Duration::ZERO, Duration::from_secs(3600));
+    /// `0` answers a stale value at once.
+    pub(crate) const STALE_WAIT: (Duration, Duration) = (Duration::ZERO, Duration::from_secs(3600));
     /// At most the ten minutes for which writes are replayed to a peer
     /// that joins, so a restored snapshot never predates what is replayed.
     pub(crate) const SNAPSHOT_MAX_AGE: (Duration, Duration) =

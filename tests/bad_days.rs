@@ -328,6 +328,50 @@ async fn stale_while_revalidate_never_makes_a_reader_wait() {
     );
 }
 
+/// Done when: with a value past its expiry within `stale-if-error` and an
+/// origin that hangs, the first GET is answered stale after the stale wait
+/// (1 s by default), long before `--origin-timeout` (10 s), and the next at
+/// once; once the origin answers, the load that hung refreshes the value,
+/// with no second request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_origin_is_answered_stale_within_the_stale_wait() {
+    let _alone = ALONE.lock().await;
+    let origin = Origin::start().await;
+    let node = start_cluster(&free_ports(1), &origin, &[]).await.remove(0);
+    let key = "ver/max-age=1,stale-if-error=60/hangs";
+    assert_eq!(get(&node.url, key).await.body, "version 1");
+    until_expired(&origin, &node.url, "hangs").await;
+
+    origin.set_state(OriginState::Hanging);
+    let started = Instant::now();
+    let first = get(&node.url, key).await;
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(5),
+        "the first GET after expiry waited {waited:?} for a hanging origin"
+    );
+    assert_eq!((first.status, &first.body[..]), (200, &b"version 1"[..]));
+    assert_eq!(
+        without_ttl(&cache_status(&first)),
+        "groupcached; fwd=stale; detail=stale-if-error"
+    );
+    let again = get(&node.url, key).await;
+    assert_eq!(again.body, "version 1");
+    assert_eq!(
+        without_ttl(&cache_status(&again)),
+        "groupcached; hit; detail=stale-if-error"
+    );
+
+    // Back, with a value that stays fresh though its request took long.
+    origin.override_cache_control(Some("max-age=60"));
+    origin.set_state(OriginState::Up);
+    eventually(Duration::from_secs(10), "the value refreshed", || async {
+        (get(&node.url, key).await.body == "version 2").then_some(())
+    })
+    .await;
+    assert_eq!(origin.hits(key.as_bytes()), 2, "loaded twice in all");
+}
+
 /// Odd origin headers, each answered as RFC 9111 §4.2.4 and RFC 5861 ask:
 /// after expiry, with the origin down, a value is served stale only where
 /// the origin (or the node's `--stale-if-error`) allows it; a not-found is

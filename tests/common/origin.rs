@@ -36,6 +36,8 @@ pub struct Origin {
     pub url: String,
     hits: Arc<Mutex<HashMap<Vec<u8>, usize>>>,
     control: Arc<Mutex<Control>>,
+    /// Told of every change of state, for the requests held while hanging.
+    changed: Arc<tokio::sync::Notify>,
 }
 
 /// How the origin answers: normally, or as a broken origin would.
@@ -47,7 +49,8 @@ pub enum OriginState {
     Closing,
     /// Every request gets a 503.
     Unavailable,
-    /// Requests are read and never answered.
+    /// Requests are read and not answered while the origin hangs; set to
+    /// another state, it answers them as that state says.
     Hanging,
 }
 
@@ -79,8 +82,10 @@ impl Origin {
                 state: OriginState::Up,
                 cache_control: None,
             })),
+            changed: Arc::default(),
         };
         let (hits, control) = (origin.hits.clone(), origin.control.clone());
+        let changed = origin.changed.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -91,21 +96,31 @@ impl Origin {
                     continue;
                 }
                 let (hits, tls, control) = (hits.clone(), tls.clone(), control.clone());
+                let changed = changed.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
                         let (hits, control) = (hits.clone(), control.clone());
+                        let changed = changed.clone();
                         async move {
-                            let now = control.lock().unwrap().clone();
+                            let now = loop {
+                                // Registered before the state is read, so no
+                                // change is missed in between.
+                                let change = changed.notified();
+                                let now = control.lock().unwrap().clone();
+                                if now.state != OriginState::Hanging {
+                                    break now;
+                                }
+                                change.await;
+                            };
                             match now.state {
                                 // An error ends the connection without a reply.
                                 OriginState::Closing => return Err("closing"),
-                                OriginState::Hanging => std::future::pending::<()>().await,
                                 OriginState::Unavailable => {
                                     let mut reply = Response::new(Full::new(Bytes::from("down")));
                                     *reply.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
                                     return Ok::<_, &str>(reply);
                                 }
-                                OriginState::Up => {}
+                                OriginState::Hanging | OriginState::Up => {}
                             }
                             // A deliberately slow origin, to keep a load in flight.
                             if let Some(delay) = delay_of(request.uri().path()) {
@@ -138,6 +153,7 @@ impl Origin {
     /// Takes the origin down (or brings it back) without closing its port.
     pub fn set_state(&self, state: OriginState) {
         self.control.lock().unwrap().state = state;
+        self.changed.notify_waiters();
     }
 
     /// From now on `ver/` keys carry this `Cache-Control` instead of their
