@@ -19,8 +19,8 @@
 //! probe timeout, in which a live peer answers, and then fails with
 //! [`PeerError::Down`] and loads locally, so no user waits on the peer for
 //! long again. The trial's answer, whenever it comes, marks the peer up.
-//! A peer that refused a connection or missed a probe fails its trials
-//! fast, and they stay in the foreground.
+//! A peer that has only refused connections or missed probes fails its
+//! trials fast, and they stay ordinary fetches.
 //!
 //! **Liveness probes.** A fetch may rightly wait long: the owner may be
 //! loading the key from a slow origin. A peer that answers nothing at all
@@ -71,8 +71,8 @@ struct HealthState {
     retry_at: Option<Instant>,
     /// A trial fetch is in flight.
     trying: bool,
-    /// The last failure was a fetch that got no answer within its whole
-    /// deadline: trials go in the background.
+    /// A fetch got no answer within its whole deadline, and none has been
+    /// answered since: trials go in the background.
     hung: bool,
     /// The last fetch error of any kind, kept after the peer recovers.
     last_error: Option<String>,
@@ -217,9 +217,12 @@ impl Health {
     }
 
     /// One more failure in a row: the peer is down for the next back-off.
-    /// `hung`: the failure was a fetch left unanswered to its deadline.
+    /// `hung`: the failure was a fetch left unanswered to its deadline; a
+    /// peer that did that stays hung until it answers a fetch, whatever
+    /// its next failures are (a missed probe does not make it a peer whose
+    /// trials fail fast).
     fn mark_down(&self, state: &mut HealthState, hung: bool) {
-        state.hung = hung;
+        state.hung |= hung;
         state.failures = state.failures.saturating_add(1);
         let backoff = FIRST_BACKOFF
             .saturating_mul(1 << (state.failures - 1).min(16))
@@ -483,7 +486,18 @@ mod tests {
             .unwrap()
             .finish(Outcome::Unreachable, Some(&refused));
         tokio::time::advance(FIRST_BACKOFF).await;
-        assert!(!health.admit().unwrap().in_background());
+        let mut trial = health.admit().unwrap();
+        assert!(!trial.in_background());
+        // Hung once, it stays hung through other failures until it answers.
+        trial.finish(Outcome::TimedOut, Some(&timed_out));
+        drop(trial);
+        tokio::time::advance(FIRST_BACKOFF * 2).await;
+        let mut trial = health.admit().unwrap();
+        assert!(trial.in_background());
+        trial.finish(Outcome::Unreachable, Some(&refused));
+        drop(trial);
+        tokio::time::advance(FIRST_BACKOFF * 4).await;
+        assert!(health.admit().unwrap().in_background());
     }
 
     #[tokio::test(start_paused = true)]
