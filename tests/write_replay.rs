@@ -168,6 +168,54 @@ async fn a_returning_node_gets_each_missed_key_once_and_serves_no_stale_value() 
     c.stop().await;
 }
 
+/// A key the returning node refuses (its group is unknown there) is
+/// counted and skipped: the keys written after it still reach the node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_the_returning_node_refuses_does_not_stop_the_others() {
+    let etcd = Etcd::start_new().await;
+    let origin = Origin::start().await;
+    let dir = TempDir::new("write-replay-refused");
+    let ports = free_ports(3);
+    // A and B have a second group, which C lacks.
+    let both = pool_args(&etcd, &origin, &["--group", "h=echo"]);
+    let a = GcNode::start(ports[0], &both).await;
+    let b = GcNode::start(ports[1], &both).await;
+    let snapshot = dir.join("c.snap");
+    let snapshot = ["--snapshot", snapshot.to_str().expect("a UTF-8 path")];
+    let mut c = Returning::start(ports[2], pool_args(&etcd, &origin, &snapshot)).await;
+    let c_url = c.node().url.clone();
+    let everyone = sorted(&[&a.url, &b.url, &c_url]);
+    await_peers(&[&a, &b, c.node()], &everyone, true, SEEN).await;
+    let ring = Ring::with_hashing(Protocol::Mailgun.hashing(), DEFAULT_REPLICAS, &everyone);
+    let keys = keys_owned_by(&ring, &c_url, "after", 3);
+    for key in &keys {
+        write(&a.url, "PUT", key, format!("old {key}")).await;
+    }
+
+    c.stop().await;
+    await_peers(&[&a, &b], &sorted(&[&a.url, &b.url]), true, SEEN).await;
+    let url = format!("{}/cache/h/refused", a.url);
+    let reply = http_send("DELETE", &url, Bytes::new()).await.unwrap();
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    for key in &keys {
+        write(&a.url, "PUT", key, format!("new {key}")).await;
+    }
+
+    c.restart().await;
+    await_peers(&[&a, &b, c.node()], &everyone, true, SEEN).await;
+    let sent = until_ok(SEEN, "the later writes sent to C", || async {
+        let (sets, removes) = peer_writes(c.node()).await;
+        (sets + removes >= 3)
+            .then_some(())
+            .ok_or(format!("PeerSets {sets}, PeerRemoves {removes}"))
+    });
+    sent.await;
+    for key in &keys {
+        assert_eq!(read(&c_url, key).await, format!("new {key}"));
+    }
+    c.stop().await;
+}
+
 /// Polls `probe` for `window` and panics if it ever gives anything but
 /// `expected`: for what must not happen once something has.
 async fn stays<T, F, Fut>(window: Duration, what: &str, expected: T, mut probe: F)
