@@ -100,20 +100,45 @@ fn sorted(urls: &[&str]) -> Vec<String> {
     urls
 }
 
+/// A write pool on `etcd`: A and B (with `extra` arguments) and C, which
+/// keeps a snapshot in `dir` and is restarted on its own socket; once
+/// every node sees the three, with their URLs sorted.
+async fn start_pool(
+    etcd: &Etcd,
+    origin: &Origin,
+    dir: &TempDir,
+    extra: &[&str],
+) -> (GcNode, GcNode, Returning, Vec<String>) {
+    let ports = free_ports(3);
+    let a = GcNode::start(ports[0], &pool_args(etcd, origin, extra)).await;
+    let b = GcNode::start(ports[1], &pool_args(etcd, origin, extra)).await;
+    let snapshot = dir.join("c.snap");
+    let snapshot = ["--snapshot", snapshot.to_str().expect("a UTF-8 path")];
+    let c = Returning::start(ports[2], pool_args(etcd, origin, &snapshot)).await;
+    let everyone = sorted(&[&a.url, &b.url, &c.node().url]);
+    await_peers(&[&a, &b, c.node()], &everyone, true, SEEN).await;
+    (a, b, c, everyone)
+}
+
+/// Waits until `node` has received at least `n` peer writes.
+async fn await_peer_writes(node: &GcNode, n: u64) {
+    let what = format!("{n} peer writes received by {}", node.url);
+    until_ok(SEEN, what, || async {
+        let (sets, removes) = peer_writes(node).await;
+        (sets + removes >= n)
+            .then_some(())
+            .ok_or(format!("PeerSets {sets}, PeerRemoves {removes}"))
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_returning_node_gets_each_missed_key_once_and_serves_no_stale_value() {
     let etcd = Etcd::start_new().await;
     let origin = Origin::start().await;
     let dir = TempDir::new("write-replay");
-    let ports = free_ports(3);
-    let a = GcNode::start(ports[0], &pool_args(&etcd, &origin, &[])).await;
-    let b = GcNode::start(ports[1], &pool_args(&etcd, &origin, &[])).await;
-    let snapshot = dir.join("c.snap");
-    let snapshot = ["--snapshot", snapshot.to_str().expect("a UTF-8 path")];
-    let mut c = Returning::start(ports[2], pool_args(&etcd, &origin, &snapshot)).await;
+    let (a, b, mut c, everyone) = start_pool(&etcd, &origin, &dir, &[]).await;
     let c_url = c.node().url.clone();
-    let everyone = sorted(&[&a.url, &b.url, &c_url]);
-    await_peers(&[&a, &b, c.node()], &everyone, true, SEEN).await;
 
     // Keys C owns, each written once before C leaves: C's snapshot keeps
     // these values, which later writes make stale.
@@ -147,13 +172,7 @@ async fn a_returning_node_gets_each_missed_key_once_and_serves_no_stale_value() 
     await_peers(&[&a, &b, c.node()], &everyone, true, SEEN).await;
     // A, the only node the writes went through, sends each key to C once,
     // as a Set (C owns them all again).
-    let sent = until_ok(SEEN, "the missed writes sent to C", || async {
-        let (sets, removes) = peer_writes(c.node()).await;
-        (sets + removes >= 11)
-            .then_some(())
-            .ok_or(format!("PeerSets {sets}, PeerRemoves {removes}"))
-    });
-    sent.await;
+    await_peer_writes(c.node(), 11).await;
     for node in [&a.url, &b.url, &c_url] {
         for key in &keys {
             assert_eq!(
@@ -175,17 +194,10 @@ async fn a_key_the_returning_node_refuses_does_not_stop_the_others() {
     let etcd = Etcd::start_new().await;
     let origin = Origin::start().await;
     let dir = TempDir::new("write-replay-refused");
-    let ports = free_ports(3);
     // A and B have a second group, which C lacks.
-    let both = pool_args(&etcd, &origin, &["--group", "h=echo"]);
-    let a = GcNode::start(ports[0], &both).await;
-    let b = GcNode::start(ports[1], &both).await;
-    let snapshot = dir.join("c.snap");
-    let snapshot = ["--snapshot", snapshot.to_str().expect("a UTF-8 path")];
-    let mut c = Returning::start(ports[2], pool_args(&etcd, &origin, &snapshot)).await;
+    let extra = ["--group", "h=echo"];
+    let (a, b, mut c, everyone) = start_pool(&etcd, &origin, &dir, &extra).await;
     let c_url = c.node().url.clone();
-    let everyone = sorted(&[&a.url, &b.url, &c_url]);
-    await_peers(&[&a, &b, c.node()], &everyone, true, SEEN).await;
     let ring = Ring::with_hashing(Protocol::Mailgun.hashing(), DEFAULT_REPLICAS, &everyone);
     let keys = keys_owned_by(&ring, &c_url, "after", 3);
     for key in &keys {
@@ -203,13 +215,7 @@ async fn a_key_the_returning_node_refuses_does_not_stop_the_others() {
 
     c.restart().await;
     await_peers(&[&a, &b, c.node()], &everyone, true, SEEN).await;
-    let sent = until_ok(SEEN, "the later writes sent to C", || async {
-        let (sets, removes) = peer_writes(c.node()).await;
-        (sets + removes >= 3)
-            .then_some(())
-            .ok_or(format!("PeerSets {sets}, PeerRemoves {removes}"))
-    });
-    sent.await;
+    await_peer_writes(c.node(), 3).await;
     for key in &keys {
         assert_eq!(read(&c_url, key).await, format!("new {key}"));
     }
