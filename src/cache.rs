@@ -42,9 +42,8 @@
 //! in its slot, and its value in a buffer of exactly the value's length
 //! ([`Payload`]), shared with the replies that send it.
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -132,14 +131,7 @@ struct Pair {
     /// at that moment are then served but not stored, which costs a reload
     /// and never serves anything stale.
     generations: Box<[u64; STRIPES]>,
-    /// The keys written lately, oldest first: for [`Caches::written_lately`].
-    recent: VecDeque<(Instant, Box<[u8]>)>,
 }
-
-/// How long a write is remembered for peers that join later, and how many
-/// writes at most.
-pub(crate) const RECENT_WRITES_KEPT: Duration = Duration::from_secs(600);
-const RECENT_WRITES_MAX: usize = 10_000;
 
 /// How many write generations a group keeps.
 const STRIPES: usize = 1024;
@@ -154,24 +146,6 @@ fn stripe(key: &[u8]) -> usize {
 }
 
 impl Pair {
-    fn remember_write(&mut self, key: &[u8]) {
-        self.recent.push_back((Instant::now(), key.into()));
-        if self.recent.len() > RECENT_WRITES_MAX {
-            self.recent.pop_front();
-        }
-        self.forget_old_writes();
-    }
-
-    fn forget_old_writes(&mut self) {
-        while self
-            .recent
-            .front()
-            .is_some_and(|(at, _)| at.elapsed() > RECENT_WRITES_KEPT)
-        {
-            self.recent.pop_front();
-        }
-    }
-
     fn remove_everywhere(&mut self, key: &[u8]) {
         self.main.remove(key);
         self.hot.remove(key);
@@ -358,7 +332,6 @@ impl Caches {
                 // Sized for entries of about 1 KiB.
                 heat: Heat::new(limit / 1024),
                 generations: Box::new([0; STRIPES]),
-                recent: VecDeque::new(),
             }),
         }
     }
@@ -651,7 +624,6 @@ impl Caches {
         let entry = value.map(|(which, value)| (which, Entry::new(value)));
         let mut pair = self.lock();
         pair.generations[stripe(key)] += 1;
-        pair.remember_write(key);
         pair.remove_everywhere(key);
         let Some((which, entry)) = entry else {
             return Ok(());
@@ -702,14 +674,6 @@ impl Caches {
         let entries = pair.main.entries.iter_oldest_first();
         let values = entries.filter(|(_, entry)| !entry.is_not_found());
         values.map(|(k, entry)| (k.into(), entry.value())).collect()
-    }
-
-    /// The keys written (Set or Remove) within [`RECENT_WRITES_KEPT`], at
-    /// most the last 10,000, oldest first.
-    pub(crate) fn written_lately(&self) -> Vec<Box<[u8]>> {
-        let mut pair = self.lock();
-        pair.forget_old_writes();
-        pair.recent.iter().map(|(_, key)| key.clone()).collect()
     }
 
     /// The most bytes main and hot hold together: also the largest entry

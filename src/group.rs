@@ -407,11 +407,6 @@ impl Group {
         self.inner.caches.main_entries()
     }
 
-    /// The keys written here (Set or Remove) in the last ten minutes.
-    pub(crate) fn written_lately(&self) -> Vec<Box<[u8]>> {
-        self.inner.caches.written_lately()
-    }
-
     /// The largest entry (key plus value) this group's caches can hold.
     pub(crate) fn max_entry_bytes(&self) -> u64 {
         self.inner.caches.limit()
