@@ -161,7 +161,7 @@ pub(crate) struct Args {
     pub probe_timeout: Duration,
 
     /// Write the main caches to FILE at shutdown and read them back at start
-    /// (a warm restart).
+    /// (a warm restart); FILE is removed once read, so a crash restarts cold.
     #[arg(long, env = "GROUPCACHED_SNAPSHOT", value_name = "FILE")]
     pub snapshot: Option<std::path::PathBuf>,
 
