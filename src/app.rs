@@ -105,26 +105,27 @@ impl App {
             })
             .collect::<Result<_, StartError>>()?;
         let dns = config.dns.clone().map(DnsResolver::new).transpose()?;
-        // Claimed before anything is bound: a second node on the same path
-        // stops here.
-        let snapshot = config
-            .snapshot
-            .as_deref()
-            .map(|path| {
-                SnapshotFile::claim(path).map_err(|error| StartError::Snapshot {
-                    path: path.display().to_string(),
-                    error,
-                })
-            })
-            .transpose()?
-            .map(Arc::new);
         Ok(App {
             config,
             groups,
             peer_http,
             dns,
-            snapshot,
+            snapshot: None,
         })
+    }
+
+    /// Locks the `--snapshot` path for this process, before anything is
+    /// bound: a second node on the same path stops here. Not part of
+    /// [`App::new`], so that `--check` leaves a running node's lock alone.
+    pub(crate) fn claim_snapshot(mut self) -> Result<App, StartError> {
+        if let Some(path) = self.config.snapshot.as_deref() {
+            let claimed = SnapshotFile::claim(path).map_err(|error| StartError::Snapshot {
+                path: path.display().to_string(),
+                error,
+            })?;
+            self.snapshot = Some(Arc::new(claimed));
+        }
+        Ok(self)
     }
 
     /// Runs the node on `listener` (and the peer API on `peer_listener`,

@@ -169,6 +169,13 @@ pub fn main() -> ExitCode {
         println!("groupcached: the flags are valid");
         return ExitCode::SUCCESS;
     }
+    let app = match app.claim_snapshot() {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("groupcached: {e}");
+            return ExitCode::from(2);
+        }
+    };
     // Before any thread starts: taking the socket clears LISTEN_FDS.
     let inherited = match inherited_listeners(peer_listen.is_some()) {
         Ok(inherited) => inherited,

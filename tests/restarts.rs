@@ -646,6 +646,17 @@ async fn two_nodes_cannot_share_a_snapshot_path() {
     let said = second.lines("another process uses this path");
     assert_eq!(said.len(), 1, "{}", second.log());
     assert!(said[0].starts_with("groupcached: --snapshot "), "{said:?}");
+    // `--check` of the same flags leaves the running node's lock alone.
+    let checked = std::process::Command::new(env!("CARGO_BIN_EXE_groupcached"))
+        .args(snapshot_args(&origin, &path))
+        .args(["--self", "http://127.0.0.1:1", "--check"])
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
 
     assert_eq!(first.stop().await, Some(0));
     second.start().await;
