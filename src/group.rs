@@ -130,6 +130,9 @@ pub(crate) enum Source {
     Origin,
     /// A not-found this node remembers, until this expiry.
     NotFound(Expiry),
+    /// This node's getter, just now: the key does not exist, and this
+    /// node now remembers so until this expiry.
+    OriginNotFound(Expiry),
     /// An expired value within `stale-while-revalidate`, answered at once
     /// while one reload runs in the background.
     Revalidating,
@@ -409,7 +412,7 @@ impl Group {
 
     /// The largest entry (key plus value) this group's caches can hold.
     pub(crate) fn max_entry_bytes(&self) -> u64 {
-        self.inner.caches.limit()
+        self.inner.caches.max_entry()
     }
 
     /// Adds one to a count outside the get path.
@@ -594,21 +597,25 @@ impl Group {
             }
             Err(e) => {
                 inner.stats.local_load_errs.fetch_add(1, Relaxed);
+                let mut source = Source::Origin;
                 if e.is_not_found() {
-                    self.remember_not_found(&key, &e, since);
+                    if let Some(until) = self.remember_not_found(&key, &e, since) {
+                        source = Source::OriginNotFound(until);
+                    }
                 } else if matches!(e, GetterError::Failed(_)) {
                     if let Some(unlogged) = inner.getter_warnings.admit() {
                         tracing::warn!(group = %inner.name, error = %e, unlogged, "origin load failed");
                     }
                 }
-                (Err(GroupError::Getter(e)), Source::Origin)
+                (Err(GroupError::Getter(e)), source)
             }
         }
     }
 
     /// Keeps a not-found for its negative lifetime: the getter's, else the
-    /// group's `--negative-ttl`.
-    fn remember_not_found(&self, key: &[u8], error: &GetterError, since: u64) {
+    /// group's `--negative-ttl` (capped by `--negative-max-ttl`). Returns
+    /// the expiry it is kept until, `None` when it is not kept.
+    fn remember_not_found(&self, key: &[u8], error: &GetterError, since: u64) -> Option<Expiry> {
         let expiry = match error {
             GetterError::NotFoundUntil(_, expiry) => *expiry,
             _ => {
@@ -618,12 +625,14 @@ impl Group {
                     .negative_expiry(silent, crate::value::now())
             }
         };
-        if !expiry.is_expired() {
-            let message = error.to_string();
-            self.inner
-                .caches
-                .add_not_found(key, &message, expiry, since);
+        if expiry.is_expired() {
+            return None;
         }
+        let message = error.to_string();
+        let caches = &self.inner.caches;
+        caches
+            .add_not_found(key, &message, expiry, since)
+            .then_some(expiry)
     }
 }
 
@@ -1243,7 +1252,13 @@ mod tests {
             ..TtlPolicy::default()
         });
         mode.store(GONE, Relaxed);
-        assert!(group.get(b"k").await.unwrap_err().is_not_found());
+        let (loaded, first) = group.get_traced(b"k").await;
+        assert!(loaded.unwrap_err().is_not_found());
+        let Source::OriginNotFound(until) = first else {
+            panic!("the first answer says it is remembered: {first:?}");
+        };
+        let left = until.remaining().unwrap_or_default();
+        assert!(left > Duration::from_secs(59), "kept for the negative TTL");
         for _ in 0..5 {
             let (loaded, source) = group.get_traced(b"k").await;
             assert_eq!(loaded.unwrap_err().to_string(), "origin returned 404");
