@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,7 +36,7 @@ use crate::origin::{HttpOrigin, TemplateError};
 use crate::peers::{DnsStatus, EtcdStatus, PeerSource};
 use crate::routes;
 use crate::server;
-use crate::snapshot;
+use crate::snapshot::{SnapshotError, SnapshotFile};
 use crate::tls::{self, ClientAuth};
 use crate::value::Value;
 use crate::wire;
@@ -61,6 +61,15 @@ pub(crate) enum StartError {
     /// The DNS resolver of `--peers-dns` or `--peers-srv` cannot be set up.
     #[error(transparent)]
     Dns(#[from] DnsError),
+    /// The `--snapshot` path is used by another process, or its lock
+    /// file cannot be created.
+    #[error("--snapshot {path}: {error}")]
+    Snapshot {
+        /// The path given.
+        path: String,
+        /// Why it cannot be claimed.
+        error: SnapshotError,
+    },
     /// A background task panicked or ended before shutdown.
     #[error(transparent)]
     Task(#[from] TaskEnded),
@@ -73,6 +82,8 @@ pub(crate) struct App {
     peer_http: HttpClient,
     /// With `--peers-dns` or `--peers-srv`.
     dns: Option<DnsResolver>,
+    /// With `--snapshot`: the path, locked for this process's life.
+    snapshot: Option<Arc<SnapshotFile>>,
 }
 
 impl App {
@@ -99,7 +110,22 @@ impl App {
             groups,
             peer_http,
             dns,
+            snapshot: None,
         })
+    }
+
+    /// Locks the `--snapshot` path for this process, before anything is
+    /// bound: a second node on the same path stops here. Not part of
+    /// [`App::new`], so that `--check` leaves a running node's lock alone.
+    pub(crate) fn claim_snapshot(mut self) -> Result<App, StartError> {
+        if let Some(path) = self.config.snapshot.as_deref() {
+            let claimed = SnapshotFile::claim(path).map_err(|error| StartError::Snapshot {
+                path: path.display().to_string(),
+                error,
+            })?;
+            self.snapshot = Some(Arc::new(claimed));
+        }
+        Ok(self)
     }
 
     /// Runs the node on `listener` (and the peer API on `peer_listener`,
@@ -117,6 +143,7 @@ impl App {
             groups,
             peer_http,
             dns,
+            snapshot,
         } = self;
         // Before any task is spawned: an error here leaves nothing running.
         let addr = listener.local_addr()?;
@@ -160,8 +187,8 @@ impl App {
             .source(source)
             .build()?;
         // Before the node registers or serves: a warm cache from the start.
-        if let Some(path) = &config.snapshot {
-            restore_snapshot(&node, path, config.snapshot_max_age).await;
+        if let Some(snapshot) = &snapshot {
+            restore_snapshot(&node, snapshot, config.snapshot_max_age).await;
         }
         let mut background = Background::default();
         if let Some((etcd, status)) = etcd {
@@ -262,8 +289,8 @@ impl App {
         };
         let ((), (), ended) = tokio::join!(main, peer_api, shutdown);
         // After the drain: nothing changes the caches any more.
-        if let Some(path) = config.snapshot {
-            save_snapshot(snapshot_of, path).await;
+        if let Some(snapshot) = snapshot {
+            save_snapshot(snapshot_of, snapshot).await;
         }
         match ended {
             Some(ended) => Err(ended.into()),
@@ -272,41 +299,63 @@ impl App {
     }
 }
 
-/// Reads `--snapshot` back into `node`'s caches; any problem is logged in
-/// one line and the node starts empty.
-async fn restore_snapshot(node: &Node, path: &Path, max_age: Duration) {
-    let (reader, file) = (node.clone(), path.to_path_buf());
-    let read = tokio::task::spawn_blocking(move || snapshot::restore(&reader, &file, max_age));
-    match read.await {
-        Ok(Ok(counts)) => tracing::info!(
-            path = %path.display(),
+/// Removes temporary files left by a process that died while writing,
+/// then reads `--snapshot` back into `node`'s caches, once; any problem is
+/// logged in one line and the node starts empty.
+async fn restore_snapshot(node: &Node, snapshot: &Arc<SnapshotFile>, max_age: Duration) {
+    let path = snapshot.path().display().to_string();
+    let (reader, file) = (node.clone(), Arc::clone(snapshot));
+    let read = tokio::task::spawn_blocking(move || {
+        let leftovers = file.remove_leftovers();
+        (leftovers, file.restore(&reader, max_age))
+    });
+    let (leftovers, restored) = match read.await {
+        Ok(done) => done,
+        Err(e) => {
+            tracing::warn!(error = %e, "snapshot not used; starting empty");
+            return;
+        }
+    };
+    match leftovers {
+        Ok(removed) if removed.files > 0 => tracing::info!(
+            files = removed.files,
+            bytes = removed.bytes,
+            "removed the temporary snapshot files of a process that died while writing"
+        ),
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(path = %path, error = %e, "temporary snapshot files left in place")
+        }
+    }
+    match restored {
+        Ok(counts) => tracing::info!(
+            path = %path,
             values = counts.values,
             bytes = counts.bytes,
             skipped = counts.skipped,
             "snapshot restored"
         ),
-        Ok(Err(e)) if e.is_missing() => {
-            tracing::info!(path = %path.display(), "no snapshot yet; starting empty");
+        Err(e) if e.is_missing() => {
+            tracing::info!(path = %path, "no snapshot yet; starting empty");
         }
-        Ok(Err(e)) => {
-            tracing::warn!(path = %path.display(), error = %e, "snapshot not used; starting empty");
+        Err(e) => {
+            tracing::warn!(path = %path, error = %e, "snapshot not used; starting empty");
         }
-        Err(e) => tracing::warn!(error = %e, "snapshot not used; starting empty"),
     }
 }
 
 /// Writes `node`'s main caches to `--snapshot`; a failure is logged and
 /// the exit stays clean.
-async fn save_snapshot(node: Node, path: PathBuf) {
-    let file = path.clone();
-    match tokio::task::spawn_blocking(move || snapshot::save(&node, &file)).await {
+async fn save_snapshot(node: Node, snapshot: Arc<SnapshotFile>) {
+    let path = snapshot.path().display().to_string();
+    match tokio::task::spawn_blocking(move || snapshot.save(&node)).await {
         Ok(Ok(counts)) => tracing::info!(
-            path = %path.display(),
+            path = %path,
             values = counts.values,
             bytes = counts.bytes,
             "snapshot written"
         ),
-        Ok(Err(e)) => tracing::error!(path = %path.display(), error = %e, "snapshot not written"),
+        Ok(Err(e)) => tracing::error!(path = %path, error = %e, "snapshot not written"),
         Err(e) => tracing::error!(error = %e, "snapshot not written"),
     }
 }

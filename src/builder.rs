@@ -211,12 +211,22 @@ impl NodeBuilder {
         self.apply_policy()
     }
 
-    /// The stale windows and negative TTL, on the groups added so far.
+    /// The longest every group remembers a not-found whose getter gave no
+    /// expiry of its own (`--negative-max-ttl`; default the negative TTL,
+    /// or a minute without one). It caps what an HTTP origin's headers
+    /// say for a 404.
+    pub fn negative_max_ttl(mut self, ttl: Duration) -> NodeBuilder {
+        self.policy.negative_max_ttl = Some(ttl);
+        self.apply_policy()
+    }
+
+    /// The stale windows and negative TTLs, on the groups added so far.
     fn apply_policy(mut self) -> NodeBuilder {
         for group in &mut self.groups {
             group.ttl.stale_if_error = self.policy.stale_if_error;
             group.ttl.stale_while_revalidate = self.policy.stale_while_revalidate;
             group.ttl.negative_ttl = self.policy.negative_ttl;
+            group.ttl.negative_max_ttl = self.policy.negative_max_ttl;
         }
         self
     }

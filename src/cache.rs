@@ -1,13 +1,17 @@
 //! The two LRU caches of a group: `main` holds values this node owns and
 //! loaded itself, `hot` mirrors a sample of values fetched from other peers.
 //!
-//! Both are bounded together by the group's cache size, counted as
-//! `len(key) + len(value)` per entry as golang/groupcache counts it. After
-//! every add the victim rule runs: while the total is over the limit, evict
-//! the oldest entry of `hot` if `hot > main / 8`, else of `main`. Unlike
-//! golang, replacing an existing key subtracts the old entry's bytes, so the
-//! count never drifts above what is really held, and an entry larger than
-//! the whole limit is not stored at all (it would only flush the others).
+//! Both are bounded together by the group's cache size. Each entry is
+//! charged `len(key) + len(value)`, as golang/groupcache counts it, plus
+//! [`ENTRY_OVERHEAD`] for the memory it takes besides them, so that the
+//! limit bounds the memory of tiny entries (a storm of not-founds) as well
+//! as of large ones; the `Bytes` counters stay golang's. After every add
+//! the victim rule runs: while the charged total is over the limit, evict
+//! the oldest entry of `hot` if `hot > main / 8` (charged bytes), else of
+//! `main`. Unlike golang, replacing an existing key subtracts the old
+//! entry's bytes, so the count never drifts above what is really held, and
+//! an entry larger than the whole limit is not stored at all (it would only
+//! flush the others).
 //!
 //! An entry may carry an expiry. An expired entry is a miss: it is removed
 //! when looked up and counted in `Evictions` (as mailgun's and
@@ -23,15 +27,16 @@
 //! (back-off doubling from 1 s to 10 s).
 //!
 //! Main may also hold not-founds: an origin's "no such key", remembered
-//! until its expiry, counted as `len(key) + len(message)` and evicted like
-//! values.
+//! until its expiry, counted as `len(key) + len(message)` (and charged the
+//! overhead) and evicted like values.
 //!
 //! Every lookup counts its key in the group's [`Heat`] sketch, under the
 //! same lock. A copy offered to the hot cache ([`Caches::offer_hot`]) is
 //! admitted when there is room, or when its count (or the owner's reported
-//! rate) beats that of the entry the victim rule would evict for it
-//! (TinyLFU's admission): the hot cache fills with what is asked for most,
-//! not with whatever came last.
+//! rate) beats the summed counts of every entry the victim rule would evict
+//! for it (TinyLFU's admission, weighed by size): the hot cache fills with
+//! what is asked for most, not with whatever came last, and one large copy
+//! cannot push out many entries that are asked for more together.
 //!
 //! Writes (a Set or Remove from a user or a peer) bump a write generation
 //! of the key's stripe. A load notes the generation before it starts and
@@ -42,9 +47,8 @@
 //! in its slot, and its value in a buffer of exactly the value's length
 //! ([`Payload`]), shared with the replies that send it.
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -117,8 +121,25 @@ pub(crate) struct HotKey {
 /// Main and hot caches behind one lock, so the victim rule sees both.
 pub(crate) struct Caches {
     limit: u64,
+    /// What each entry is charged beyond its key and value:
+    /// [`ENTRY_OVERHEAD`], or 0 in tests of exact byte counts.
+    overhead: u64,
     inner: Mutex<Pair>,
 }
+
+/// The memory an entry takes beyond `len(key) + len(value)`, charged
+/// against the limit with them so that `--cache-bytes` bounds the memory
+/// of small entries too: its 56-byte slot of the LRU's slab, the 32-byte
+/// `Arc` header of its value's buffer, its share of the index (4-byte
+/// buckets, a control byte each, an eighth to half of them empty), the
+/// allocator's rounding of the value's buffer up to its size class, and
+/// the slab chunk and table growth that the next entries will fill.
+/// BENCHMARKS.md ("Memory per entry") says how it was measured.
+pub(crate) const ENTRY_OVERHEAD: u64 = 128;
+
+/// The most entries a hot copy's admission weighs one by one; beyond them
+/// the rest are taken to be as hot, per byte, as those weighed.
+const MOST_WEIGHED: usize = 1024;
 
 struct Pair {
     main: List<Entry>,
@@ -132,14 +153,7 @@ struct Pair {
     /// at that moment are then served but not stored, which costs a reload
     /// and never serves anything stale.
     generations: Box<[u64; STRIPES]>,
-    /// The keys written lately, oldest first: for [`Caches::written_lately`].
-    recent: VecDeque<(Instant, Box<[u8]>)>,
 }
-
-/// How long a write is remembered for peers that join later, and how many
-/// writes at most.
-pub(crate) const RECENT_WRITES_KEPT: Duration = Duration::from_secs(600);
-const RECENT_WRITES_MAX: usize = 10_000;
 
 /// How many write generations a group keeps.
 const STRIPES: usize = 1024;
@@ -154,32 +168,17 @@ fn stripe(key: &[u8]) -> usize {
 }
 
 impl Pair {
-    fn remember_write(&mut self, key: &[u8]) {
-        self.recent.push_back((Instant::now(), key.into()));
-        if self.recent.len() > RECENT_WRITES_MAX {
-            self.recent.pop_front();
-        }
-        self.forget_old_writes();
-    }
-
-    fn forget_old_writes(&mut self) {
-        while self
-            .recent
-            .front()
-            .is_some_and(|(at, _)| at.elapsed() > RECENT_WRITES_KEPT)
-        {
-            self.recent.pop_front();
-        }
-    }
-
     fn remove_everywhere(&mut self, key: &[u8]) {
         self.main.remove(key);
         self.hot.remove(key);
         self.stale.remove(key);
     }
 
-    fn bytes(&self) -> u64 {
-        self.main.stats.bytes + self.hot.stats.bytes + self.stale.stats.bytes
+    /// The bytes charged against the limit: every entry's key, value and
+    /// `overhead`.
+    fn charged(&self, overhead: u64) -> u64 {
+        let main = self.main.charged(overhead);
+        main + self.hot.charged(overhead) + self.stale.charged(overhead)
     }
 }
 
@@ -347,10 +346,24 @@ struct List<E> {
 }
 
 impl Caches {
-    /// Caches holding at most `limit` bytes together; 0 disables caching.
+    /// Caches holding at most `limit` bytes together, each entry charged
+    /// [`ENTRY_OVERHEAD`] besides its key and value; 0 disables caching.
     pub(crate) fn new(limit: u64) -> Caches {
+        Caches::charging(limit, ENTRY_OVERHEAD)
+    }
+
+    /// Caches that charge no overhead per entry: `len(key) + len(value)`
+    /// exactly, as golang counts, for tests that count bytes to the limit.
+    #[cfg(test)]
+    fn without_overhead(limit: u64) -> Caches {
+        Caches::charging(limit, 0)
+    }
+
+    /// [`Caches::new`], charging `overhead` bytes per entry.
+    fn charging(limit: u64, overhead: u64) -> Caches {
         Caches {
             limit,
+            overhead,
             inner: Mutex::new(Pair {
                 main: List::new(),
                 hot: List::new(),
@@ -358,7 +371,6 @@ impl Caches {
                 // Sized for entries of about 1 KiB.
                 heat: Heat::new(limit / 1024),
                 generations: Box::new([0; STRIPES]),
-                recent: VecDeque::new(),
             }),
         }
     }
@@ -557,32 +569,64 @@ impl Caches {
         }
         let own = pair.heat.estimate(hash);
         let reported = reported_rate.map_or(0, |rate| pair.heat.count_for_rate(rate));
-        let size = (key.len() + entry.payload.len()) as u64;
-        let admitted = match self.first_victim(pair, Which::Hot, size) {
-            None => true,
-            Some(victim) => own.max(reported) > pair.heat.estimate(Heat::hash(victim)),
-        };
+        let charge = (key.len() + entry.payload.len()) as u64 + self.overhead;
+        let admitted = self.beats_victims(pair, charge, own.max(reported));
         if admitted {
             self.store(pair, Which::Hot, key, entry);
         }
         (value, Some(admitted))
     }
 
-    /// The key the victim rule would evict first to make room for `size`
-    /// more bytes in `which`; `None` when nothing would be (there is room,
-    /// or stale entries make it).
-    fn first_victim<'a>(&self, pair: &'a Pair, which: Which, size: u64) -> Option<&'a [u8]> {
-        let over = (pair.bytes() + size).checked_sub(self.limit)?;
-        if over == 0 || pair.stale.stats.bytes >= over {
-            return None;
-        }
-        let hot_after = pair.hot.stats.bytes + if which == Which::Hot { size } else { 0 };
-        let victims = if hot_after > pair.main.stats.bytes / 8 {
-            &pair.hot
-        } else {
-            &pair.main
+    /// Whether a hot copy charged `charge` bytes and asked for `count`
+    /// times may take its room: true when there is room (or stale entries
+    /// make it), or when `count` beats the summed counts of every entry the
+    /// victim rule would evict for it, in the order it would evict them.
+    /// False when the rule would evict the copy itself. Past
+    /// [`MOST_WEIGHED`] victims, the rest are taken to be as hot per byte
+    /// as those weighed.
+    fn beats_victims(&self, pair: &Pair, charge: u64, count: u32) -> bool {
+        let overhead = self.overhead;
+        let over = (pair.charged(overhead) + charge).saturating_sub(self.limit);
+        // Stale entries go first, whatever their heat.
+        let Some(over) = over.checked_sub(pair.stale.charged(overhead)) else {
+            return true;
         };
-        victims.entries.peek_oldest().map(|(key, _)| key)
+        if over == 0 {
+            return true;
+        }
+        let mut hot = pair.hot.charged(overhead) + charge;
+        let mut main = pair.main.charged(overhead);
+        let mut hot_victims = pair.hot.entries.iter_oldest_first();
+        let mut main_victims = pair.main.entries.iter_oldest_first();
+        let (mut freed, mut weighed) = (0u64, 0u64);
+        for _ in 0..MOST_WEIGHED {
+            let from_hot = hot > main / 8;
+            let victim = if from_hot {
+                hot_victims.next()
+            } else {
+                main_victims.next()
+            };
+            // Hot has nothing older: the copy itself would go.
+            let Some((key, entry)) = victim else {
+                return false;
+            };
+            let bytes = (key.len() + entry.len()) as u64 + overhead;
+            if from_hot {
+                hot -= bytes;
+            } else {
+                main -= bytes;
+            }
+            weighed += u64::from(pair.heat.estimate(Heat::hash(key)));
+            if weighed >= u64::from(count) {
+                return false;
+            }
+            freed += bytes;
+            if freed >= over {
+                return true;
+            }
+        }
+        // Without an overhead (tests), empty entries could free nothing.
+        (count as f64) > weighed as f64 * over as f64 / freed.max(1) as f64
     }
 
     /// The estimated requests per second for `key` here.
@@ -614,10 +658,16 @@ impl Caches {
     }
 
     /// Remembers that `key` does not exist until `expiry`, unless a write
-    /// of its stripe came after generation `since`.
-    pub(crate) fn add_not_found(&self, key: &[u8], message: &str, expiry: Expiry, since: u64) {
+    /// of its stripe came after generation `since`: whether it does.
+    pub(crate) fn add_not_found(
+        &self,
+        key: &[u8],
+        message: &str,
+        expiry: Expiry,
+        since: u64,
+    ) -> bool {
         let entry = Entry::not_found(message, expiry);
-        self.store_unless_written(Which::Main, key, entry, Some(since));
+        self.store_unless_written(Which::Main, key, entry, Some(since))
     }
 
     /// The work of [`Caches::add_unless_written`]: whether `entry` was
@@ -651,7 +701,6 @@ impl Caches {
         let entry = value.map(|(which, value)| (which, Entry::new(value)));
         let mut pair = self.lock();
         pair.generations[stripe(key)] += 1;
-        pair.remember_write(key);
         pair.remove_everywhere(key);
         let Some((which, entry)) = entry else {
             return Ok(());
@@ -675,10 +724,11 @@ impl Caches {
             Which::Hot => &mut pair.hot,
         };
         cache.put(key, entry);
-        while pair.bytes() > self.limit {
+        let overhead = self.overhead;
+        while pair.charged(overhead) > self.limit {
             let evicted = if pair.stale.stats.items > 0 {
                 pair.stale.evict_oldest()
-            } else if pair.hot.stats.bytes > pair.main.stats.bytes / 8 {
+            } else if pair.hot.charged(overhead) > pair.main.charged(overhead) / 8 {
                 pair.hot.evict_oldest()
             } else {
                 pair.main.evict_oldest()
@@ -704,24 +754,22 @@ impl Caches {
         values.map(|(k, entry)| (k.into(), entry.value())).collect()
     }
 
-    /// The keys written (Set or Remove) within [`RECENT_WRITES_KEPT`], at
-    /// most the last 10,000, oldest first.
-    pub(crate) fn written_lately(&self) -> Vec<Box<[u8]>> {
-        let mut pair = self.lock();
-        pair.forget_old_writes();
-        pair.recent.iter().map(|(_, key)| key.clone()).collect()
-    }
-
-    /// The most bytes main and hot hold together: also the largest entry
-    /// (key plus value) they can hold.
+    /// The most bytes main and hot hold together, each entry charged its
+    /// key, its value and [`ENTRY_OVERHEAD`].
     pub(crate) fn limit(&self) -> u64 {
         self.limit
+    }
+
+    /// The largest entry (key plus value) they can hold: the limit less
+    /// one entry's overhead.
+    pub(crate) fn max_entry(&self) -> u64 {
+        self.limit.saturating_sub(self.overhead)
     }
 
     /// Whether an entry for `key` and `value` can be stored at all.
     fn fits(&self, key: &[u8], value: &[u8]) -> bool {
         let size = (key.len() as u64).saturating_add(value.len() as u64);
-        self.limit > 0 && size <= self.limit
+        self.limit > 0 && size <= self.max_entry()
     }
 
     /// (main, hot, stale) counters.
@@ -810,6 +858,11 @@ impl<E: Held> List<E> {
         true
     }
 
+    /// The bytes charged for its entries: keys, values and `overhead` each.
+    fn charged(&self, overhead: u64) -> u64 {
+        self.stats.bytes + self.stats.items * overhead
+    }
+
     /// Accounts for an entry that has been taken out: an eviction.
     fn forget(&mut self, key: &[u8], entry: &E) {
         self.stats.bytes -= (key.len() + entry.len()) as u64;
@@ -856,7 +909,7 @@ mod tests {
     #[test]
     fn evicts_least_recently_used_from_main() {
         // Three 10-byte entries fit in 30 bytes; a fourth evicts the LRU one.
-        let caches = Caches::new(30);
+        let caches = Caches::without_overhead(30);
         for key in [b"k1", b"k2", b"k3"] {
             caches.add(Which::Main, key, v(b"01234567"));
         }
@@ -873,7 +926,7 @@ mod tests {
     #[test]
     fn hot_is_the_victim_while_above_an_eighth_of_main() {
         // main: 80 bytes, hot: 20 bytes (> 80/8 = 10): hot gives way first.
-        let caches = Caches::new(100);
+        let caches = Caches::without_overhead(100);
         for i in 0..8 {
             caches.add(Which::Main, format!("m{i}").as_bytes(), v(b"01234567"));
         }
@@ -890,7 +943,7 @@ mod tests {
     #[test]
     fn main_is_the_victim_while_hot_is_small() {
         // main: 90 bytes, hot: 10 bytes (<= 90/8 = 11): main gives way.
-        let caches = Caches::new(100);
+        let caches = Caches::without_overhead(100);
         for i in 0..9 {
             caches.add(Which::Main, format!("m{i}").as_bytes(), v(b"01234567"));
         }
@@ -909,7 +962,7 @@ mod tests {
 
     #[test]
     fn an_item_bigger_than_the_limit_is_served_but_not_stored() {
-        let caches = Caches::new(10);
+        let caches = Caches::without_overhead(10);
         caches.add(Which::Main, b"a", v(b"1"));
         let value = caches.add(Which::Main, b"big", v(&[7u8; 20]));
         assert_eq!(value.bytes.len(), 20, "the caller still gets the value");
@@ -945,7 +998,7 @@ mod tests {
 
     #[test]
     fn size_zero_disables_the_caches() {
-        let caches = Caches::new(0);
+        let caches = Caches::without_overhead(0);
         caches.add(Which::Main, b"k", v(b"v"));
         assert!(caches.get(b"k").is_none());
         assert_eq!(
@@ -960,7 +1013,7 @@ mod tests {
 
     #[test]
     fn gets_and_hits_count_every_probe() {
-        let caches = Caches::new(100);
+        let caches = Caches::without_overhead(100);
         caches.add(Which::Hot, b"h", v(b"v"));
         assert!(caches.get(b"h").is_some()); // main miss, hot hit
         assert!(caches.get(b"x").is_none()); // main miss, hot miss
@@ -1041,7 +1094,7 @@ mod tests {
 
     #[test]
     fn a_write_removes_both_copies_and_refuses_what_cannot_fit() {
-        let caches = Caches::new(20);
+        let caches = Caches::without_overhead(20);
         caches.add(Which::Main, b"a", v(b"1"));
         caches.add(Which::Hot, b"k", v(b"hot"));
         caches.add(Which::Main, b"k", v(b"main"));
@@ -1114,7 +1167,7 @@ mod tests {
     #[test]
     fn stale_entries_are_the_first_to_go() {
         // Room for three 10-byte entries.
-        let caches = Caches::new(30);
+        let caches = Caches::without_overhead(30);
         let now = now_nanos();
         caches.add(Which::Main, b"s1", graced(b"01234567", now + SEC, 60, 0));
         caches.add(Which::Main, b"m1", v(b"01234567"));
@@ -1226,7 +1279,7 @@ mod tests {
     #[test]
     fn hot_copies_are_admitted_by_heat() {
         // Room for ten 10-byte entries; five owned values.
-        let caches = Caches::new(100);
+        let caches = Caches::without_overhead(100);
         for i in 0..5 {
             caches.add(Which::Main, format!("m{i}").as_bytes(), v(b"01234567"));
         }
@@ -1264,8 +1317,73 @@ mod tests {
     }
 
     #[test]
+    fn a_large_copy_does_not_push_out_many_warmer_entries() {
+        // Hot full of 80 entries asked for 5 times each.
+        let charge = |key: &[u8], value: usize| key.len() as u64 + value as u64 + ENTRY_OVERHEAD;
+        let small = |i: usize| format!("s{i:02}");
+        let caches = Caches::new(80 * charge(b"s00", 100));
+        for i in 0..80 {
+            let key = small(i);
+            ask(&caches, key.as_bytes(), 5);
+            let since = caches.generation(key.as_bytes());
+            let offered = caches.offer_hot(key.as_bytes(), v(&[1; 100]), since, None);
+            assert_eq!(offered.1, Some(true), "{key}: room for it");
+        }
+        // A value the size of 70 of them, asked for 6 times: more than any
+        // one of them, less than the 70 together.
+        let big = vec![2u8; 70 * charge(b"s00", 100) as usize];
+        ask(&caches, b"big", 6);
+        let since = caches.generation(b"big");
+        let (served, admitted) = caches.offer_hot(b"big", v(&big), since, None);
+        assert_eq!(served.bytes.len(), big.len(), "served all the same");
+        assert_eq!(admitted, Some(false));
+        let (_, hot, _) = caches.stats();
+        assert_eq!((hot.items, hot.evictions), (80, 0), "none pushed out");
+        // Reported hotter than all of them together, it takes their room.
+        let (_, admitted) = caches.offer_hot(b"big", v(&big), since, Some(1e6));
+        assert_eq!(admitted, Some(true));
+        assert!(caches.get(b"big").is_some());
+        assert_eq!(caches.stats().1.evictions, 71);
+    }
+
+    #[test]
+    fn the_limit_bounds_tiny_entries_with_their_overhead() {
+        // Room for ten entries of 2 + 8 bytes and their overhead.
+        let caches = Caches::new(10 * (10 + ENTRY_OVERHEAD));
+        for i in 0..20 {
+            caches.add(Which::Main, format!("{i:02}").as_bytes(), v(b"01234567"));
+        }
+        let (main, _, _) = caches.stats();
+        assert_eq!((main.items, main.evictions), (10, 10));
+        assert_eq!(main.bytes, 100, "Bytes counts keys and values, as golang");
+        // Not-founds too: a storm of them stays within the limit.
+        let until = Expiry::At(now_nanos() + 60 * SEC);
+        for i in 0..1000 {
+            let key = format!("missing-{i}");
+            let since = caches.generation(key.as_bytes());
+            caches.add_not_found(
+                key.as_bytes(),
+                "origin returned 404 Not Found",
+                until,
+                since,
+            );
+        }
+        let (main, _, _) = caches.stats();
+        let charged = main.bytes + main.items * ENTRY_OVERHEAD;
+        assert!(charged <= caches.limit(), "{charged}");
+        assert_eq!(main.items, caches.limit() / (11 + 29 + ENTRY_OVERHEAD));
+        // The largest entry leaves room for its own overhead.
+        assert_eq!(caches.max_entry(), caches.limit() - ENTRY_OVERHEAD);
+        let too_big = vec![0u8; caches.max_entry() as usize];
+        assert_eq!(
+            caches.write(b"k", Some((Which::Main, v(&too_big)))),
+            Err(1 + too_big.len() as u64)
+        );
+    }
+
+    #[test]
     fn owned_values_push_hot_copies_out_and_a_write_stops_an_offer() {
-        let caches = Caches::new(100);
+        let caches = Caches::without_overhead(100);
         for i in 0..10 {
             let key = format!("h{i}");
             let since = caches.generation(key.as_bytes());

@@ -14,7 +14,7 @@
 //! or `groupcached; fwd=stale; detail=peer` (the owner served it stale).
 //! `ttl=` is the whole seconds the answer stays fresh, negative once
 //! stale; it is left out for values that never expire and errors that are
-//! not remembered.
+//! not remembered (a not-found remembered just now has it already).
 
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::StatusCode;
@@ -40,12 +40,17 @@ pub(crate) fn cache_status(
         Source::NotFound(_) => "groupcached; hit; detail=not-found",
         Source::Peer if stale_from_peer => "groupcached; fwd=stale; detail=peer",
         Source::Peer => "groupcached; fwd=miss; detail=peer",
-        Source::Origin => "groupcached; fwd=miss; detail=origin",
+        Source::Origin | Source::OriginNotFound(_) => "groupcached; fwd=miss; detail=origin",
         Source::Revalidating => "groupcached; hit; detail=stale-while-revalidate",
         Source::StaleOnError(None) => "groupcached; hit; detail=stale-if-error",
         Source::StaleOnError(Some(_)) | Source::StaleOnSlowLoad => {
             "groupcached; fwd=stale; detail=stale-if-error"
         }
+    };
+    // A remembered not-found has its own expiry, from the first answer on.
+    let expiry = match source {
+        Source::NotFound(until) | Source::OriginNotFound(until) => Some(*until),
+        _ => expiry,
     };
     let fwd_status = fwd_status.filter(|_| matches!(source, Source::StaleOnError(Some(_))));
     let ttl = expiry.and_then(ttl_seconds);
@@ -128,6 +133,11 @@ mod tests {
         assert_eq!(
             status(Source::NotFound(secs(30)), Some(secs(30)), None),
             "groupcached; hit; detail=not-found; ttl=30"
+        );
+        assert_eq!(
+            status(Source::OriginNotFound(secs(30)), None, None),
+            "groupcached; fwd=miss; detail=origin; ttl=30",
+            "a not-found remembered just now says how long"
         );
         assert_eq!(
             status(Source::Revalidating, Some(secs(-2)), None),

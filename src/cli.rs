@@ -107,6 +107,17 @@ pub(crate) struct Args {
     )]
     pub negative_ttl: Vec<String>,
 
+    /// The longest a key the origin does not have is remembered, whatever
+    /// the origin's reply says: DUR for every group, NAME=DUR for one;
+    /// repeatable [default: --negative-ttl, or 1m without it].
+    #[arg(
+        long,
+        env = "GROUPCACHED_NEGATIVE_MAX_TTL",
+        value_delimiter = ' ',
+        value_name = "[NAME=]DUR"
+    )]
+    pub negative_max_ttl: Vec<String>,
+
     /// Cache size of each group (main + hot), e.g. 64MiB, 1G, 1048576.
     #[arg(long, env = "GROUPCACHED_CACHE_BYTES", default_value = "64MiB", value_parser = in_range(parse_size, limits::CACHE_BYTES))]
     pub cache_bytes: u64,
@@ -167,7 +178,7 @@ pub(crate) struct Args {
     pub stale_wait: Duration,
 
     /// Write the main caches to FILE at shutdown and read them back at start
-    /// (a warm restart).
+    /// (a warm restart); FILE is removed once read, so a crash restarts cold.
     #[arg(long, env = "GROUPCACHED_SNAPSHOT", value_name = "FILE")]
     pub snapshot: Option<std::path::PathBuf>,
 

@@ -83,6 +83,44 @@ fn health(listen: SocketAddr, tls: bool) -> ExitCode {
     }
 }
 
+/// The node `--health` asks: the one PID 1 serves when PID 1 is a
+/// groupcached started without `--health` (a container, whose HEALTHCHECK
+/// runs with the image's variables but not the entrypoint's arguments, so
+/// `docker run IMAGE --listen ...` would otherwise be asked at the wrong
+/// port), unless this command names `--listen` itself; else this command's
+/// own `--listen` and `--tls-cert`.
+fn health_target(args: &Args) -> (SocketAddr, bool) {
+    let own = (args.listen, args.tls_cert.is_some());
+    let named_listen = std::env::args_os()
+        .skip(1)
+        .any(|arg| arg.as_encoded_bytes().starts_with(b"--listen"));
+    if named_listen {
+        return own;
+    }
+    std::fs::read("/proc/1/cmdline")
+        .ok()
+        .and_then(|cmdline| serving_flags(&cmdline))
+        .unwrap_or(own)
+}
+
+/// The listen address and TLS of the groupcached whose command line is
+/// `cmdline` (NUL-separated, as `/proc/PID/cmdline` holds it); `None` when
+/// it is another program, a `--health` check, or flags that do not parse.
+fn serving_flags(cmdline: &[u8]) -> Option<(SocketAddr, bool)> {
+    use std::os::unix::ffi::OsStrExt;
+    let argv: Vec<&std::ffi::OsStr> = cmdline
+        .split(|byte| *byte == 0)
+        .filter(|arg| !arg.is_empty())
+        .map(std::ffi::OsStr::from_bytes)
+        .collect();
+    let program = std::path::Path::new(argv.first()?).file_name()?;
+    if program != "groupcached" {
+        return None;
+    }
+    let serving = Args::try_parse_from(argv).ok()?;
+    (!serving.health).then(|| (serving.listen, serving.tls_cert.is_some()))
+}
+
 /// The command's `main`: exit 0 after a clean shutdown, 1 when the node
 /// stopped on its own or could not bind, 2 for bad flags.
 pub fn main() -> ExitCode {
@@ -102,7 +140,8 @@ pub fn main() -> ExitCode {
         return generate(what);
     }
     if args.health {
-        return health(args.listen, args.tls_cert.is_some());
+        let (listen, tls) = health_target(&args);
+        return health(listen, tls);
     }
     let check = args.check;
     init_logging(args.log_format);
@@ -130,6 +169,13 @@ pub fn main() -> ExitCode {
         println!("groupcached: the flags are valid");
         return ExitCode::SUCCESS;
     }
+    let app = match app.claim_snapshot() {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("groupcached: {e}");
+            return ExitCode::from(2);
+        }
+    };
     // Before any thread starts: taking the socket clears LISTEN_FDS.
     let inherited = match inherited_listeners(peer_listen.is_some()) {
         Ok(inherited) => inherited,
@@ -300,5 +346,28 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
             _ = interrupt.recv() => tracing::info!("SIGINT: shutting down"),
             _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_reads_the_listen_flag_of_a_serving_groupcached() {
+        let cmdline = b"/usr/bin/groupcached\0--listen\x000.0.0.0:9090\0--group\0g=echo\0";
+        let listen: SocketAddr = "0.0.0.0:9090".parse().unwrap();
+        assert_eq!(serving_flags(cmdline), Some((listen, false)));
+        let with_tls = b"groupcached\0--listen=127.0.0.1:9443\0--tls-cert\0c.pem\0--tls-key\0k.pem\0--group\0g=echo\0";
+        let listen: SocketAddr = "127.0.0.1:9443".parse().unwrap();
+        assert_eq!(serving_flags(with_tls), Some((listen, true)));
+    }
+
+    #[test]
+    fn health_ignores_other_programs_and_other_checks() {
+        assert_eq!(serving_flags(b"/sbin/init\0--listen\x001.2.3.4:1\0"), None);
+        assert_eq!(serving_flags(b""), None);
+        assert_eq!(serving_flags(b"groupcached\0--health\0"), None);
+        assert_eq!(serving_flags(b"groupcached\0--no-such-flag\0"), None);
     }
 }

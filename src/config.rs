@@ -173,6 +173,10 @@ impl Args {
         apply_ttls("--negative-ttl", &self.negative_ttl, &mut groups, |ttl| {
             &mut ttl.negative_ttl
         })?;
+        let negative_max_ttl = &self.negative_max_ttl;
+        apply_ttls("--negative-max-ttl", negative_max_ttl, &mut groups, |ttl| {
+            &mut ttl.negative_max_ttl
+        })?;
         if !base_path_is_valid(&self.base_path) {
             return Err(ConfigError::BasePath(self.base_path));
         }
@@ -620,6 +624,26 @@ mod tests {
         );
         let none = config(&["--group", "a=echo"]).unwrap();
         assert_eq!(none.groups[0].ttl, TtlPolicy::default(), "never expire");
+    }
+
+    #[test]
+    fn negative_max_ttl_caps_not_founds_per_group() {
+        let c = config(&[
+            "--group",
+            "a=echo",
+            "--group",
+            "b=echo",
+            "--negative-ttl",
+            "5s",
+            "--negative-max-ttl",
+            "b=1m",
+        ])
+        .unwrap();
+        let caps: Vec<_> = c.groups.iter().map(|g| g.ttl.negative_cap()).collect();
+        let secs = Duration::from_secs;
+        assert_eq!(caps, [secs(5), secs(60)]);
+        let bad = config(&["--group", "a=echo", "--negative-max-ttl", "soon"]).unwrap_err();
+        assert!(bad.starts_with("--negative-max-ttl \"soon\""), "{bad}");
     }
 
     #[test]

@@ -17,7 +17,10 @@
 //! `--stale-if-error` / `--stale-while-revalidate` when absent, and none at
 //! all under `must-revalidate`, `proxy-revalidate` or `s-maxage` (RFC 9111
 //! §4.2.4). A 404 or 410 gets a lifetime the same way; the group's
-//! `--negative-ttl` stands in for the default TTL there.
+//! `--negative-ttl` stands in for the default TTL there, and
+//! `--negative-max-ttl` caps it (by default at `--negative-ttl`, else a
+//! minute): a remembered not-found hides a key the origin creates later,
+//! so an origin's year-long `max-age` on a 404 must not hold for a year.
 
 use std::time::{Duration, SystemTime};
 
@@ -313,7 +316,17 @@ pub(crate) struct TtlPolicy {
     /// `--negative-ttl`: how long a not-found whose origin gives no
     /// lifetime is remembered; `None`: not at all.
     pub negative_ttl: Option<Duration>,
+    /// `--negative-max-ttl`: the longest a not-found is remembered,
+    /// whatever its origin says; `None`: [`TtlPolicy::negative_cap`]'s
+    /// default.
+    pub negative_max_ttl: Option<Duration>,
 }
+
+/// The longest a not-found is remembered when neither `--negative-max-ttl`
+/// nor `--negative-ttl` says: long enough to spare the origin a storm of
+/// requests for one missing key, short enough that a key created at the
+/// origin shows within a minute.
+pub(crate) const DEFAULT_NEGATIVE_MAX_TTL: Duration = Duration::from_secs(60);
 
 impl TtlPolicy {
     /// The expiry of a value received at `now` whose origin said `lifetime`.
@@ -335,7 +348,8 @@ impl TtlPolicy {
 
     /// The expiry of a not-found received at `now` whose origin said
     /// `lifetime`: as [`TtlPolicy::expiry`], with `negative_ttl` for a
-    /// silent origin, and uncacheable when there is none.
+    /// silent origin, uncacheable when there is none, and never later
+    /// than [`TtlPolicy::negative_cap`] from `now`.
     pub(crate) fn negative_expiry(&self, lifetime: Lifetime, now: SystemTime) -> Expiry {
         let lifetime = match (lifetime, self.negative_ttl) {
             (Lifetime::Unspecified, Some(ttl)) => Lifetime::Fresh(ttl),
@@ -343,8 +357,25 @@ impl TtlPolicy {
             (said, _) => said,
         };
         match lifetime {
-            Lifetime::Fresh(ttl) if ttl.is_zero() => Expiry::UNCACHEABLE,
+            Lifetime::Fresh(ttl) => {
+                let ttl = ttl.min(self.negative_cap());
+                if ttl.is_zero() {
+                    return Expiry::UNCACHEABLE;
+                }
+                self.expiry(Lifetime::Fresh(ttl), now)
+            }
             lifetime => self.expiry(lifetime, now),
+        }
+    }
+
+    /// The longest a not-found is remembered: `negative_max_ttl`, else
+    /// `negative_ttl` (an origin may shorten it, not lengthen it), else
+    /// [`DEFAULT_NEGATIVE_MAX_TTL`].
+    pub(crate) fn negative_cap(&self) -> Duration {
+        match (self.negative_max_ttl, self.negative_ttl) {
+            (Some(max), _) => max,
+            (None, Some(ttl)) if !ttl.is_zero() => ttl,
+            (None, _) => DEFAULT_NEGATIVE_MAX_TTL,
         }
     }
 
@@ -836,5 +867,33 @@ mod tests {
             negative.negative_expiry(Uncacheable, now),
             Expiry::UNCACHEABLE
         );
+    }
+
+    #[test]
+    fn an_origins_long_lifetime_for_a_not_found_is_capped() {
+        let now = t();
+        let at = |s: u64| Expiry::At(unix_nanos(now + Duration::from_secs(s)));
+        let year = secs(31_536_000);
+        let five = TtlPolicy {
+            negative_ttl: Some(Duration::from_secs(5)),
+            ..TtlPolicy::default()
+        };
+        assert_eq!(five.negative_expiry(year, now), at(5), "--negative-ttl");
+        assert_eq!(five.negative_expiry(secs(2), now), at(2), "shorter stays");
+        let silent = TtlPolicy::default();
+        assert_eq!(silent.negative_expiry(year, now), at(60), "the default");
+        let capped = TtlPolicy {
+            negative_max_ttl: Some(Duration::from_secs(600)),
+            ..five
+        };
+        assert_eq!(capped.negative_expiry(year, now), at(600));
+        assert_eq!(capped.negative_expiry(Unspecified, now), at(5));
+        let off = TtlPolicy {
+            negative_max_ttl: Some(Duration::ZERO),
+            ..five
+        };
+        assert_eq!(off.negative_expiry(year, now), Expiry::UNCACHEABLE);
+        // Values are not held to it.
+        assert_eq!(five.expiry(year, now), at(31_536_000));
     }
 }

@@ -133,6 +133,9 @@ pub(crate) enum Source {
     Origin,
     /// A not-found this node remembers, until this expiry.
     NotFound(Expiry),
+    /// This node's getter, just now: the key does not exist, and this
+    /// node now remembers so until this expiry.
+    OriginNotFound(Expiry),
     /// An expired value within `stale-while-revalidate`, answered at once
     /// while one reload runs in the background.
     Revalidating,
@@ -456,14 +459,9 @@ impl Group {
         self.inner.caches.main_entries()
     }
 
-    /// The keys written here (Set or Remove) in the last ten minutes.
-    pub(crate) fn written_lately(&self) -> Vec<Box<[u8]>> {
-        self.inner.caches.written_lately()
-    }
-
     /// The largest entry (key plus value) this group's caches can hold.
     pub(crate) fn max_entry_bytes(&self) -> u64 {
-        self.inner.caches.limit()
+        self.inner.caches.max_entry()
     }
 
     /// Adds one to a count outside the get path.
@@ -648,21 +646,25 @@ impl Group {
             }
             Err(e) => {
                 inner.stats.local_load_errs.fetch_add(1, Relaxed);
+                let mut source = Source::Origin;
                 if e.is_not_found() {
-                    self.remember_not_found(&key, &e, since);
+                    if let Some(until) = self.remember_not_found(&key, &e, since) {
+                        source = Source::OriginNotFound(until);
+                    }
                 } else if matches!(e, GetterError::Failed(_)) {
                     if let Some(unlogged) = inner.getter_warnings.admit() {
                         tracing::warn!(group = %inner.name, error = %e, unlogged, "origin load failed");
                     }
                 }
-                (Err(GroupError::Getter(e)), Source::Origin)
+                (Err(GroupError::Getter(e)), source)
             }
         }
     }
 
     /// Keeps a not-found for its negative lifetime: the getter's, else the
-    /// group's `--negative-ttl`.
-    fn remember_not_found(&self, key: &[u8], error: &GetterError, since: u64) {
+    /// group's `--negative-ttl` (capped by `--negative-max-ttl`). Returns
+    /// the expiry it is kept until, `None` when it is not kept.
+    fn remember_not_found(&self, key: &[u8], error: &GetterError, since: u64) -> Option<Expiry> {
         let expiry = match error {
             GetterError::NotFoundUntil(_, expiry) => *expiry,
             _ => {
@@ -672,12 +674,14 @@ impl Group {
                     .negative_expiry(silent, crate::value::now())
             }
         };
-        if !expiry.is_expired() {
-            let message = error.to_string();
-            self.inner
-                .caches
-                .add_not_found(key, &message, expiry, since);
+        if expiry.is_expired() {
+            return None;
         }
+        let message = error.to_string();
+        let caches = &self.inner.caches;
+        caches
+            .add_not_found(key, &message, expiry, since)
+            .then_some(expiry)
     }
 }
 
@@ -702,7 +706,7 @@ fn one_in_ten() -> bool {
     let mut z = STATE.fetch_add(0x9E37_79B9_7F4A_7C15, Relaxed);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    (z ^ (z >> 31)) % 10 == 0
+    (z ^ (z >> 31)).is_multiple_of(10)
 }
 
 #[cfg(test)]
@@ -1346,7 +1350,13 @@ mod tests {
             ..TtlPolicy::default()
         });
         mode.store(GONE, Relaxed);
-        assert!(group.get(b"k").await.unwrap_err().is_not_found());
+        let (loaded, first) = group.get_traced(b"k").await;
+        assert!(loaded.unwrap_err().is_not_found());
+        let Source::OriginNotFound(until) = first else {
+            panic!("the first answer says it is remembered: {first:?}");
+        };
+        let left = until.remaining().unwrap_or_default();
+        assert!(left > Duration::from_secs(59), "kept for the negative TTL");
         for _ in 0..5 {
             let (loaded, source) = group.get_traced(b"k").await;
             assert_eq!(loaded.unwrap_err().to_string(), "origin returned 404");

@@ -74,6 +74,7 @@ mod status;
 mod tls;
 mod units;
 mod value;
+mod write_log;
 mod writes;
 
 pub use builder::{BuildError, NodeBuilder};

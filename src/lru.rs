@@ -155,6 +155,7 @@ impl<V> Lru<V> {
     }
 
     /// The least recently used entry.
+    #[cfg(test)]
     pub(crate) fn peek_oldest(&self) -> Option<(&[u8], &V)> {
         (self.oldest != NIL).then(|| self.slab.entry(self.oldest))
     }

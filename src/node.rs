@@ -182,13 +182,14 @@ impl Node {
     }
 
     /// Replaces the peer list with `list` (checked, self included). In a
-    /// pool with writes, each peer that joined is sent the keys written
-    /// here lately (see [`writes::replay`]), so a node that returns with a
-    /// snapshot drops what was written or removed while it was away.
+    /// pool with writes, each peer that joined is sent the writes made
+    /// through this node that it missed (see [`writes::catch_up`]), so a
+    /// node that returns with a snapshot serves none of the values they
+    /// replaced.
     pub(crate) fn replace_peers(&self, list: Vec<String>) {
-        let joined = self.inner.peers.set(list);
-        if self.protocol().has_writes() && !joined.is_empty() {
-            writes::replay(self.groups().cloned().collect(), joined);
+        let owed = self.inner.peers.set(list);
+        if self.protocol().has_writes() {
+            writes::catch_up_all(&self.inner.peers, owed);
         }
     }
 

@@ -165,6 +165,32 @@ impl PeerClient {
             .map(drop)
     }
 
+    /// groupcache-go's batch Remove: `POST {base}{group}/_remove-keys/`
+    /// with the keys as JSON (see [`wire::encode_remove_keys`]).
+    pub(crate) async fn remove_keys(
+        &self,
+        group: &str,
+        keys: Vec<String>,
+    ) -> Result<(), PeerError> {
+        let url = format!(
+            "{}{}/_remove-keys/",
+            self.base,
+            wire::escape(group.as_bytes())
+        );
+        let uri: Uri = url
+            .parse()
+            .map_err(|_| PeerError::BadUrl(self.base.clone()))?;
+        let body = wire::encode_remove_keys(group, keys);
+        let (status, _, body) = self
+            .http
+            .send(Method::POST, uri, None, body, &self.limit)
+            .await?;
+        match status {
+            StatusCode::OK => Ok(()),
+            status => Err(PeerError::Status(status, first_line(&body))),
+        }
+    }
+
     /// Sends `method` to `{peer}{base}{group}/{key}`; the body of a 200.
     async fn send(
         &self,

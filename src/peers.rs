@@ -13,10 +13,16 @@
 //! only through [`FetchPeer`] (golang's `PeerPicker` and `ProtoGetter`, in `picker`), so
 //! its tests can put fake peers behind them. Writes and `/peers` are not
 //! part of that seam: they use [`Peers`] itself.
+//!
+//! In a pool with writes, the pool also keeps the writes this node
+//! originated and which peers may lack them (see `write_log`), under one
+//! lock with each change of the peer list: a write takes its recipients
+//! and its place in the log in one step, so every write either reaches a
+//! peer with the list or is owed to it when it comes back.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
 
 use crate::consistenthash::Ring;
 use crate::dialect::Protocol;
@@ -24,6 +30,8 @@ use crate::health::{HealthReport, DEFAULT_PROBE_TIMEOUT};
 use crate::http_client::{HttpClient, LoadBudget};
 use crate::peer_client::PeerClient;
 use crate::picker::{FetchPeer, PickPeer};
+use crate::value::Value;
+use crate::write_log::{Behind, Kind, Start, WriteKey, WriteLog};
 
 /// The current membership, shared by every group of the node.
 pub(crate) struct Peers {
@@ -35,6 +43,45 @@ pub(crate) struct Peers {
     probe_timeout: Duration,
     protocol: Protocol,
     current: RwLock<Arc<Membership>>,
+    /// Taken before `current` is written, never while it is held.
+    ledger: Mutex<Ledger>,
+}
+
+/// The writes this node originated and who may lack them.
+#[derive(Default)]
+struct Ledger {
+    log: WriteLog,
+    behind: Behind,
+}
+
+/// Where a user's write goes: its number in the log, the key's owner and
+/// every other node, all from one peer list.
+pub(crate) struct Recipients {
+    pub seq: u64,
+    pub owner: Option<String>,
+    pub others: Vec<(String, Arc<PeerClient>)>,
+}
+
+/// One pass of a catch-up: the keys of the writes numbered `from..upto`
+/// that the peer reached by `client` is owed, oldest first.
+pub(crate) struct Pass {
+    pub client: Arc<PeerClient>,
+    pub from: u64,
+    pub upto: u64,
+    pub keys: Vec<WriteKey>,
+}
+
+/// What a catch-up sends a peer for one key of its pass.
+pub(crate) enum Owed {
+    /// The peer left the list: the task stops.
+    Gone,
+    /// Written again since the pass began: the write itself reached the
+    /// peer, or is owed to it by a later pass.
+    Skip,
+    /// The value, when the peer owns the key (or every node stores a
+    /// Set) and it has not expired; else a Remove (`None`). `seq`: the
+    /// write's number, to tell whether it was written again meanwhile.
+    Send { seq: u64, set: Option<Value> },
 }
 
 /// One peer's entry in `GET /peers`'s `health` list.
@@ -72,6 +119,7 @@ impl Peers {
                 ring: Ring::default(),
                 clients: HashMap::new(),
             })),
+            ledger: Mutex::default(),
         }
     }
 
@@ -105,9 +153,11 @@ impl Peers {
     }
 
     /// Replaces the peer list, like `HTTPPool.Set(peers...)`. Clients of
-    /// peers that stay are kept, so their pooled connections survive; the
-    /// clients of peers that joined are returned.
-    pub(crate) fn set(&self, peers: Vec<String>) -> Vec<Arc<PeerClient>> {
+    /// peers that stay are kept, so their pooled connections survive. A
+    /// peer that leaves is owed the writes logged from now on; the peers
+    /// that joined and are owed writes are returned, for a catch-up.
+    pub(crate) fn set(&self, peers: Vec<String>) -> Vec<String> {
+        let mut ledger = self.ledger();
         let old = self.membership();
         let mut joined = Vec::new();
         let clients = peers
@@ -122,18 +172,114 @@ impl Peers {
                         self.max_conns_per_peer,
                         self.probe_timeout,
                     ));
-                    joined.push(client.clone());
+                    joined.push(peer.clone());
                     client
                 });
                 (peer.clone(), client)
             })
-            .collect();
+            .collect::<HashMap<_, _>>();
+        let (now, next) = (Instant::now(), ledger.log.next_seq());
+        for url in old.clients.keys().filter(|url| !clients.contains_key(*url)) {
+            ledger.behind.left(url, next, now);
+        }
+        joined.retain(|url| ledger.behind.joined(url, next, now) == Start::Task);
         let membership = Arc::new(Membership {
             ring: Ring::with_hashing(self.protocol.hashing(), self.replicas, &peers),
             clients,
         });
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = membership;
         joined
+    }
+
+    /// Logs a user's write of `key` in `group` and says where it goes,
+    /// in one step with any change of the peer list.
+    pub(crate) fn begin_write(&self, group: &str, key: &[u8], kind: Kind) -> Recipients {
+        let mut ledger = self.ledger();
+        let seq = ledger
+            .log
+            .record(Instant::now(), WriteKey::new(group, key), kind);
+        Recipients {
+            seq,
+            owner: self.owner(key),
+            others: self.others(),
+        }
+    }
+
+    /// The write numbered `seq` did not reach `url`: it is owed that
+    /// write and every later one. True when a catch-up should start.
+    pub(crate) fn write_failed(&self, url: &str, seq: u64) -> bool {
+        let mut ledger = self.ledger();
+        ledger.behind.failed(url, seq, Instant::now()) == Start::Task
+    }
+
+    /// Begins a catch-up pass for `url`; `None` when it is owed nothing
+    /// more or is not listed (the task then ends: a join starts another).
+    pub(crate) fn begin_pass(&self, url: &str) -> Option<Pass> {
+        let mut ledger = self.ledger();
+        let Some(client) = self.membership().clients.get(url).cloned() else {
+            ledger.behind.stop_pass(url, u64::MAX, Instant::now());
+            return None;
+        };
+        let upto = ledger.log.next_seq();
+        let from = ledger.behind.begin_pass(url, upto)?;
+        let keys = ledger.log.keys_between(Instant::now(), from, upto);
+        Some(Pass {
+            client,
+            from,
+            upto,
+            keys,
+        })
+    }
+
+    /// What the catch-up of `url` sends for `key` in a pass up to `upto`.
+    pub(crate) fn owed(&self, url: &str, key: &WriteKey, upto: u64) -> Owed {
+        let ledger = self.ledger();
+        let membership = self.membership();
+        if !membership.clients.contains_key(url) {
+            return Owed::Gone;
+        }
+        let Some(logged) = ledger.log.latest(key).filter(|logged| logged.seq < upto) else {
+            return Owed::Skip;
+        };
+        let set = match &logged.kind {
+            Kind::Set(value)
+                if !value.expiry.is_expired()
+                    && (self.protocol.set_goes_everywhere()
+                        || membership.ring.get(&key.key) == Some(url)) =>
+            {
+                Some(value.clone())
+            }
+            _ => None,
+        };
+        Owed::Send {
+            seq: logged.seq,
+            set,
+        }
+    }
+
+    /// Whether `key`'s latest write is still the one numbered `seq`.
+    pub(crate) fn is_latest(&self, key: &WriteKey, seq: u64) -> bool {
+        let ledger = self.ledger();
+        ledger
+            .log
+            .latest(key)
+            .is_some_and(|logged| logged.seq == seq)
+    }
+
+    /// The catch-up of `url` could not reach it at the write numbered
+    /// `seq`: its next pass starts there.
+    pub(crate) fn unreachable_at(&self, url: &str, seq: u64) {
+        self.ledger().behind.unreachable_at(url, seq);
+    }
+
+    /// The catch-up of `url` stops, owing the writes from `seq` on.
+    pub(crate) fn stop_catch_up(&self, url: &str, seq: u64) {
+        self.ledger().behind.stop_pass(url, seq, Instant::now());
+    }
+
+    fn ledger(&self) -> MutexGuard<'_, Ledger> {
+        // Every change to the ledger is one call that leaves it whole.
+        self.ledger.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The current peer list, in ring order of insertion.

@@ -886,8 +886,9 @@ mod tests {
             "--protocol",
             "mailgun",
             "--allow-writes",
+            // Entries of up to 100 bytes, with their overhead.
             "--cache-bytes",
-            "100",
+            "228",
             "--max-ttl",
             "60s",
         ]);

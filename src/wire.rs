@@ -506,6 +506,16 @@ where
     deserializer.deserialize_seq(Bounded)
 }
 
+/// Encodes a remove-keys body for `group` and `keys`.
+pub(crate) fn encode_remove_keys(group: &str, keys: Vec<String>) -> Bytes {
+    let body = RemoveKeys {
+        group: group.to_string(),
+        keys,
+    };
+    // Serializing strings into a Vec cannot fail.
+    Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
+}
+
 /// Decodes a remove-keys body.
 pub(crate) fn decode_remove_keys(body: &[u8]) -> Result<RemoveKeys, WriteBodyError> {
     serde_json::from_slice(body).map_err(|e| {
@@ -772,6 +782,8 @@ mod tests {
         ));
         let keys = decode_remove_keys(br#"{"group":"g","keys":["a","b c"]}"#).unwrap();
         assert_eq!(keys.keys, ["a", "b c"]);
+        let encoded = encode_remove_keys("g", vec!["a".into(), "b c".into()]);
+        assert_eq!(&encoded[..], br#"{"group":"g","keys":["a","b c"]}"#);
         assert_eq!(
             serde_json::to_string(&RemoveKeys::default()).unwrap(),
             "{}",

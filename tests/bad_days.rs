@@ -273,6 +273,68 @@ async fn negative_ttl_remembers_silent_not_founds() {
     assert_eq!(origin.hits(b"missing/no-store/x"), 3);
 }
 
+/// The `ttl=` of a reply's `Cache-Status`, if it has one.
+fn ttl_of(reply: &Reply) -> Option<i64> {
+    let status = cache_status(reply);
+    let ttl = status
+        .split("; ")
+        .find_map(|part| part.strip_prefix("ttl="));
+    ttl.and_then(|ttl| ttl.parse().ok())
+}
+
+/// An origin, and one node that remembers its not-founds for
+/// `negative_ttl`.
+async fn remembering_node(negative_ttl: &str) -> (Origin, GcNode) {
+    let origin = Origin::start().await;
+    let extra = ["--negative-ttl", negative_ttl];
+    let mut nodes = start_cluster(&free_ports(1), &origin, &extra).await;
+    (origin, nodes.remove(0))
+}
+
+/// A 404 whose origin says `max-age=31536000` is remembered for
+/// `--negative-ttl` (1 s) at most, not for a year: the origin is asked
+/// again within seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_not_found_is_not_remembered_longer_than_the_negative_ttl() {
+    let (origin, node) = remembering_node("1s").await;
+    let key = "missing/max-age=31536000/a-year";
+    eventually(
+        Duration::from_secs(10),
+        "the origin asked again",
+        || async {
+            let reply = get(&node.url, key).await;
+            assert_eq!(reply.status, 404);
+            if cache_status(&reply).contains("detail=not-found") {
+                assert!(ttl_of(&reply).is_some_and(|ttl| ttl <= 1), "{reply:?}");
+            }
+            (origin.hits(key.as_bytes()) >= 2).then_some(())
+        },
+    )
+    .await;
+}
+
+/// The first answer for a not-found that is then remembered already says
+/// how long it will be (`ttl=` in `Cache-Status`), as every later one does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_answer_for_a_remembered_not_found_says_its_ttl() {
+    let (origin, node) = remembering_node("30s").await;
+    let first = get(&node.url, "missing-ttl").await;
+    assert_eq!(first.status, 404);
+    assert_eq!(
+        without_ttl(&cache_status(&first)),
+        "groupcached; fwd=miss; detail=origin"
+    );
+    let ttl = ttl_of(&first);
+    assert!(ttl.is_some_and(|ttl| (28..=30).contains(&ttl)), "{first:?}");
+    let again = get(&node.url, "missing-ttl").await;
+    assert_eq!(
+        without_ttl(&cache_status(&again)),
+        "groupcached; hit; detail=not-found"
+    );
+    assert!(ttl_of(&again).is_some_and(|ttl| ttl <= 30), "{again:?}");
+    assert_eq!(origin.hits(b"missing-ttl"), 1);
+}
+
 /// Done when: a key with `max-age=1, stale-while-revalidate=30`, read in a
 /// loop across five expiries through every node, never makes a reader wait
 /// for the origin (which takes 700 ms, so a value arrives with 0.3 s of

@@ -49,22 +49,6 @@ async fn read_until_closed(stream: &mut TcpStream) -> String {
     String::from_utf8_lossy(&reply).into_owned()
 }
 
-/// The node's resident set size, from `/proc/PID/status`.
-fn rss_bytes(node: &GcNode) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", node.proc.child.id()))
-        .expect("/proc/PID/status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .expect("VmRSS");
-    let kib: u64 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .expect("VmRSS in kB");
-    kib * 1024
-}
-
 const MIB: usize = 1 << 20;
 
 /// Thirty peer PUTs that each declare 15 MiB, send 14 MiB and stall, at a
@@ -85,7 +69,7 @@ async fn stalled_bodies_stay_within_the_load_budget() {
     ])
     .await;
     let budget = 64 * MIB as u64;
-    let before = rss_bytes(&node);
+    let before = node.rss_bytes();
     // With `Expect: 100-continue` (as curl sends large bodies) the node
     // says whether it admits a body before any of it is sent.
     let mut open = Vec::new();
@@ -117,12 +101,12 @@ async fn stalled_bodies_stay_within_the_load_budget() {
     }
     // The node has read what the kernel buffers let through: poll until
     // its memory stops growing.
-    let mut during = rss_bytes(&node);
+    let mut during = node.rss_bytes();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         // Poll interval; the loop waits for the RSS to settle.
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let now = rss_bytes(&node);
+        let now = node.rss_bytes();
         if now <= during || Instant::now() > deadline {
             during = during.max(now);
             break;

@@ -387,6 +387,38 @@ async fn dns_profile_replicas_find_each_other() {
 
     // A fourth replica: every node takes it into its ring.
     scale_dns_profile(&cluster, 4).await;
+
+    // The image's HEALTHCHECK asks the port the node was told with a
+    // flag, not the image's GROUPCACHED_LISTEN.
+    let flagged = Container::run(
+        &format!("groupcached:{}", images.tag),
+        &["--listen", "0.0.0.0:9090", "--group", "demo=echo"],
+    );
+    await_healthy(&flagged.0).await;
+}
+
+/// A container of its own (`docker run --detach`), removed on drop.
+struct Container(String);
+
+impl Container {
+    fn run(image: &str, args: &[&str]) -> Container {
+        let name = format!("gcflagged{}", std::process::id());
+        let container = Container(name.clone());
+        must(
+            Command::new("docker")
+                .args(["run", "--detach", "--name", &name, image])
+                .args(args),
+        );
+        container
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rm", "--force", &self.0])
+            .output();
+    }
 }
 
 /// Runs `n` replicas of the `dns` profile's `node` and waits until every

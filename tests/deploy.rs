@@ -293,13 +293,22 @@ fn kubernetes_manifests_parse_and_their_args_pass_the_flag_check() {
     let mut checked = 0;
     for deployment in deployments {
         let pod = &deployment["spec"]["template"]["spec"];
+        // Pod Security "restricted" and no API token.
+        let seccomp = &pod["securityContext"]["seccompProfile"]["type"];
+        assert_eq!(seccomp.as_str(), Some("RuntimeDefault"));
+        assert_eq!(pod["automountServiceAccountToken"].as_bool(), Some(false));
+        let grace = pod["terminationGracePeriodSeconds"]
+            .as_i64()
+            .expect("grace");
         for container in pod["containers"].as_vec().expect("containers") {
             let probe = &container["readinessProbe"]["httpGet"]["path"];
             assert_eq!(probe.as_str(), Some("/healthz"));
-            assert!(
-                !container["lifecycle"]["preStop"].is_badvalue(),
-                "no preStop"
-            );
+            // SIGKILL comes after the preStop sleep, the drain (at most
+            // 30 s, src/server.rs) and a snapshot's few seconds.
+            let sleep = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+                .as_i64()
+                .expect("a preStop sleep");
+            assert!(grace >= sleep + 30 + 5, "grace {grace} s, sleep {sleep} s");
             // The variables the container gets: values, and the pod IP
             // from the downward API as a test address.
             let mut vars = Vec::new();

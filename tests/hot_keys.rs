@@ -40,7 +40,7 @@ async fn mixed_pool(origin: &Origin, policy: &str) -> (GcNode, GoNode, Ring) {
             "--hot-policy".into(),
             policy.into(),
             "--cache-bytes".into(),
-            "1200".into(),
+            "5000".into(),
         ],
     )
     .await;

@@ -115,6 +115,22 @@ impl GcNode {
         GcNode::spawn(addr, args, |command| hand_over_copy(command, &listener)).await
     }
 
+    /// The node's resident set size, from `/proc/PID/status`.
+    pub fn rss_bytes(&self) -> u64 {
+        let path = format!("/proc/{}/status", self.proc.child.id());
+        let status = std::fs::read_to_string(path).expect("/proc/PID/status");
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .expect("VmRSS");
+        let kib: u64 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .expect("VmRSS in kB");
+        kib * 1024
+    }
+
     /// Starts the binary at `addr` with `args`, its listener handed over
     /// by `hand_over`, and waits until it answers `/healthz`.
     async fn spawn(
