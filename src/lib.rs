@@ -31,64 +31,37 @@
 pub mod consistenthash;
 pub mod wire;
 
-#[cfg(feature = "binary")]
-mod app;
-mod builder;
 mod cache;
-mod cache_status;
 #[cfg(feature = "binary")]
-mod cli;
-#[cfg(feature = "binary")]
-mod command;
-#[cfg(feature = "binary")]
-mod config;
-mod dialect;
-#[cfg(feature = "etcd")]
+mod cmd;
 mod discovery;
-#[cfg(feature = "dns")]
-mod dns;
-mod freshness;
-mod getter;
 mod group;
-mod health;
-mod heat;
+mod http;
 mod http_client;
-mod lru;
-#[cfg(feature = "metrics")]
-mod metrics;
+mod log_gate;
 mod node;
 mod origin;
-mod peer_client;
 mod peers;
-mod picker;
-mod ratelimit;
-mod registry;
-mod reply;
-mod routes;
-mod server;
 mod singleflight;
 #[cfg(feature = "binary")]
 mod snapshot;
-mod stats;
-mod status;
 mod tls;
 mod units;
 mod value;
-mod write_log;
 mod writes;
 
-pub use builder::{BuildError, NodeBuilder};
 pub use cache::CacheStats;
-pub use dialect::{Protocol, UnknownProtocol};
-pub use getter::{BoxFuture, Getter, GetterError};
+pub use group::counters::GroupStats;
+pub use group::getter::{BoxFuture, Getter, GetterError};
 pub use group::{Group, GroupError, HotPolicy, UnknownHotPolicy};
+pub use http::reply::{ReplyBody, ReplyChunk};
+pub use http::routes::{respond, NodeService};
+pub use http::server::run as serve;
 pub use http_client::HttpError;
+pub use node::builder::{BuildError, NodeBuilder};
 pub use node::{GetError, Node};
-pub use picker::{FetchPeer, PeerError, PickPeer};
-pub use reply::{ReplyBody, ReplyChunk};
-pub use routes::{respond, NodeService};
-pub use server::run as serve;
-pub use stats::GroupStats;
+pub use peers::picker::{FetchPeer, PeerError, PickPeer};
+pub use peers::protocol::{Protocol, UnknownProtocol};
 pub use value::{Expiry, Grace, Value};
 pub use wire::InvalidPeerUrl;
 
@@ -96,4 +69,4 @@ pub use wire::InvalidPeerUrl;
 /// library's API.
 #[cfg(feature = "binary")]
 #[doc(hidden)]
-pub use command::main as command_main;
+pub use cmd::main as command_main;

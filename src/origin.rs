@@ -6,7 +6,7 @@
 //! replaced by their percent-encoded values. Origin 200 is the value, 404 a
 //! not-found error, anything else an error carrying the origin's status.
 //! A 200's caching headers give the value its expiry and its grace (see
-//! [`crate::freshness`]); a 404's or 410's give the not-found its lifetime.
+//! [`crate::group::freshness`]); a 404's or 410's give the not-found its lifetime.
 //!
 //! A key never moves the URL outside its placeholder: escaping keeps it in
 //! one path segment for origins that do not decode `%2F`, and when `{key}`
@@ -16,8 +16,8 @@
 
 use hyper::{StatusCode, Uri};
 
-use crate::freshness::{self, TtlPolicy};
-use crate::getter::{BoxFuture, Getter, GetterError};
+use crate::group::freshness::{self, TtlPolicy};
+use crate::group::getter::{BoxFuture, Getter, GetterError};
 use crate::http_client::{status_text, HostLimit, HttpClient};
 use crate::value::Value;
 use crate::wire;

@@ -35,19 +35,23 @@
 //! and local loads have a singleflight of their own that never waits on a
 //! remote fetch, so two nodes can never wait on each other.
 
+pub(crate) mod counters;
+pub(crate) mod freshness;
+pub(crate) mod getter;
+
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::cache::{Caches, Lookup, StaleHit, Which};
-use crate::freshness::TtlPolicy;
-use crate::getter::{Getter, GetterError};
+use crate::group::freshness::TtlPolicy;
+use crate::group::getter::{Getter, GetterError};
 use crate::http_client::HttpError;
-use crate::picker::{FetchPeer, PeerError, PickPeer};
-use crate::ratelimit::WarnGate;
+use crate::peers::picker::{FetchPeer, PeerError, PickPeer};
+use crate::log_gate::WarnGate;
 use crate::singleflight::Flight;
-pub(crate) use crate::stats::{Counted, GroupStats};
-use crate::stats::{LoadTimings, Stats};
+pub(crate) use crate::group::counters::{Counted, GroupStats};
+use crate::group::counters::{LoadTimings, Stats};
 use crate::value::{Expiry, Value};
 
 /// Why a get produced no value. The text is what peers and users see.
@@ -668,7 +672,7 @@ impl Group {
         let expiry = match error {
             GetterError::NotFoundUntil(_, expiry) => *expiry,
             _ => {
-                let silent = crate::freshness::Lifetime::Unspecified;
+                let silent = crate::group::freshness::Lifetime::Unspecified;
                 self.inner
                     .policy
                     .negative_expiry(silent, crate::value::now())
@@ -712,10 +716,10 @@ fn one_in_ten() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dialect::Protocol;
+    use crate::peers::protocol::Protocol;
     use crate::http_client::HttpClient;
     use crate::peers::Peers;
-    use crate::picker::fake::{Answer, FakePeer, FakePool, FETCH_TIMEOUT};
+    use crate::peers::picker::fake::{Answer, FakePeer, FakePool, FETCH_TIMEOUT};
     use crate::value::advance_clock;
     use bytes::Bytes;
     use hyper::StatusCode;

@@ -1,6 +1,6 @@
 //! The command line: every flag, its environment variable, its default
 //! and the range its value must lie in (clap). `config` validates what was
-//! given into a [`crate::config::Config`].
+//! given into a [`crate::cmd::config::Config`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,7 +10,7 @@ use clap::builder::{PossibleValue, PossibleValuesParser, RangedU64ValueParser, T
 use clap::Parser;
 
 use crate::consistenthash::DEFAULT_REPLICAS;
-use crate::dialect::Protocol;
+use crate::peers::protocol::Protocol;
 use crate::group::HotPolicy;
 use crate::units::{limits, parse_duration, parse_size};
 use crate::wire::DEFAULT_BASE_PATH;

@@ -5,11 +5,11 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::Args;
-use crate::dialect::Protocol;
-use crate::discovery::EtcdConfig;
-use crate::dns::{DnsConfig, DnsError, DnsQuery};
-use crate::freshness::TtlPolicy;
+use crate::cmd::cli::Args;
+use crate::peers::protocol::Protocol;
+use crate::discovery::etcd::EtcdConfig;
+use crate::discovery::dns::{DnsConfig, DnsError, DnsQuery};
+use crate::group::freshness::TtlPolicy;
 use crate::group::HotPolicy;
 use crate::http_client::HttpClient;
 use crate::origin::{HttpOrigin, TemplateError};

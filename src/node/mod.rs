@@ -3,17 +3,20 @@
 //! lookups; a program embedding groupcached builds one with
 //! `NodeBuilder::new` (`builder`), the binary from its flags (`app`).
 
+pub(crate) mod builder;
+
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
-use crate::dialect::Protocol;
-use crate::freshness::TtlPolicy;
-use crate::getter::Getter;
+use crate::peers::protocol::Protocol;
+use crate::group::freshness::TtlPolicy;
+use crate::group::getter::Getter;
 use crate::group::{Group, GroupError, HotPolicy};
-use crate::peers::{PeerSource, Peers};
-use crate::picker::PickPeer;
-use crate::stats::GroupStats;
+use crate::discovery::PeerSource;
+use crate::peers::Peers;
+use crate::peers::picker::PickPeer;
+use crate::group::counters::GroupStats;
 use crate::value::Value;
 use crate::wire::{self, InvalidPeerUrl};
 use crate::writes;

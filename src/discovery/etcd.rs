@@ -22,9 +22,9 @@ use etcd_client::{Client, ConnectOptions, EventType, GetOptions, PutOptions, Wat
 use tokio::sync::watch;
 
 use crate::node::Node;
-use crate::peers::EtcdStatus;
-use crate::ratelimit::WarnGate;
-use crate::registry::{self, Event, OwnEntry, Refused, Registry};
+use crate::discovery::{self, EtcdStatus};
+use crate::log_gate::WarnGate;
+use crate::discovery::registry::{Event, OwnEntry, Refused, Registry};
 
 /// Where and how this node registers in etcd.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,7 +233,7 @@ impl Discovery {
     fn publish(&self, registry: &Registry, revision: i64) {
         self.status.send_modify(|s| s.revision = revision);
         let list = registry.peers();
-        if let Some(diff) = registry::diff(&self.node.peer_list(), &list) {
+        if let Some(diff) = discovery::diff(&self.node.peer_list(), &list) {
             tracing::info!(
                 added = %diff.added,
                 removed = %diff.removed,

@@ -20,18 +20,23 @@
 //! and its place in the log in one step, so every write either reaches a
 //! peer with the list or is owed to it when it comes back.
 
+pub(crate) mod client;
+pub(crate) mod health;
+pub(crate) mod picker;
+pub(crate) mod protocol;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::consistenthash::Ring;
-use crate::dialect::Protocol;
-use crate::health::{HealthReport, DEFAULT_PROBE_TIMEOUT};
+use crate::peers::protocol::Protocol;
+use crate::peers::health::{HealthReport, DEFAULT_PROBE_TIMEOUT};
 use crate::http_client::{HttpClient, LoadBudget};
-use crate::peer_client::PeerClient;
-use crate::picker::{FetchPeer, PickPeer};
+use crate::peers::client::PeerClient;
+use crate::peers::picker::{FetchPeer, PickPeer};
 use crate::value::Value;
-use crate::write_log::{Behind, Kind, Start, WriteKey, WriteLog};
+use crate::writes::log::{Behind, Kind, Start, WriteKey, WriteLog};
 
 /// The current membership, shared by every group of the node.
 pub(crate) struct Peers {
@@ -355,92 +360,6 @@ impl PickPeer for Peers {
     fn fetch_timeout(&self) -> Duration {
         self.http.timeout()
     }
-}
-
-// Where the peer list comes from and how fresh it is: shown by `/peers`,
-// `/status` and `/metrics`, fed by discovery, so that the core needs no
-// knowledge of etcd's client.
-
-/// Where the peer list comes from, for `GET /peers`.
-#[derive(Clone)]
-pub(crate) enum PeerSource {
-    Static,
-    /// etcd discovery's latest status.
-    Etcd(tokio::sync::watch::Receiver<EtcdStatus>),
-    /// DNS discovery's latest status.
-    Dns(tokio::sync::watch::Receiver<DnsStatus>),
-}
-
-/// A [`PeerSource`] as the views show it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct SourceView {
-    /// `static`, `etcd` or `dns`.
-    pub name: &'static str,
-    /// With etcd, discovery's latest status.
-    pub etcd: Option<EtcdStatus>,
-    /// With DNS, discovery's latest status.
-    pub dns: Option<DnsStatus>,
-}
-
-impl PeerSource {
-    /// The source's name and, with discovery, its latest status.
-    pub(crate) fn describe(&self) -> SourceView {
-        let mut view = SourceView {
-            name: "static",
-            etcd: None,
-            dns: None,
-        };
-        match self {
-            PeerSource::Static => {}
-            PeerSource::Etcd(status) => {
-                view.name = "etcd";
-                view.etcd = Some(status.borrow().clone());
-            }
-            PeerSource::Dns(status) => {
-                view.name = "dns";
-                view.dns = Some(status.borrow().clone());
-            }
-        }
-        view
-    }
-}
-
-/// What `GET /peers` shows about etcd.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub(crate) struct EtcdStatus {
-    pub endpoints: Vec<String>,
-    pub prefix: String,
-    /// True while a session is registered and watching.
-    pub connected: bool,
-    /// The lease this node's key is attached to.
-    pub lease_id: Option<i64>,
-    /// The etcd revision of the last peer list seen.
-    pub revision: i64,
-    /// Why the last session ended, if it did.
-    pub last_error: Option<String>,
-}
-
-/// What `GET /peers` shows about DNS discovery.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub(crate) struct DnsStatus {
-    /// `A/AAAA` (`--peers-dns`) or `SRV` (`--peers-srv`).
-    pub record_type: &'static str,
-    /// The name asked.
-    pub name: String,
-    /// `system` (the system resolver) or the `--dns-server` address.
-    pub server: String,
-    /// `--dns-interval`, in milliseconds.
-    pub interval_ms: u64,
-    /// True while the last resolution gave a usable answer.
-    pub ok: bool,
-    /// `ok: N peers in the answer`, or why the last resolution kept the
-    /// last list; none before the first.
-    pub last_outcome: Option<String>,
-    /// When the last resolution ended, in milliseconds since the Unix
-    /// epoch; none before the first.
-    pub last_resolved_unix_ms: Option<u64>,
-    /// Why the last resolution kept the last list, if it did.
-    pub last_error: Option<String>,
 }
 
 #[cfg(test)]

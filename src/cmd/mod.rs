@@ -4,6 +4,10 @@
 //! `src/main.rs` calls [`main`] and chooses the allocator; nothing else here
 //! is public.
 
+pub(crate) mod app;
+pub(crate) mod cli;
+pub(crate) mod config;
+
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::process::ExitCode;
@@ -13,8 +17,8 @@ use clap::Parser;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::app::App;
-use crate::cli::{Args, LogFormat};
+use crate::cmd::app::App;
+use crate::cmd::cli::{Args, LogFormat};
 
 /// `--generate WHAT`: the man page or a shell's completions, on stdout.
 fn generate(what: &str) -> ExitCode {

@@ -10,8 +10,9 @@
 //! list, and the caller may warn), and the peer list changes are told as
 //! what was added and removed, a few URLs each.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
+use crate::discovery;
 use crate::wire::{self, BadPeerUrl};
 
 /// A change under the prefix: a listing's entry or a watch event.
@@ -107,53 +108,8 @@ impl Registry {
 
     /// The peer list: every value and this node, sorted, de-duplicated.
     pub(crate) fn peers(&self) -> Vec<String> {
-        with_self(self.members.values().cloned().collect(), &self.self_url)
+        discovery::with_self(self.members.values().cloned().collect(), &self.self_url)
     }
-}
-
-/// `urls` and `self_url`, sorted and de-duplicated: the peer list every
-/// node that sees the same `urls` builds alike, whether it is in them yet
-/// or not (the rule of etcd and DNS discovery).
-pub(crate) fn with_self(mut urls: Vec<String>, self_url: &str) -> Vec<String> {
-    urls.push(self_url.to_string());
-    urls.sort();
-    urls.dedup();
-    urls
-}
-
-/// A change of peer list, as a log line tells it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Diff {
-    /// Up to five URLs added, then how many more: `[a,b] and 3 more`.
-    pub(crate) added: String,
-    /// The same for the URLs removed.
-    pub(crate) removed: String,
-}
-
-/// What `new` adds to and removes from `old`; `None` when they are equal.
-pub(crate) fn diff(old: &[String], new: &[String]) -> Option<Diff> {
-    if old == new {
-        return None;
-    }
-    let (old_set, new_set): (HashSet<&String>, HashSet<&String>) =
-        (old.iter().collect(), new.iter().collect());
-    Some(Diff {
-        added: few(new.iter().filter(|url| !old_set.contains(url))),
-        removed: few(old.iter().filter(|url| !new_set.contains(url))),
-    })
-}
-
-/// Up to five of `urls`, then how many more: a log field that stays short
-/// however many peers change at once.
-fn few<'a>(urls: impl Iterator<Item = &'a String>) -> String {
-    const SHOWN: usize = 5;
-    let urls: Vec<&String> = urls.collect();
-    let shown: Vec<&str> = urls.iter().take(SHOWN).map(|url| url.as_str()).collect();
-    let mut text = format!("[{}]", shown.join(","));
-    if urls.len() > SHOWN {
-        text.push_str(&format!(" and {} more", urls.len() - SHOWN));
-    }
-    text
 }
 
 /// Bytes from etcd for a log line: lossily decoded, at most 80 characters.
@@ -245,22 +201,5 @@ mod tests {
         assert!(registry.peers().contains(&ME.to_string()));
         registry.apply(put("/gc/http://10.0.0.1:8080", "garbage"));
         assert_eq!(registry.own_entry(), OwnEntry::Missing);
-    }
-
-    #[test]
-    fn a_diff_names_a_few_urls_and_counts_the_rest() {
-        let urls = |range: std::ops::Range<u32>| -> Vec<String> {
-            range.map(|i| format!("http://p{i:02}:1")).collect()
-        };
-        assert_eq!(diff(&urls(0..3), &urls(0..3)), None);
-        let change = diff(&urls(0..3), &urls(1..4)).expect("a change");
-        assert_eq!(change.added, "[http://p03:1]");
-        assert_eq!(change.removed, "[http://p00:1]");
-        let change = diff(&[], &urls(0..4000)).expect("a change");
-        assert_eq!(
-            change.added,
-            "[http://p00:1,http://p01:1,http://p02:1,http://p03:1,http://p04:1] and 3995 more"
-        );
-        assert_eq!(change.removed, "[]");
     }
 }

@@ -14,13 +14,14 @@ use serde::Serialize;
 
 use crate::cache::{HotKey, Which};
 use crate::group::GroupStats;
-use crate::health::HealthReport;
+use crate::peers::health::HealthReport;
 use crate::node::Node;
-use crate::peers::{DnsStatus, EtcdStatus, PeerHealth};
+use crate::discovery::{DnsStatus, EtcdStatus};
+use crate::peers::PeerHealth;
 use crate::wire;
 
 /// The page itself.
-pub(crate) const PAGE: &str = include_str!("status.html");
+pub(crate) const PAGE: &str = include_str!("views.html");
 
 /// What `GET /status` answers.
 #[derive(Debug, Serialize)]

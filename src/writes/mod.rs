@@ -20,6 +20,8 @@
 //! it is back: a catch-up per peer in the background, each key once with
 //! its latest kind, rate-limited, in groupcache-go's batches for Removes.
 
+pub(crate) mod log;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,14 +30,14 @@ use hyper::StatusCode;
 use tokio::task::JoinSet;
 
 use crate::cache::Which;
-use crate::freshness::{Lifetime, TtlPolicy};
+use crate::group::freshness::{Lifetime, TtlPolicy};
 use crate::group::{Counted, Group};
-use crate::peer_client::PeerClient;
+use crate::peers::client::PeerClient;
 use crate::peers::{Owed, Pass, Peers};
-use crate::picker::PeerError;
+use crate::peers::picker::PeerError;
 use crate::value::Value;
 use crate::wire::{self, WriteBodyError};
-use crate::write_log::{Kind, WriteKey};
+use crate::writes::log::{Kind, WriteKey};
 
 /// Why a write was refused, with the status it gets.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -385,7 +387,7 @@ async fn send_pass(
     pace: &mut Pace,
     sent: &mut Sent,
 ) -> PassEnd {
-    let batching = peers.protocol() == crate::dialect::Protocol::GroupcacheGo;
+    let batching = peers.protocol() == crate::peers::protocol::Protocol::GroupcacheGo;
     let mut batch = Batch::default();
     for key in &pass.keys {
         let (seq, set) = match peers.owed(url, key, pass.upto) {

@@ -8,7 +8,7 @@
 //! expiry, if it sent one. In the forks' pools it also sends their writes:
 //! PUT with a `SetRequest`, DELETE, and groupcache-go's POST remove-keys.
 //!
-//! Each peer has a health record (see [`crate::health`]): a peer that
+//! Each peer has a health record (see [`crate::peers::health`]): a peer that
 //! stops answering is marked down, found out by a liveness probe while a
 //! fetch waits on it, and its keys load locally until it answers again. A
 //! peer that held a fetch to its deadline is tried again by a fetch on a
@@ -23,11 +23,11 @@ use hyper::{Method, StatusCode, Uri};
 // tokio's clock, so that tests can pause and advance it.
 use tokio::time::Instant;
 
-use crate::getter::BoxFuture;
-use crate::health::{Attempt, Health, HealthReport, Outcome};
+use crate::group::getter::BoxFuture;
+use crate::peers::health::{Attempt, Health, HealthReport, Outcome};
 use crate::http_client::{HostLimit, HttpClient};
-use crate::picker::{FetchPeer, PeerError};
-use crate::ratelimit::WarnGate;
+use crate::peers::picker::{FetchPeer, PeerError};
+use crate::log_gate::WarnGate;
 use crate::value::Value;
 use crate::wire;
 

@@ -19,7 +19,7 @@ use prometheus::{Histogram, TextEncoder};
 use crate::cache::CacheStats;
 use crate::group::Group;
 use crate::node::Node;
-use crate::stats::GroupStats;
+use crate::group::counters::GroupStats;
 
 /// The `Content-Type` of the exposition (Prometheus text format 0.0.4).
 pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -415,7 +415,7 @@ mod tests {
 
     #[tokio::test]
     async fn exposition_reads_the_stats_under_mailguns_names() {
-        let node = crate::app::test_node(&["--group", "g=echo"]);
+        let node = crate::cmd::app::test_node(&["--group", "g=echo"]);
         let group = node.group(b"g").expect("group g");
         for key in [&b"k1"[..], b"k2", b"k1"] {
             group.get(key).await.expect("echo value");

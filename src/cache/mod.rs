@@ -47,14 +47,17 @@
 //! in its slot, and its value in a buffer of exactly the value's length
 //! ([`Payload`]), shared with the replies that send it.
 
+mod heat;
+mod lru;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::heat::Heat;
-use crate::lru::{Lru, Pushed};
+use crate::cache::heat::Heat;
+use crate::cache::lru::{Lru, Pushed};
 use crate::value::{now_nanos, Expiry, Grace, Value};
 
 /// Which of a group's two caches.

@@ -27,13 +27,13 @@ use hyper::header::{
 use hyper::service::Service;
 use hyper::{Method, Request, Response, StatusCode, Version};
 
-use crate::cache_status::{cache_status, CACHE_STATUS};
-use crate::dialect::PeerOp;
-use crate::getter::BoxFuture;
+use crate::http::cache_status::{cache_status, CACHE_STATUS};
+use crate::peers::protocol::PeerOp;
+use crate::group::getter::BoxFuture;
 use crate::group::{Counted, Group, GroupError, HotPolicy, Source};
 use crate::http_client::Reservation;
 use crate::node::Node;
-use crate::reply::{
+use crate::http::reply::{
     closing, go_bad_request, html, json, no_such_group, text, InFlight, Reply, ReplyBody,
 };
 use crate::value::Expiry;
@@ -186,12 +186,12 @@ where
     }
     match path {
         "/healthz" => text(StatusCode::OK, "ok".into()),
-        "/stats" => json(&crate::status::stats(node)),
-        "/peers" => json(&crate::status::peers(node)),
+        "/stats" => json(&crate::http::views::stats(node)),
+        "/peers" => json(&crate::http::views::peers(node)),
         #[cfg(feature = "metrics")]
         "/metrics" => metrics(node),
-        "/" => html(crate::status::PAGE),
-        "/status" => json(&crate::status::status(node)),
+        "/" => html(crate::http::views::PAGE),
+        "/status" => json(&crate::http::views::status(node)),
         _ => match wire::split_path(path, CACHE_PREFIX) {
             Some(parsed) => serve_user(node, parsed).await,
             None => text(StatusCode::NOT_FOUND, "not found".into()),
@@ -526,9 +526,9 @@ fn cache_control(expiry: Expiry) -> Option<HeaderValue> {
 /// `GET /metrics`: the Prometheus exposition.
 #[cfg(feature = "metrics")]
 fn metrics(node: &Node) -> Reply {
-    use crate::reply::typed;
-    match crate::metrics::render(node) {
-        Ok(body) => typed(Bytes::from(body), crate::metrics::CONTENT_TYPE),
+    use crate::http::reply::typed;
+    match crate::http::metrics::render(node) {
+        Ok(body) => typed(Bytes::from(body), crate::http::metrics::CONTENT_TYPE),
         Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string().into()),
     }
 }
@@ -554,7 +554,7 @@ mod tests {
             all.extend(["--hot-policy", "golang"]);
         }
         all.extend(flags);
-        crate::app::test_node(&all)
+        crate::cmd::app::test_node(&all)
     }
 
     /// A connection to a single listener without TLS.

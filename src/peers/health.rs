@@ -45,7 +45,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::http_client::{HostLimit, HttpClient, HttpError};
-use crate::picker::PeerError;
+use crate::peers::picker::PeerError;
 
 /// The first back-off of a peer marked down, and the longest.
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);

@@ -24,18 +24,18 @@ use tokio::sync::watch;
 use tokio::task::{Id, JoinSet};
 use tokio_util::sync::CancellationToken;
 
-use crate::builder::{BuildError, NodeBuilder};
-use crate::config::{Config, GroupSpec};
+use crate::node::builder::{BuildError, NodeBuilder};
+use crate::cmd::config::{Config, GroupSpec};
 use crate::discovery;
-use crate::dns::{self, DnsError, DnsResolver};
-use crate::freshness::Lifetime;
-use crate::getter::{Getter, GetterError};
+use crate::discovery::dns::{self, DnsError, DnsResolver};
+use crate::group::freshness::Lifetime;
+use crate::group::getter::{Getter, GetterError};
 use crate::http_client::{HttpClient, LoadBudget};
 use crate::node::{GroupParts, Node};
 use crate::origin::{HttpOrigin, TemplateError};
-use crate::peers::{DnsStatus, EtcdStatus, PeerSource};
-use crate::routes;
-use crate::server;
+use crate::discovery::{DnsStatus, EtcdStatus, PeerSource};
+use crate::http::routes;
+use crate::http::server;
 use crate::snapshot::{SnapshotError, SnapshotFile};
 use crate::tls::{self, ClientAuth};
 use crate::value::Value;
@@ -194,7 +194,7 @@ impl App {
         if let Some((etcd, status)) = etcd {
             let node = node.clone();
             background.spawn("etcd discovery", move |stop| {
-                discovery::run(etcd, node, status, stop.cancelled_owned())
+                discovery::etcd::run(etcd, node, status, stop.cancelled_owned())
             });
         }
         if let Some((resolver, status)) = dns {
@@ -498,7 +498,7 @@ fn node_builder(
 pub(crate) fn test_node(flags: &[&str]) -> crate::node::Node {
     use clap::Parser;
     let args = ["groupcached"].iter().chain(flags);
-    let args = crate::cli::Args::try_parse_from(args).expect("valid flags");
+    let args = crate::cmd::cli::Args::try_parse_from(args).expect("valid flags");
     let config = args.into_config().expect("valid config");
     let App {
         config,
@@ -520,7 +520,7 @@ mod tests {
     /// flags but a group.
     #[test]
     fn builder_defaults_are_the_binarys() {
-        let args = crate::cli::Args::try_parse_from(["groupcached", "--group", "g=echo"]).unwrap();
+        let args = crate::cmd::cli::Args::try_parse_from(["groupcached", "--group", "g=echo"]).unwrap();
         let config = args.into_config().unwrap();
         let builder = NodeBuilder::new("http://127.0.0.1:1");
         assert_eq!(builder.base_path, config.base_path);

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use hyper::StatusCode;
 
-use crate::dialect::Protocol;
-use crate::getter::BoxFuture;
+use crate::peers::protocol::Protocol;
+use crate::group::getter::BoxFuture;
 use crate::http_client::{status_text, HttpError};
 use crate::value::Value;
 

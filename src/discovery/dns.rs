@@ -32,8 +32,7 @@ use hickory_resolver::{ResolveError, TokioResolver};
 use tokio::sync::watch;
 
 use crate::node::Node;
-use crate::peers::DnsStatus;
-use crate::registry;
+use crate::discovery::{self, DnsStatus};
 
 /// The most records one answer may hold (SRV records, or addresses in
 /// all); a larger answer is refused, as no pool is that large and a
@@ -363,7 +362,7 @@ pub(crate) async fn run(
         let outcome = match round {
             Ok(answer) => {
                 let count = answer.urls.len();
-                let list = registry::with_self(answer.urls, &self_url);
+                let list = discovery::with_self(answer.urls, &self_url);
                 publish(&node, list);
                 status.send_modify(|s| {
                     s.ok = true;
@@ -409,7 +408,7 @@ pub(crate) async fn run(
 /// Feeds `list` to the pool if it differs from the current one, logging
 /// what was added and removed.
 fn publish(node: &Node, list: Vec<String>) {
-    if let Some(diff) = registry::diff(&node.peer_list(), &list) {
+    if let Some(diff) = discovery::diff(&node.peer_list(), &list) {
         tracing::info!(
             added = %diff.added,
             removed = %diff.removed,

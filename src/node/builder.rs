@@ -26,15 +26,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::consistenthash::DEFAULT_REPLICAS;
-use crate::dialect::Protocol;
-use crate::freshness::TtlPolicy;
-use crate::getter::Getter;
+use crate::peers::protocol::Protocol;
+use crate::group::freshness::TtlPolicy;
+use crate::group::getter::Getter;
 use crate::group::{HotPolicy, DEFAULT_STALE_WAIT};
-use crate::health::DEFAULT_PROBE_TIMEOUT;
+use crate::peers::health::DEFAULT_PROBE_TIMEOUT;
 use crate::http_client::{HttpClient, LoadBudget};
 use crate::node::{GroupParts, Node, Parts};
-use crate::peers::{PeerSource, Peers};
-use crate::picker::PickPeer;
+use crate::discovery::PeerSource;
+use crate::peers::Peers;
+use crate::peers::picker::PickPeer;
 use crate::units::{limits, DEFAULT_MAX_VALUE_BYTES};
 use crate::wire::{self, base_path_is_valid, InvalidPeerUrl, DEFAULT_BASE_PATH};
 
@@ -381,7 +382,7 @@ fn in_range(option: &'static str, value: usize, (min, max): (u64, u64)) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::getter::GetterError;
+    use crate::group::getter::GetterError;
 
     async fn echo(key: Vec<u8>) -> Result<bytes::Bytes, GetterError> {
         Ok(key.into())

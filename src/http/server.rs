@@ -9,7 +9,7 @@
 //! a whole request (headers or body). [`serve`] is the same with TLS and a
 //! choice of APIs, for the binary.
 //!
-//! [`routes`]: crate::routes
+//! [`routes`]: crate::http::routes
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -24,11 +24,11 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::node::Node;
-use crate::ratelimit::WarnGate;
+use crate::log_gate::WarnGate;
 use crate::tls::{ClientAuth, ServerTls};
 
-use crate::reply::InFlight;
-use crate::routes::{handle, Access, Apis};
+use crate::http::reply::InFlight;
+use crate::http::routes::{handle, Access, Apis};
 
 /// How long a client may take to complete a TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -59,7 +59,7 @@ impl Default for Limits {
         Limits {
             max_connections: None,
             header_read_timeout: Duration::from_secs(10),
-            body_read_timeout: crate::routes::DEFAULT_BODY_READ_TIMEOUT,
+            body_read_timeout: crate::http::routes::DEFAULT_BODY_READ_TIMEOUT,
         }
     }
 }

@@ -1,0 +1,13 @@
+//! The HTTP layer: the listener ([`server`]), what each request gets
+//! ([`routes`]: the peer API, the user API, writes and their bodies), the
+//! replies ([`reply`]), what a reply says about its answer
+//! ([`cache_status`]), and the views of a node ([`views`]: `/stats`,
+//! `/peers`, `/status`; [`metrics`]: `/metrics`).
+
+pub(crate) mod cache_status;
+#[cfg(feature = "metrics")]
+pub(crate) mod metrics;
+pub(crate) mod reply;
+pub(crate) mod routes;
+pub(crate) mod server;
+pub(crate) mod views;
