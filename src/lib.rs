@@ -62,8 +62,8 @@ pub use node::builder::{BuildError, NodeBuilder};
 pub use node::{GetError, Node};
 pub use peers::picker::{FetchPeer, PeerError, PickPeer};
 pub use peers::protocol::{Protocol, UnknownProtocol};
+pub use peers::url::{BadPeerUrl, InvalidPeerUrl};
 pub use value::{Expiry, Grace, Value};
-pub use wire::InvalidPeerUrl;
 
 /// The `groupcached` command's `main`, for `src/main.rs`: not part of the
 /// library's API.

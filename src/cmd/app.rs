@@ -24,18 +24,18 @@ use tokio::sync::watch;
 use tokio::task::{Id, JoinSet};
 use tokio_util::sync::CancellationToken;
 
-use crate::node::builder::{BuildError, NodeBuilder};
 use crate::cmd::config::{Config, GroupSpec};
 use crate::discovery;
 use crate::discovery::dns::{self, DnsError, DnsResolver};
+use crate::discovery::{DnsStatus, EtcdStatus, PeerSource};
 use crate::group::freshness::Lifetime;
 use crate::group::getter::{Getter, GetterError};
-use crate::http_client::{HttpClient, LoadBudget};
-use crate::node::{GroupParts, Node};
-use crate::origin::{HttpOrigin, TemplateError};
-use crate::discovery::{DnsStatus, EtcdStatus, PeerSource};
 use crate::http::routes;
 use crate::http::server;
+use crate::http_client::{HttpClient, LoadBudget};
+use crate::node::builder::{BuildError, NodeBuilder};
+use crate::node::{GroupParts, Node};
+use crate::origin::{HttpOrigin, TemplateError};
 use crate::snapshot::{SnapshotError, SnapshotFile};
 use crate::tls::{self, ClientAuth};
 use crate::value::Value;
@@ -520,7 +520,8 @@ mod tests {
     /// flags but a group.
     #[test]
     fn builder_defaults_are_the_binarys() {
-        let args = crate::cmd::cli::Args::try_parse_from(["groupcached", "--group", "g=echo"]).unwrap();
+        let args =
+            crate::cmd::cli::Args::try_parse_from(["groupcached", "--group", "g=echo"]).unwrap();
         let config = args.into_config().unwrap();
         let builder = NodeBuilder::new("http://127.0.0.1:1");
         assert_eq!(builder.base_path, config.base_path);

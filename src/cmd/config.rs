@@ -6,16 +6,16 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cmd::cli::Args;
-use crate::peers::protocol::Protocol;
-use crate::discovery::etcd::EtcdConfig;
 use crate::discovery::dns::{DnsConfig, DnsError, DnsQuery};
+use crate::discovery::etcd::EtcdConfig;
 use crate::group::freshness::TtlPolicy;
 use crate::group::HotPolicy;
 use crate::http_client::HttpClient;
 use crate::origin::{HttpOrigin, TemplateError};
+use crate::peers::protocol::Protocol;
+use crate::peers::url::{self, base_path_is_valid, BadPeerUrl};
 use crate::tls::{ClientAuth, FlagPath, Identity, ServerTls, TlsError};
 use crate::units::{check_ttl, parse_duration, DEFAULT_MAX_VALUE_BYTES};
-use crate::wire::{self, base_path_is_valid, BadPeerUrl};
 
 /// What the node runs with, validated.
 #[derive(Debug, Clone)]
@@ -413,7 +413,7 @@ impl Args {
 }
 
 /// Peer and etcd URLs must be plain `http://host[:port]` or `https://host[:port]` (see
-/// [`wire::check_peer_url`], which discovery applies to etcd values too).
+/// [`url::check_peer_url`], which discovery applies to etcd values too).
 /// What this host's name resolves to, loopback left out: in a container
 /// or a pod, its own address on the network its peers share.
 fn this_host_address() -> Option<IpAddr> {
@@ -431,7 +431,7 @@ fn host_address(addresses: impl Iterator<Item = IpAddr>) -> Option<IpAddr> {
 }
 
 fn check_url(flag: &'static str, url: &str) -> Result<(), ConfigError> {
-    wire::check_peer_url(url).map_err(|error| ConfigError::Url {
+    url::check_peer_url(url).map_err(|error| ConfigError::Url {
         flag,
         url: url.to_string(),
         error,

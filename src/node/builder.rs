@@ -26,18 +26,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::consistenthash::DEFAULT_REPLICAS;
-use crate::peers::protocol::Protocol;
+use crate::discovery::PeerSource;
 use crate::group::freshness::TtlPolicy;
 use crate::group::getter::Getter;
 use crate::group::{HotPolicy, DEFAULT_STALE_WAIT};
-use crate::peers::health::DEFAULT_PROBE_TIMEOUT;
 use crate::http_client::{HttpClient, LoadBudget};
 use crate::node::{GroupParts, Node, Parts};
-use crate::discovery::PeerSource;
-use crate::peers::Peers;
+use crate::peers::health::DEFAULT_PROBE_TIMEOUT;
 use crate::peers::picker::PickPeer;
+use crate::peers::protocol::Protocol;
+use crate::peers::url::{self, base_path_is_valid, InvalidPeerUrl};
+use crate::peers::Peers;
 use crate::units::{limits, DEFAULT_MAX_VALUE_BYTES};
-use crate::wire::{self, base_path_is_valid, InvalidPeerUrl, DEFAULT_BASE_PATH};
+use crate::wire::{self, DEFAULT_BASE_PATH};
 
 /// Builds a [`Node`]; start with [`NodeBuilder::new`].
 #[must_use]
@@ -310,7 +311,7 @@ impl NodeBuilder {
     /// Checks everything and makes the node; with static peers it is
     /// ready to [`Node::get`] and [`crate::serve`] at once.
     pub fn build(self) -> Result<Node, BuildError> {
-        wire::check_peer_urls(std::iter::once(&self.self_url).chain(&self.peers))?;
+        url::check_peer_urls(std::iter::once(&self.self_url).chain(&self.peers))?;
         if !base_path_is_valid(&self.base_path) {
             return Err(BuildError::BasePath(self.base_path));
         }

@@ -9,16 +9,16 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
-use crate::peers::protocol::Protocol;
+use crate::discovery::PeerSource;
+use crate::group::counters::GroupStats;
 use crate::group::freshness::TtlPolicy;
 use crate::group::getter::Getter;
 use crate::group::{Group, GroupError, HotPolicy};
-use crate::discovery::PeerSource;
-use crate::peers::Peers;
 use crate::peers::picker::PickPeer;
-use crate::group::counters::GroupStats;
+use crate::peers::protocol::Protocol;
+use crate::peers::url::{self, InvalidPeerUrl};
+use crate::peers::Peers;
 use crate::value::Value;
-use crate::wire::{self, InvalidPeerUrl};
 use crate::writes;
 
 /// A groupcache node: its groups and its peer pool, behind a
@@ -175,7 +175,7 @@ impl Node {
         I::Item: Into<String>,
     {
         let mut list: Vec<String> = peers.into_iter().map(Into::into).collect();
-        wire::check_peer_urls(&list)?;
+        url::check_peer_urls(&list)?;
         let self_url = self.inner.peers.self_url().to_string();
         if !list.contains(&self_url) {
             list.push(self_url);
