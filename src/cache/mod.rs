@@ -40,7 +40,7 @@ mod lookup;
 mod lru;
 mod stale;
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 
 use crate::cache::admission::Weighing;
 use crate::cache::entry::Entry;
@@ -158,7 +158,7 @@ impl Caches {
             return Lookup::Miss;
         }
         let hash = rate.is_some().then(|| Heat::hash(key));
-        let mut guard = self.lock();
+        let mut guard = self.inner.lock();
         // Through a plain reference, so the lists borrow separately.
         let pair: &mut Pair = &mut guard;
         if let (Some(hash), Some(rate)) = (hash, rate) {
@@ -180,7 +180,7 @@ impl Caches {
     /// is running and the back-off after failures has passed.
     pub(crate) fn begin_refresh(&self, key: &[u8]) -> bool {
         let now = now_nanos();
-        self.lock().stale.begin_refresh(key, now)
+        self.inner.lock().stale.begin_refresh(key, now)
     }
 
     /// A reload of `key` (in the background or not) ended; `failed`: with
@@ -188,13 +188,13 @@ impl Caches {
     /// has answered, and the stale value goes.
     pub(crate) fn end_reload(&self, key: &[u8], failed: bool) {
         let now = now_nanos();
-        self.lock().stale.end_reload(key, failed, now);
+        self.inner.lock().stale.end_reload(key, failed, now);
     }
 
     /// The write generation of `key`'s stripe, to pass to
     /// [`Caches::add_unless_written`] once a load finishes.
     pub(crate) fn generation(&self, key: &[u8]) -> u64 {
-        self.lock().generations.of(key)
+        self.inner.lock().generations.of(key)
     }
 
     /// Stores `value` under `key` in one cache, evicts down to the limit,
@@ -237,7 +237,7 @@ impl Caches {
             return (value, None);
         }
         let hash = Heat::hash(key);
-        let mut guard = self.lock();
+        let mut guard = self.inner.lock();
         let pair: &mut Pair = &mut guard;
         if pair.generations.written_since(key, since) {
             return (value, None);
@@ -261,7 +261,7 @@ impl Caches {
     /// The keys asked for most here, hottest first: each with its
     /// estimated requests per second and the cache that holds it.
     pub(crate) fn hot_keys(&self) -> Vec<HotKey> {
-        let pair = self.lock();
+        let pair = self.inner.lock();
         let top = pair.heat.top();
         top.into_iter()
             .map(|(key, count)| {
@@ -303,7 +303,7 @@ impl Caches {
         if !self.fits(key, entry.payload.as_ref()) || entry.is_expired_at(now_nanos()) {
             return false;
         }
-        let mut pair = self.lock();
+        let mut pair = self.inner.lock();
         if since.is_some_and(|since| pair.generations.written_since(key, since)) {
             return false;
         }
@@ -320,7 +320,7 @@ impl Caches {
     pub(crate) fn write(&self, key: &[u8], value: Option<(Which, Value)>) -> Result<(), u64> {
         // Copied, if it must be, before the lock is taken.
         let entry = value.map(|(which, value)| (which, Entry::new(value)));
-        let mut pair = self.lock();
+        let mut pair = self.inner.lock();
         pair.generations.bump(key);
         pair.remove_everywhere(key);
         let Some((which, entry)) = entry else {
@@ -369,7 +369,7 @@ impl Caches {
     /// Main's values (not its not-founds), least recently used first, for
     /// a snapshot.
     pub(crate) fn main_entries(&self) -> Vec<(Box<[u8]>, Value)> {
-        self.lock().main.values()
+        self.inner.lock().main.values()
     }
 
     /// The most bytes main and hot hold together, each entry charged its
@@ -392,17 +392,8 @@ impl Caches {
 
     /// (main, hot, stale) counters.
     pub(crate) fn stats(&self) -> (CacheStats, CacheStats, CacheStats) {
-        let pair = self.lock();
+        let pair = self.inner.lock();
         (pair.main.stats, pair.hot.stats, pair.stale.stats)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Pair> {
-        // A panic while holding this lock cannot leave the caches half
-        // updated in a way that matters (worst case a counter is off), so
-        // recover from poisoning instead of propagating the panic.
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -451,7 +442,7 @@ pub(super) mod tests {
         /// The estimated requests per second for `key` here.
         pub(crate) fn rate(&self, key: &[u8]) -> f64 {
             let hash = Heat::hash(key);
-            let pair = self.lock();
+            let pair = self.inner.lock();
             pair.heat.rate(pair.heat.estimate(hash))
         }
     }

@@ -179,20 +179,20 @@ mod tests {
         };
         assert!(stale.failing);
         assert!(!caches.begin_refresh(b"k"), "backing off for a second");
-        let pair = caches.lock();
+        let pair = caches.inner.lock();
         let entry = pair.stale.entries.peek(b"k").unwrap();
         assert_eq!(entry.failures, 1);
         let wait = entry.retry_at - now_nanos();
         assert!(wait > SEC / 2 && wait <= SEC, "{wait}");
         drop(pair);
         // Once the wait has passed, one refresh at a time.
-        let mut pair = caches.lock();
+        let mut pair = caches.inner.lock();
         pair.stale.entries.peek_mut(b"k").unwrap().retry_at = 0;
         drop(pair);
         assert!(caches.begin_refresh(b"k"));
         assert!(!caches.begin_refresh(b"k"), "already refreshing");
         caches.end_reload(b"k", true);
-        let pair = caches.lock();
+        let pair = caches.inner.lock();
         assert_eq!(pair.stale.entries.peek(b"k").unwrap().failures, 2);
         drop(pair);
         // The origin answered: the stale value goes.
