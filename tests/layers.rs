@@ -580,6 +580,10 @@ impl<'ast> Visit<'ast> for Collector<'_> {
         self.scan(node.tokens.clone());
         visit::visit_macro(self, node);
     }
+
+    /// `pub(super)` and `pub(in crate::x)` say who may see an item; they
+    /// import nothing.
+    fn visit_vis_restricted(&mut self, _: &'ast syn::VisRestricted) {}
 }
 
 /// Every import cycle, found as a back edge of a depth-first search.
@@ -720,6 +724,15 @@ fn an_upward_super_import_in_a_folder_is_reported() {
     assert_eq!(
         problems(&[("src/folder/leaf.rs", leaf)]),
         ["src/folder/leaf.rs:1: `super::Folder`: `folder::leaf` (layer 0) imports `folder` (layer 1), a higher layer"]
+    );
+}
+
+#[test]
+fn a_visibility_is_not_an_import() {
+    let leaf = "pub(super) struct Leaf {\n    pub(in crate::folder) field: u8,\n}";
+    assert_eq!(
+        problems(&[("src/folder/leaf.rs", leaf)]),
+        Vec::<String>::new()
     );
 }
 
