@@ -59,7 +59,7 @@ pub use http::routes::{respond, NodeService};
 pub use http::server::run as serve;
 pub use http_client::HttpError;
 pub use node::builder::{BuildError, NodeBuilder};
-pub use node::{GetError, Node};
+pub use node::{GetError, Node, WriteError};
 pub use peers::picker::{FetchPeer, PeerError, PickPeer};
 pub use peers::protocol::{Protocol, UnknownProtocol};
 pub use peers::url::{BadPeerUrl, InvalidPeerUrl};
