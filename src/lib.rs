@@ -31,6 +31,7 @@
 pub mod consistenthash;
 pub mod wire;
 
+mod backoff;
 mod cache;
 #[cfg(feature = "binary")]
 mod cmd;

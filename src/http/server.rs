@@ -23,6 +23,7 @@ use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Semaphore};
 
+use crate::backoff::Backoff;
 use crate::log_gate::WarnGate;
 use crate::node::Node;
 use crate::tls::{ClientAuth, ServerTls};
@@ -37,7 +38,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The longest pause after a failed accept; pauses double from 10 ms.
-const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+const ACCEPT_BACKOFF: Backoff = Backoff::new(Duration::from_millis(10), Duration::from_secs(1));
 
 /// How the listener serves connections.
 #[derive(Debug, Clone, Copy)]
@@ -95,7 +96,7 @@ pub(crate) async fn serve(
     // are dropped, nothing is in flight (tokio's graceful-shutdown idiom).
     let (in_flight, mut all_done) = mpsc::channel::<()>(1);
     let accept_warnings = WarnGate::default();
-    let mut backoff = Duration::ZERO;
+    let mut failed_accepts = 0;
     tokio::pin!(shutdown);
     loop {
         // The semaphore is never closed, so acquiring cannot fail.
@@ -108,17 +109,17 @@ pub(crate) async fn serve(
                 Ok((stream, _)) => stream,
                 Err(e) => {
                     // Usually out of file descriptors: back off instead of spinning.
-                    backoff = (backoff * 2).clamp(Duration::from_millis(10), MAX_ACCEPT_BACKOFF);
+                    failed_accepts += 1;
                     if let Some(unlogged) = accept_warnings.admit() {
                         tracing::warn!(error = %e, unlogged, "accept failed; backing off");
                     }
-                    tokio::time::sleep(backoff).await;
+                    tokio::time::sleep(ACCEPT_BACKOFF.after(failed_accepts)).await;
                     continue;
                 }
             },
             () = &mut shutdown => break,
         };
-        backoff = Duration::ZERO;
+        failed_accepts = 0;
         let _ = stream.set_nodelay(true);
         let (node, http, watcher) = (node.clone(), http.clone(), graceful.watcher());
         // Weak: an idle connection holds no token, only its requests do.
