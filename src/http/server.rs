@@ -23,8 +23,8 @@ use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Semaphore};
 
-use crate::node::Node;
 use crate::log_gate::WarnGate;
+use crate::node::Node;
 use crate::tls::{ClientAuth, ServerTls};
 
 use crate::http::reply::InFlight;
@@ -59,7 +59,7 @@ impl Default for Limits {
         Limits {
             max_connections: None,
             header_read_timeout: Duration::from_secs(10),
-            body_read_timeout: crate::http::routes::DEFAULT_BODY_READ_TIMEOUT,
+            body_read_timeout: crate::http::routes::body::DEFAULT_BODY_READ_TIMEOUT,
         }
     }
 }
