@@ -31,6 +31,7 @@ use crate::discovery::{DnsStatus, EtcdStatus, PeerSource};
 use crate::group::freshness::Lifetime;
 use crate::group::getter::{Getter, GetterError};
 use crate::http::routes;
+use crate::http::serve_options::ServeOptions;
 use crate::http::server;
 use crate::http_client::{HttpClient, LoadBudget};
 use crate::node::builder::{BuildError, NodeBuilder};
@@ -259,32 +260,23 @@ impl App {
             Some(_) => routes::Apis::Users,
             None => routes::Apis::All,
         };
-        let limits = server::Limits {
-            max_connections: config.max_connections,
-            header_read_timeout: config.header_read_timeout,
-            body_read_timeout: config.body_read_timeout,
-        };
-        let main = server::serve(
+        let mut options = ServeOptions::new()
+            .header_read_timeout(config.header_read_timeout)
+            .body_read_timeout(config.body_read_timeout);
+        if let Some(max) = config.max_connections {
+            options = options.max_connections(max);
+        }
+        let main = server::serve_with(
             listener,
-            tls.main,
-            main_apis,
             node.clone(),
-            limits,
+            options.clone().server_tls(tls.main).apis(main_apis),
             serving.clone().cancelled_owned(),
         );
         let snapshot_of = node.clone();
         let peer_api = async {
             if let Some(peer_listener) = peer_listener {
-                let apis = routes::Apis::Peers;
-                server::serve(
-                    peer_listener,
-                    tls.peer,
-                    apis,
-                    node,
-                    limits,
-                    serving.cancelled_owned(),
-                )
-                .await;
+                let options = options.server_tls(tls.peer).apis(routes::Apis::Peers);
+                server::serve_with(peer_listener, node, options, serving.cancelled_owned()).await;
             }
         };
         let ((), (), ended) = tokio::join!(main, peer_api, shutdown);
