@@ -11,7 +11,9 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use tokio::sync::watch;
 
@@ -104,12 +106,8 @@ impl<T> Drop for Finished<T> {
     }
 }
 
-fn lock<T>(calls: &Calls<T>) -> std::sync::MutexGuard<'_, CallMap<T>> {
-    // The map is only ever inserted into or removed from while locked; a
-    // panic cannot interrupt either half way, so a poisoned lock is usable.
-    calls
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+fn lock<T>(calls: &Calls<T>) -> parking_lot::MutexGuard<'_, CallMap<T>> {
+    calls.lock()
 }
 
 #[cfg(test)]

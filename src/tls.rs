@@ -11,7 +11,10 @@
 
 use std::fs;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
 use std::time::{Duration, SystemTime};
 
 use rustls::crypto::ring::default_provider;
@@ -225,7 +228,7 @@ impl std::fmt::Debug for ServerTls {
 #[derive(Debug)]
 pub(crate) struct ReloadingCert {
     identity: Identity,
-    current: RwLock<Arc<CertifiedKey>>,
+    current: ArcSwap<CertifiedKey>,
     /// The files' (mtime, size) when last read.
     stamps: Mutex<[Option<(SystemTime, u64)>; 2]>,
 }
@@ -236,7 +239,7 @@ impl ReloadingCert {
         let current = identity.certified_key()?;
         Ok(ReloadingCert {
             identity,
-            current: RwLock::new(Arc::new(current)),
+            current: ArcSwap::from_pointee(current),
             stamps: Mutex::new(stamps),
         })
     }
@@ -245,7 +248,7 @@ impl ReloadingCert {
     pub(crate) fn reload(&self, force: bool) {
         let stamps = [self.identity.cert.stamp(), self.identity.key.stamp()];
         {
-            let mut seen = self.stamps.lock().unwrap_or_else(|e| e.into_inner());
+            let mut seen = self.stamps.lock();
             if !force && *seen == stamps {
                 return;
             }
@@ -253,7 +256,7 @@ impl ReloadingCert {
         }
         match self.identity.certified_key() {
             Ok(key) => {
-                *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(key);
+                self.current.store(Arc::new(key));
                 tracing::info!(cert = %self.identity.cert.path.display(), "certificate reloaded");
             }
             Err(e) => tracing::warn!(error = %e, "certificate not reloaded; serving the old one"),
@@ -263,12 +266,7 @@ impl ReloadingCert {
 
 impl ResolvesServerCert for ReloadingCert {
     fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(
-            self.current
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
-        )
+        Some(self.current.load_full())
     }
 }
 

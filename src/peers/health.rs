@@ -35,7 +35,9 @@
 //! gets any answer leaves the fetches their whole deadline.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -180,9 +182,8 @@ impl Health {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HealthState> {
-        // Every update leaves the state whole, so a poisoned lock is usable.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, HealthState> {
+        self.state.lock()
     }
 
     /// `None` while the peer is down and it is not yet time to try it (or
@@ -254,7 +255,6 @@ impl Health {
         let recent = prober
             .last_ended
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .is_some_and(|at| at.elapsed() < prober.timeout / 2);
         if recent || prober.in_flight.swap(true, Relaxed) {
             return;
@@ -275,7 +275,7 @@ impl Health {
                 )
                 .await;
             let answered = !matches!(&reply, Err(e) if e.is_unreachable());
-            *prober.last_ended.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+            *prober.last_ended.lock() = Some(Instant::now());
             if !answered {
                 prober.unanswered.fetch_add(1, Relaxed);
                 let mut state = health.lock();

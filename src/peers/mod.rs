@@ -27,7 +27,10 @@ pub(crate) mod protocol;
 pub(crate) mod url;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use parking_lot::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::consistenthash::Ring;
@@ -48,7 +51,7 @@ pub(crate) struct Peers {
     max_conns_per_peer: usize,
     probe_timeout: Duration,
     protocol: Protocol,
-    current: RwLock<Arc<Membership>>,
+    current: ArcSwap<Membership>,
     /// Taken before `current` is written, never while it is held.
     ledger: Mutex<Ledger>,
 }
@@ -121,10 +124,10 @@ impl Peers {
             max_conns_per_peer,
             probe_timeout: DEFAULT_PROBE_TIMEOUT,
             protocol: Protocol::Golang,
-            current: RwLock::new(Arc::new(Membership {
+            current: ArcSwap::from_pointee(Membership {
                 ring: Ring::default(),
                 clients: HashMap::new(),
-            })),
+            }),
             ledger: Mutex::default(),
         }
     }
@@ -193,7 +196,7 @@ impl Peers {
             ring: Ring::with_hashing(self.protocol.hashing(), self.replicas, &peers),
             clients,
         });
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = membership;
+        self.current.store(membership);
         joined
     }
 
@@ -284,8 +287,7 @@ impl Peers {
     }
 
     fn ledger(&self) -> MutexGuard<'_, Ledger> {
-        // Every change to the ledger is one call that leaves it whole.
-        self.ledger.lock().unwrap_or_else(|p| p.into_inner())
+        self.ledger.lock()
     }
 
     /// The current peer list, in ring order of insertion.
@@ -333,12 +335,7 @@ impl Peers {
     }
 
     fn membership(&self) -> Arc<Membership> {
-        // Writers replace the Arc in one step; a poisoned lock still holds a
-        // complete membership.
-        self.current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.current.load_full()
     }
 }
 
