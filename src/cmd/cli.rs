@@ -10,8 +10,8 @@ use clap::builder::{PossibleValue, PossibleValuesParser, RangedU64ValueParser, T
 use clap::Parser;
 
 use crate::consistenthash::DEFAULT_REPLICAS;
-use crate::peers::protocol::Protocol;
 use crate::group::HotPolicy;
+use crate::peers::protocol::Protocol;
 use crate::units::{limits, parse_duration, parse_size};
 use crate::wire::DEFAULT_BASE_PATH;
 

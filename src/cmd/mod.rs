@@ -5,8 +5,11 @@
 //! is public.
 
 pub(crate) mod app;
+pub(crate) mod background;
 pub(crate) mod cli;
 pub(crate) mod config;
+pub(crate) mod tls_flags;
+pub(crate) mod warm_restart;
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
