@@ -441,6 +441,37 @@ mod tests {
         assert_eq!((c.node.max_value, c.node.load_budget), (16 << 20, 64 << 20));
     }
 
+    /// An origin is read once, by the builder: a bad template is refused
+    /// by an embedder's build and by the flags for the same reason.
+    #[test]
+    fn the_builder_and_the_flags_refuse_the_same_origins() {
+        let cases = [
+            ("ftp://x/{key}", "must start with http:// or https://"),
+            ("http://x/fixed", "must contain {key}"),
+            ("http://[x/{key}", "is not a valid URL"),
+        ];
+        for (origin, reason) in cases {
+            let reason = format!("origin URL {reason}: {origin}");
+            let node = NodeBuilder::new("http://127.0.0.1:1").origin_group(
+                "a",
+                1 << 20,
+                origin,
+                TtlPolicy::default(),
+            );
+            let built = node.build().map(|_| ()).unwrap_err().to_string();
+            assert_eq!(built, format!("group \"a\": {reason}"));
+            let flagged = config(&["--group", &format!("a={origin}")]).unwrap_err();
+            assert_eq!(flagged, format!("--group a: {reason}"));
+        }
+        let echo = NodeBuilder::new("http://127.0.0.1:1").origin_group(
+            "a",
+            0,
+            "echo",
+            TtlPolicy::default(),
+        );
+        assert!(echo.build().is_ok());
+    }
+
     #[test]
     fn value_limits_follow_the_cache_size() {
         let limits = |extra: &[&str]| {
