@@ -60,6 +60,7 @@ pub use http::server::run as serve;
 pub use http_client::HttpError;
 pub use node::builder::{BuildError, NodeBuilder};
 pub use node::{GetError, Node};
+pub use origin::TemplateError;
 pub use peers::picker::{FetchPeer, PeerError, PickPeer};
 pub use peers::protocol::{Protocol, UnknownProtocol};
 pub use value::{Expiry, Grace, Value};

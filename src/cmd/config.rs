@@ -13,7 +13,7 @@ use crate::discovery::dns::{DnsConfig, DnsError, DnsQuery};
 use crate::discovery::etcd::EtcdConfig;
 use crate::group::freshness::TtlPolicy;
 use crate::node::builder::check::{BASE_PATH_RULE, GROUP_NAME_RULE};
-use crate::node::builder::{BuildError, NodeBuilder};
+use crate::node::builder::{BuildError, NewGroup, NodeBuilder};
 use crate::origin::TemplateError;
 use crate::units::{check_ttl, parse_duration, DEFAULT_MAX_VALUE_BYTES};
 use crate::wire::{self, BadPeerUrl};
@@ -38,14 +38,6 @@ pub(crate) struct Config {
     pub(crate) etcd: Option<EtcdConfig>,
     pub(crate) dns: Option<DnsConfig>,
     pub(crate) tls: TlsSettings,
-}
-
-/// One `--group NAME=ORIGIN`, with its TTL policy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct GroupSpec {
-    name: String,
-    origin: String,
-    ttl: TtlPolicy,
 }
 
 /// Where a TTL flag's value goes in a group's policy.
@@ -129,6 +121,10 @@ impl Args {
             return Err(ConfigError::WritesInGolang);
         }
         let tls = self.tls_settings()?;
+        let (max_value, load_budget) = self.value_limits()?;
+        let node = node
+            .writes(self.allow_writes, max_value)
+            .load_budget(load_budget);
         let etcd = if self.etcd.is_empty() {
             None
         } else {
@@ -155,10 +151,9 @@ impl Args {
     }
 
     /// The node the flags describe, as builder calls; only the flags'
-    /// syntax and their relations to each other are checked here.
+    /// syntax is checked here. Each `--group` is checked as it is read, so
+    /// an error names the first bad one.
     fn node_builder(&self) -> Result<NodeBuilder, ConfigError> {
-        let groups = self.group_specs()?;
-        let (max_value, load_budget) = self.value_limits()?;
         let node = match &self.self_url {
             Some(url) => NodeBuilder::new(url.clone()),
             None => NodeBuilder::without_self_url(),
@@ -171,18 +166,7 @@ impl Args {
             .replicas(self.replicas)
             .max_conns_per_peer(self.max_conns_per_peer)
             .probe_timeout(self.probe_timeout)
-            .stale_wait(self.stale_wait)
-            .writes(self.allow_writes, max_value)
-            .load_budget(load_budget);
-        for group in groups {
-            node = node.origin_group(&group.name, self.cache_bytes, &group.origin, group.ttl);
-        }
-        Ok(node)
-    }
-
-    /// The `--group NAME=ORIGIN` flags split, with their TTL flags.
-    fn group_specs(&self) -> Result<Vec<GroupSpec>, ConfigError> {
-        let mut groups: Vec<GroupSpec> = Vec::new();
+            .stale_wait(self.stale_wait);
         for spec in &self.groups {
             if spec.is_empty() {
                 return Err(ConfigError::EmptyGroup);
@@ -191,11 +175,10 @@ impl Args {
                 .split_once('=')
                 .filter(|(name, _)| !name.is_empty())
                 .ok_or_else(|| ConfigError::GroupSyntax(spec.clone()))?;
-            groups.push(GroupSpec {
-                name: name.to_string(),
-                origin: origin.to_string(),
-                ttl: TtlPolicy::default(),
-            });
+            let ttl = TtlPolicy::default();
+            node = node.origin_group(name, self.cache_bytes, origin, ttl);
+            node.check_groups()
+                .map_err(|error| self.flag_error(error))?;
         }
         let ttl_flags: [(&'static str, &[String], TtlField); 6] = [
             ("--default-ttl", &self.default_ttl, |ttl| {
@@ -218,9 +201,9 @@ impl Args {
             }),
         ];
         for (flag, values, field) in ttl_flags {
-            apply_ttls(flag, values, &mut groups, field)?;
+            apply_ttls(flag, values, &mut node.groups, field)?;
         }
-        Ok(groups)
+        Ok(node)
     }
 
     /// The builder's `error`, naming the flag that set the value: each
@@ -291,7 +274,7 @@ impl Args {
 fn apply_ttls(
     flag: &'static str,
     values: &[String],
-    groups: &mut [GroupSpec],
+    groups: &mut [NewGroup],
     field: TtlField,
 ) -> Result<(), ConfigError> {
     let error = |value: &String, reason| ConfigError::Ttl {

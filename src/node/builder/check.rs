@@ -89,9 +89,7 @@ impl NodeBuilder {
         if !base_path_is_valid(&self.base_path) {
             return Err(BuildError::BasePath(self.base_path.clone()));
         }
-        for (i, group) in self.groups.iter().enumerate() {
-            group.check(&self.groups[..i])?;
-        }
+        self.check_groups()?;
         in_range(count(self.replicas), limits::REPLICAS, number("replicas"))?;
         let max_conns = count(self.max_conns_per_peer);
         let max_conns_range = limits::MAX_CONNS_PER_PEER;
@@ -106,6 +104,17 @@ impl NodeBuilder {
             duration("probe_timeout"),
         )?;
         in_range(self.stale_wait, limits::STALE_WAIT, duration("stale_wait"))
+    }
+}
+
+impl NodeBuilder {
+    /// The groups' rules, group by group in the order they were given:
+    /// the binary checks each `--group` as it reads it.
+    pub(crate) fn check_groups(&self) -> Result<(), BuildError> {
+        for (i, group) in self.groups.iter().enumerate() {
+            group.check(&self.groups[..i])?;
+        }
+        Ok(())
     }
 }
 
