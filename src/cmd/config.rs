@@ -12,7 +12,7 @@ use crate::cmd::tls_flags::{TlsFlagError, TlsSettings};
 use crate::discovery::dns::{DnsConfig, DnsError, DnsQuery};
 use crate::discovery::etcd::EtcdConfig;
 use crate::group::freshness::TtlPolicy;
-use crate::node::builder::check::{BASE_PATH_RULE, GROUP_NAME_RULE};
+use crate::node::builder::rules::{BASE_PATH_RULE, GROUP_NAME_RULE};
 use crate::node::builder::{BuildError, NewGroup, NodeBuilder};
 use crate::origin::TemplateError;
 use crate::units::{check_ttl, parse_duration, DEFAULT_MAX_VALUE_BYTES};

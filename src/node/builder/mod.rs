@@ -25,7 +25,8 @@
 //! builder, and its `--check` runs the same checks. Values never expire
 //! unless the getter says so, and the node accepts no writes.
 
-pub(crate) mod check;
+mod group;
+pub(crate) mod rules;
 
 use std::cell::OnceCell;
 use std::sync::Arc;
@@ -37,16 +38,19 @@ use crate::group::freshness::TtlPolicy;
 use crate::group::getter::Getter;
 use crate::group::{HotPolicy, DEFAULT_STALE_WAIT};
 use crate::http_client::{HttpClient, LoadBudget};
-use crate::node::{GroupParts, Node, Parts};
-use crate::origin::{Origin, TemplateError};
+use crate::node::{Node, Parts};
+use crate::origin::Origin;
 use crate::peers::health::DEFAULT_PROBE_TIMEOUT;
 use crate::peers::picker::PickPeer;
 use crate::peers::protocol::Protocol;
 use crate::peers::Peers;
-use crate::units::DEFAULT_MAX_VALUE_BYTES;
+use crate::units::{limits, DEFAULT_MAX_VALUE_BYTES};
 use crate::wire::{self, DEFAULT_BASE_PATH};
 
-pub use check::BuildError;
+use group::Loader;
+pub(crate) use group::NewGroup;
+pub use rules::BuildError;
+use rules::{check_base_path, count, duration, in_range, number};
 
 /// Builds a [`Node`]; start with [`NodeBuilder::new`].
 ///
@@ -97,22 +101,6 @@ impl std::fmt::Debug for NodeBuilder {
             .field("replicas", &self.replicas)
             .finish_non_exhaustive()
     }
-}
-
-/// A group as the builder was given it.
-pub(crate) struct NewGroup {
-    pub(crate) name: String,
-    cache_bytes: u64,
-    loader: Loader,
-    pub(crate) ttl: TtlPolicy,
-    hot_policy: HotPolicy,
-}
-
-/// What a group loads with: an embedder's getter, or a `--group` origin,
-/// read once when it was given (a bad one is reported by the checks).
-enum Loader {
-    Getter(Arc<dyn Getter>),
-    Origin(Result<Origin, TemplateError>),
 }
 
 impl NodeBuilder {
@@ -405,31 +393,37 @@ impl NodeBuilder {
     }
 }
 
-impl NewGroup {
-    /// The group with its getter: an origin's is made here, loading
-    /// through the client `origin_http` gives.
-    fn into_parts(
-        self,
-        origin_http: impl FnOnce() -> HttpClient,
-        max_conns: usize,
-    ) -> Result<GroupParts, BuildError> {
-        let getter = match self.loader {
-            Loader::Getter(getter) => getter,
-            Loader::Origin(Ok(origin)) => origin.getter(origin_http(), max_conns, self.ttl),
-            Loader::Origin(Err(error)) => {
-                return Err(BuildError::Origin {
-                    group: self.name,
-                    error,
-                })
-            }
-        };
-        Ok(GroupParts {
-            name: self.name,
-            cache_bytes: self.cache_bytes,
-            getter,
-            ttl: self.ttl,
-            hot_policy: self.hot_policy,
-        })
+impl NodeBuilder {
+    /// Checks every setting: [`NodeBuilder::build`] runs it, and the
+    /// binary's flags run it before anything is bound (without the node's
+    /// own URL when `--self` is not given: the listener gives it later).
+    pub(crate) fn check(&self) -> Result<(), BuildError> {
+        wire::check_peer_urls(self.self_url.iter().chain(&self.peers))?;
+        check_base_path(&self.base_path)?;
+        self.check_groups()?;
+        in_range(count(self.replicas), limits::REPLICAS, number("replicas"))?;
+        let max_conns = count(self.max_conns_per_peer);
+        let max_conns_range = limits::MAX_CONNS_PER_PEER;
+        in_range(max_conns, max_conns_range, number("max_conns_per_peer"))?;
+        if self.fetch_timeout.is_zero() {
+            return Err(BuildError::ZeroTimeout);
+        }
+        let probe_timeout = self.probe_timeout;
+        in_range(
+            probe_timeout,
+            limits::PROBE_TIMEOUT,
+            duration("probe_timeout"),
+        )?;
+        in_range(self.stale_wait, limits::STALE_WAIT, duration("stale_wait"))
+    }
+
+    /// The groups' rules, group by group in the order they were given:
+    /// the binary checks each `--group` as it reads it.
+    pub(crate) fn check_groups(&self) -> Result<(), BuildError> {
+        for (i, group) in self.groups.iter().enumerate() {
+            group.check(&self.groups[..i])?;
+        }
+        Ok(())
     }
 }
 
