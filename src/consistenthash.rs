@@ -72,7 +72,7 @@ fn host_port(url: &str) -> &str {
 }
 
 /// FNV-1 64 (multiply, then XOR), Go's `hash/fnv.New64`.
-pub fn fnv1_64(data: &[u8]) -> u64 {
+pub(crate) fn fnv1_64(data: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for &byte in data {
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3) ^ u64::from(byte);
@@ -163,7 +163,7 @@ impl Ring {
 }
 
 /// CRC-32 with the IEEE polynomial (Go's `crc32.ChecksumIEEE`, zlib's `crc32`).
-pub fn crc32(data: &[u8]) -> u32 {
+pub(crate) fn crc32(data: &[u8]) -> u32 {
     crc32fast::hash(data)
 }
 

@@ -59,12 +59,12 @@ pub use http::routes::{respond, NodeService};
 pub use http::server::run as serve;
 pub use http_client::HttpError;
 pub use node::builder::{BuildError, NodeBuilder};
-pub use node::{GetError, Node};
+pub use node::{GetError, Node, WriteError};
 pub use origin::TemplateError;
 pub use peers::picker::{FetchPeer, PeerError, PickPeer};
 pub use peers::protocol::{Protocol, UnknownProtocol};
+pub use peers::url::{BadPeerUrl, InvalidPeerUrl};
 pub use value::{Expiry, Grace, Value};
-pub use wire::InvalidPeerUrl;
 
 /// The `groupcached` command's `main`, for `src/main.rs`: not part of the
 /// library's API.

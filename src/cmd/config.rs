@@ -15,8 +15,8 @@ use crate::group::freshness::TtlPolicy;
 use crate::node::builder::rules::{BASE_PATH_RULE, GROUP_NAME_RULE};
 use crate::node::builder::{BuildError, NewGroup, NodeBuilder};
 use crate::origin::TemplateError;
+use crate::peers::url::{self, BadPeerUrl};
 use crate::units::{check_ttl, parse_duration, DEFAULT_MAX_VALUE_BYTES};
-use crate::wire::{self, BadPeerUrl};
 
 /// What the process runs with: the node, checked (all but its own URL
 /// when `--self` is not given), and what surrounds it.
@@ -386,9 +386,9 @@ fn host_address(addresses: impl Iterator<Item = IpAddr>) -> Option<IpAddr> {
 }
 
 /// An etcd URL must be plain `http://host[:port]` or `https://host[:port]`,
-/// as a peer's (see [`wire::check_peer_url`]).
+/// as a peer's (see [`url::check_peer_url`]).
 fn check_url(flag: &'static str, url: &str) -> Result<(), ConfigError> {
-    wire::check_peer_url(url).map_err(|error| ConfigError::Url {
+    url::check_peer_url(url).map_err(|error| ConfigError::Url {
         flag,
         url: url.to_string(),
         error,

@@ -31,8 +31,8 @@ use hickory_resolver::proto::ProtoErrorKind;
 use hickory_resolver::{ResolveError, TokioResolver};
 use tokio::sync::watch;
 
-use crate::node::Node;
 use crate::discovery::{self, DnsStatus};
+use crate::node::Node;
 
 /// The most records one answer may hold (SRV records, or addresses in
 /// all); a larger answer is refused, as no pool is that large and a

@@ -21,10 +21,10 @@ use std::time::Duration;
 use etcd_client::{Client, ConnectOptions, EventType, GetOptions, PutOptions, WatchOptions};
 use tokio::sync::watch;
 
-use crate::node::Node;
+use crate::discovery::registry::{Event, OwnEntry, Refused, Registry};
 use crate::discovery::{self, EtcdStatus};
 use crate::log_gate::WarnGate;
-use crate::discovery::registry::{Event, OwnEntry, Refused, Registry};
+use crate::node::Node;
 
 /// Where and how this node registers in etcd.
 #[derive(Debug, Clone, PartialEq, Eq)]

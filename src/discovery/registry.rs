@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 
 use crate::discovery;
-use crate::wire::{self, BadPeerUrl};
+use crate::peers::url::{self, BadPeerUrl};
 
 /// A change under the prefix: a listing's entry or a watch event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,7 +78,7 @@ impl Registry {
             }
             Event::Put { key, value } => {
                 let text = String::from_utf8_lossy(value);
-                match wire::check_peer_url(&text) {
+                match url::check_peer_url(&text) {
                     Ok(()) => {
                         self.members.insert(key.to_vec(), text.into_owned());
                         None

@@ -44,14 +44,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::cache::{Caches, Lookup, StaleHit, Which};
+pub(crate) use crate::group::counters::{Counted, GroupStats};
+use crate::group::counters::{LoadTimings, Stats};
 use crate::group::freshness::TtlPolicy;
 use crate::group::getter::{Getter, GetterError};
 use crate::http_client::HttpError;
-use crate::peers::picker::{FetchPeer, PeerError, PickPeer};
 use crate::log_gate::WarnGate;
+use crate::peers::picker::{FetchPeer, PeerError, PickPeer};
 use crate::singleflight::Flight;
-pub(crate) use crate::group::counters::{Counted, GroupStats};
-use crate::group::counters::{LoadTimings, Stats};
 use crate::value::{Expiry, Value};
 
 /// Why a get produced no value. The text is what peers and users see.
@@ -716,10 +716,10 @@ fn one_in_ten() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::peers::protocol::Protocol;
     use crate::http_client::HttpClient;
-    use crate::peers::Peers;
     use crate::peers::picker::fake::{Answer, FakePeer, FakePool, FETCH_TIMEOUT};
+    use crate::peers::protocol::Protocol;
+    use crate::peers::Peers;
     use crate::value::advance_clock;
     use bytes::Bytes;
     use hyper::StatusCode;

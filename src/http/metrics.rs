@@ -17,9 +17,9 @@ use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricT
 use prometheus::{Histogram, TextEncoder};
 
 use crate::cache::CacheStats;
+use crate::group::counters::GroupStats;
 use crate::group::Group;
 use crate::node::Node;
-use crate::group::counters::GroupStats;
 
 /// The `Content-Type` of the exposition (Prometheus text format 0.0.4).
 pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

@@ -23,8 +23,8 @@ use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Semaphore};
 
-use crate::node::Node;
 use crate::log_gate::WarnGate;
+use crate::node::Node;
 use crate::tls::{ClientAuth, ServerTls};
 
 use crate::http::reply::InFlight;

@@ -13,10 +13,10 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::cache::{HotKey, Which};
-use crate::group::GroupStats;
-use crate::peers::health::HealthReport;
-use crate::node::Node;
 use crate::discovery::{DnsStatus, EtcdStatus};
+use crate::group::GroupStats;
+use crate::node::Node;
+use crate::peers::health::HealthReport;
 use crate::peers::PeerHealth;
 use crate::wire;
 

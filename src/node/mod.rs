@@ -9,16 +9,16 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
-use crate::peers::protocol::Protocol;
+use crate::discovery::PeerSource;
+use crate::group::counters::GroupStats;
 use crate::group::freshness::TtlPolicy;
 use crate::group::getter::Getter;
 use crate::group::{Group, GroupError, HotPolicy};
-use crate::discovery::PeerSource;
+use crate::peers::picker::{PeerError, PickPeer};
+use crate::peers::protocol::Protocol;
+use crate::peers::url::{self, InvalidPeerUrl};
 use crate::peers::Peers;
-use crate::peers::picker::PickPeer;
-use crate::group::counters::GroupStats;
 use crate::value::Value;
-use crate::wire::{self, InvalidPeerUrl};
 use crate::writes;
 
 /// A groupcache node: its groups and its peer pool, behind a
@@ -103,6 +103,36 @@ pub enum GetError {
     Load(#[from] GroupError),
 }
 
+/// Why [`Node::set`] or [`Node::remove`] did not complete.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WriteError {
+    /// The node has no group of that name.
+    #[error("no such group: {0}")]
+    NoGroup(String),
+    /// The pool's protocol has no writes (golang's has none; mailgun and
+    /// groupcache-go pools do).
+    #[error("a {0} pool has no writes (mailgun and groupcache-go pools do)")]
+    NoWrites(Protocol),
+    /// The write was refused before anything was sent (a value too large
+    /// for the group's caches), with why.
+    #[error("{0}")]
+    Refused(String),
+    /// Some nodes did not confirm the write: each node's URL and error.
+    /// The nodes that did confirm keep it.
+    #[error("not confirmed by {}", unconfirmed_list(.0))]
+    Unconfirmed(Vec<(String, PeerError)>),
+}
+
+/// `URL (error), URL (error)`, for [`WriteError::Unconfirmed`]'s message.
+fn unconfirmed_list(nodes: &[(String, PeerError)]) -> String {
+    let named: Vec<String> = nodes
+        .iter()
+        .map(|(url, error)| format!("{url} ({error})"))
+        .collect();
+    named.join(", ")
+}
+
 impl Node {
     /// The one constructor: groups keyed by their own names.
     pub(crate) fn assemble(parts: Parts) -> Node {
@@ -148,6 +178,47 @@ impl Node {
         Ok(group.get(key).await?)
     }
 
+    /// Sets `key` of `group` to `value` across the pool, as mailgun's and
+    /// groupcache-go's `Group.Set` do: stored at the key's owner (at every
+    /// node in a groupcache-go pool), other nodes' hot copies dropped, the
+    /// owner written first. `ttl` is the value's lifetime (capped by the
+    /// group's `max_ttl`; `None`: the group's default, else never); `hot`
+    /// also keeps a copy in this node's hot cache. A golang pool has no
+    /// writes.
+    pub async fn set(
+        &self,
+        group: &str,
+        key: &[u8],
+        value: impl Into<bytes::Bytes>,
+        ttl: Option<std::time::Duration>,
+        hot: bool,
+    ) -> Result<(), WriteError> {
+        let found = self.writable(group)?;
+        let policy = self.ttl_policy(group.as_bytes());
+        let options = writes::SetOptions { ttl, hot };
+        let sent = writes::user_set(found, self.peers(), &policy, key, value.into(), options).await;
+        let unconfirmed = sent.map_err(|e| WriteError::Refused(e.to_string()))?;
+        unconfirmed.into_result().map_err(WriteError::Unconfirmed)
+    }
+
+    /// Removes `key` of `group` from every node of the pool, the owner
+    /// first, as the forks' `Group.Remove` does; the next get loads it
+    /// again, once for the pool. A golang pool has no writes.
+    pub async fn remove(&self, group: &str, key: &[u8]) -> Result<(), WriteError> {
+        let found = self.writable(group)?;
+        let unconfirmed = writes::user_remove(found, self.peers(), key).await;
+        unconfirmed.into_result().map_err(WriteError::Unconfirmed)
+    }
+
+    /// The group `name`, if the pool takes writes.
+    fn writable(&self, name: &str) -> Result<&Group, WriteError> {
+        if !self.protocol().has_writes() {
+            return Err(WriteError::NoWrites(self.protocol()));
+        }
+        self.group(name.as_bytes())
+            .ok_or_else(|| WriteError::NoGroup(name.to_string()))
+    }
+
     /// The group named `name`.
     pub fn group(&self, name: impl AsRef<[u8]>) -> Option<&Group> {
         let name = name.as_ref();
@@ -175,7 +246,7 @@ impl Node {
         I::Item: Into<String>,
     {
         let mut list: Vec<String> = peers.into_iter().map(Into::into).collect();
-        wire::check_peer_urls(&list)?;
+        url::check_peer_urls(&list)?;
         let self_url = self.inner.peers.self_url().to_string();
         if !list.contains(&self_url) {
             list.push(self_url);

@@ -24,10 +24,10 @@ use hyper::{Method, StatusCode, Uri};
 use tokio::time::Instant;
 
 use crate::group::getter::BoxFuture;
-use crate::peers::health::{Attempt, Health, HealthReport, Outcome};
 use crate::http_client::{HostLimit, HttpClient};
-use crate::peers::picker::{FetchPeer, PeerError};
 use crate::log_gate::WarnGate;
+use crate::peers::health::{Attempt, Health, HealthReport, Outcome};
+use crate::peers::picker::{FetchPeer, PeerError};
 use crate::value::Value;
 use crate::wire;
 

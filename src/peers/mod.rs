@@ -24,17 +24,18 @@ pub(crate) mod client;
 pub(crate) mod health;
 pub(crate) mod picker;
 pub(crate) mod protocol;
+pub(crate) mod url;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::consistenthash::Ring;
-use crate::peers::protocol::Protocol;
-use crate::peers::health::{HealthReport, DEFAULT_PROBE_TIMEOUT};
 use crate::http_client::{HttpClient, LoadBudget};
 use crate::peers::client::PeerClient;
+use crate::peers::health::{HealthReport, DEFAULT_PROBE_TIMEOUT};
 use crate::peers::picker::{FetchPeer, PickPeer};
+use crate::peers::protocol::Protocol;
 use crate::value::Value;
 use crate::writes::log::{Behind, Kind, Start, WriteKey, WriteLog};
 

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use hyper::StatusCode;
 
-use crate::peers::protocol::Protocol;
 use crate::group::getter::BoxFuture;
 use crate::http_client::{status_text, HttpError};
+use crate::peers::protocol::Protocol;
 use crate::value::Value;
 
 /// What a group asks of its peer pool (golang's `PeerPicker`). Give a

@@ -56,7 +56,7 @@ impl std::fmt::Display for Protocol {
 
 /// What a request on the peer path asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PeerOp {
+pub(crate) enum PeerOp {
     Get,
     /// PUT: a SetRequest body.
     Set,
@@ -99,7 +99,7 @@ impl Protocol {
     }
 
     /// What `method` on the peer path of `key` means.
-    pub fn peer_op(self, method: &Method, key: &[u8]) -> PeerOp {
+    pub(crate) fn peer_op(self, method: &Method, key: &[u8]) -> PeerOp {
         match (self, method) {
             (Protocol::Golang, _) => PeerOp::Get,
             (_, &Method::GET) => PeerOp::Get,
@@ -120,7 +120,7 @@ impl Protocol {
     /// The status a peer gets when a load fails (`not_found`: the key does
     /// not exist): golang's 500, or the forks' 404 for "not found" and 503
     /// for anything else.
-    pub fn load_error_status(self, not_found: bool) -> StatusCode {
+    pub(crate) fn load_error_status(self, not_found: bool) -> StatusCode {
         match self {
             Protocol::Golang => StatusCode::INTERNAL_SERVER_ERROR,
             _ if not_found => StatusCode::NOT_FOUND,
@@ -131,25 +131,25 @@ impl Protocol {
     /// Whether a peer's reply with `status` is its final answer (the forks
     /// pass a 404 or 503 on as it is), rather than a failure to fall back
     /// from with a local load (golang, and every other status).
-    pub fn is_final_refusal(self, status: StatusCode) -> bool {
+    pub(crate) fn is_final_refusal(self, status: StatusCode) -> bool {
         self.has_writes()
             && (status == StatusCode::NOT_FOUND || status == StatusCode::SERVICE_UNAVAILABLE)
     }
 
     /// Whether every value fetched from a peer is mirrored into the hot
     /// cache (the forks), rather than one in ten (golang).
-    pub fn always_fills_hot(self) -> bool {
+    pub(crate) fn always_fills_hot(self) -> bool {
         self.has_writes()
     }
 
     /// Whether a GET reply always carries `expire` (0 for "never").
-    pub fn always_sends_expire(self) -> bool {
+    pub(crate) fn always_sends_expire(self) -> bool {
         self.has_writes()
     }
 
     /// Whether a Set of a key also goes to every other node (groupcache-go
     /// stores it there too), rather than only removing their hot copies.
-    pub fn set_goes_everywhere(self) -> bool {
+    pub(crate) fn set_goes_everywhere(self) -> bool {
         self == Protocol::GroupcacheGo
     }
 }

@@ -33,8 +33,8 @@ use crate::cache::Which;
 use crate::group::freshness::{Lifetime, TtlPolicy};
 use crate::group::{Counted, Group};
 use crate::peers::client::PeerClient;
-use crate::peers::{Owed, Pass, Peers};
 use crate::peers::picker::PeerError;
+use crate::peers::{Owed, Pass, Peers};
 use crate::value::Value;
 use crate::wire::{self, WriteBodyError};
 use crate::writes::log::{Kind, WriteKey};
@@ -174,6 +174,15 @@ impl SetOptions {
 pub(crate) struct Unconfirmed(pub Vec<(String, PeerError)>);
 
 impl Unconfirmed {
+    /// `Ok` when every node confirmed, else the nodes that did not.
+    pub(crate) fn into_result(self) -> Result<(), Vec<(String, PeerError)>> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(self.0)
+        }
+    }
+
     /// 200 `ok`, or 502 with one line per node that did not confirm.
     pub(crate) fn reply(&self) -> (StatusCode, String) {
         if self.0.is_empty() {

@@ -27,15 +27,15 @@ use hyper::header::{
 use hyper::service::Service;
 use hyper::{Method, Request, Response, StatusCode, Version};
 
-use crate::http::cache_status::{cache_status, CACHE_STATUS};
-use crate::peers::protocol::PeerOp;
 use crate::group::getter::BoxFuture;
 use crate::group::{Counted, Group, GroupError, HotPolicy, Source};
-use crate::http_client::Reservation;
-use crate::node::Node;
+use crate::http::cache_status::{cache_status, CACHE_STATUS};
 use crate::http::reply::{
     closing, go_bad_request, html, json, no_such_group, text, InFlight, Reply, ReplyBody,
 };
+use crate::http_client::Reservation;
+use crate::node::Node;
+use crate::peers::protocol::PeerOp;
 use crate::value::Expiry;
 use crate::wire::{self, PathError, PathParts};
 use crate::writes::{self, SetOptions, WriteError};

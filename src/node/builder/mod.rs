@@ -43,6 +43,7 @@ use crate::origin::Origin;
 use crate::peers::health::DEFAULT_PROBE_TIMEOUT;
 use crate::peers::picker::PickPeer;
 use crate::peers::protocol::Protocol;
+use crate::peers::url;
 use crate::peers::Peers;
 use crate::units::{limits, DEFAULT_MAX_VALUE_BYTES};
 use crate::wire::{self, DEFAULT_BASE_PATH};
@@ -398,7 +399,7 @@ impl NodeBuilder {
     /// binary's flags run it before anything is bound (without the node's
     /// own URL when `--self` is not given: the listener gives it later).
     pub(crate) fn check(&self) -> Result<(), BuildError> {
-        wire::check_peer_urls(self.self_url.iter().chain(&self.peers))?;
+        url::check_peer_urls(self.self_url.iter().chain(&self.peers))?;
         check_base_path(&self.base_path)?;
         self.check_groups()?;
         in_range(count(self.replicas), limits::REPLICAS, number("replicas"))?;

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use crate::group::freshness::TtlPolicy;
 use crate::origin::TemplateError;
+use crate::peers::url::{base_path_is_valid, InvalidPeerUrl};
 use crate::units::limits;
-use crate::wire::{base_path_is_valid, InvalidPeerUrl};
 
 /// What a group name may not be or contain: `/` would split the peer
 /// API's paths, spaces and control characters its log lines and URLs.
