@@ -31,6 +31,7 @@
 pub mod consistenthash;
 pub mod wire;
 
+mod backoff;
 mod cache;
 #[cfg(feature = "binary")]
 mod cmd;
@@ -56,7 +57,8 @@ pub use group::getter::{BoxFuture, Getter, GetterError};
 pub use group::{Group, GroupError, HotPolicy, UnknownHotPolicy};
 pub use http::reply::{ReplyBody, ReplyChunk};
 pub use http::routes::{respond, NodeService};
-pub use http::server::run as serve;
+pub use http::serve_options::ServeOptions;
+pub use http::server::{serve, serve_with};
 pub use http_client::HttpError;
 pub use node::builder::{BuildError, NodeBuilder};
 pub use node::{GetError, Node, WriteError};

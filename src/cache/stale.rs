@@ -8,14 +8,14 @@
 
 use std::time::Duration;
 
+use crate::backoff::Backoff;
 use crate::cache::entry::Entry;
 use crate::cache::list::{Held, List};
 use crate::cache::lookup::{Lookup, StaleHit};
 
 /// The wait after a stale key's first failed reload; it doubles with each
 /// failure up to [`MAX_RETRY_WAIT`].
-const FIRST_RETRY_WAIT: Duration = Duration::from_secs(1);
-const MAX_RETRY_WAIT: Duration = Duration::from_secs(10);
+const RETRY: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(10));
 
 /// A stale entry, and how its reloads are going.
 pub(super) struct Stale {
@@ -100,9 +100,7 @@ impl List<Stale> {
         // Waiters of one failed load all end it: count it once.
         if stale.refreshing || now >= stale.retry_at {
             stale.failures = stale.failures.saturating_add(1);
-            let wait = FIRST_RETRY_WAIT
-                .saturating_mul(1 << (stale.failures - 1).min(8))
-                .min(MAX_RETRY_WAIT);
+            let wait = RETRY.after(stale.failures);
             stale.retry_at = now.saturating_add(wait.as_nanos() as i64);
         }
         stale.refreshing = false;

@@ -24,6 +24,7 @@ use crate::cmd::warm_restart::{restore_snapshot, save_snapshot};
 use crate::discovery::dns::{self, DnsError, DnsResolver};
 use crate::discovery::etcd::EtcdConfig;
 use crate::discovery::{self, DnsStatus, EtcdStatus, PeerSource};
+use crate::http::serve_options::ServeOptions;
 use crate::http::{routes, server};
 use crate::http_client::{HttpClient, LoadBudget};
 use crate::node::builder::BuildError;
@@ -155,17 +156,18 @@ impl App {
         );
         warn_of_open_writes(protocol, &config.tls, addr, peer_addr.is_some());
         watch_certificates(&mut background, &config.tls);
-        let limits = server::Limits {
-            max_connections: config.max_connections,
-            header_read_timeout: config.header_read_timeout,
-            body_read_timeout: config.body_read_timeout,
-        };
+        let mut options = ServeOptions::new()
+            .header_read_timeout(config.header_read_timeout)
+            .body_read_timeout(config.body_read_timeout);
+        if let Some(max) = config.max_connections {
+            options = options.max_connections(max);
+        }
         let listeners = (listener, peer_listener);
         let ended = serve(
             node.clone(),
             listeners,
             config.tls,
-            limits,
+            options,
             background,
             shutdown,
         )
@@ -278,7 +280,7 @@ async fn serve(
     node: Node,
     (listener, peer_listener): (TcpListener, Option<TcpListener>),
     tls: TlsSettings,
-    limits: server::Limits,
+    options: ServeOptions,
     mut background: Background,
     shutdown: impl Future<Output = ()>,
 ) -> Option<TaskEnded> {
@@ -302,19 +304,16 @@ async fn serve(
         Some(_) => routes::Apis::Users,
         None => routes::Apis::All,
     };
-    let main = server::serve(
+    let main = server::serve_with(
         listener,
-        tls.main,
-        main_apis,
         node.clone(),
-        limits,
+        options.clone().server_tls(tls.main).apis(main_apis),
         serving.clone().cancelled_owned(),
     );
     let peer_api = async {
         if let Some(peer_listener) = peer_listener {
-            let apis = routes::Apis::Peers;
-            let stopped = serving.cancelled_owned();
-            server::serve(peer_listener, tls.peer, apis, node, limits, stopped).await;
+            let options = options.server_tls(tls.peer).apis(routes::Apis::Peers);
+            server::serve_with(peer_listener, node, options, serving.cancelled_owned()).await;
         }
     };
     let ((), (), ended) = tokio::join!(main, peer_api, shutdown);

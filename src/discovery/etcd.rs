@@ -21,6 +21,7 @@ use std::time::Duration;
 use etcd_client::{Client, ConnectOptions, EventType, GetOptions, PutOptions, WatchOptions};
 use tokio::sync::watch;
 
+use crate::backoff::Backoff;
 use crate::discovery::registry::{Event, OwnEntry, Refused, Registry};
 use crate::discovery::{self, EtcdStatus};
 use crate::log_gate::WarnGate;
@@ -58,7 +59,7 @@ enum SessionError {
 }
 
 /// The longest wait between two attempts to reach etcd.
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
+const BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
 /// The deadline of any single etcd call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -82,7 +83,7 @@ pub(crate) async fn run(
         s.prefix = discovery.config.prefix.clone();
     });
     tokio::pin!(stop);
-    let mut backoff = Duration::from_millis(100);
+    let mut failures = 0;
     loop {
         let ended = tokio::select! {
             ended = discovery.session() => ended,
@@ -94,14 +95,11 @@ pub(crate) async fn run(
             s.connected = false;
             s.last_error = Some(ended.to_string());
         });
-        if was_connected {
-            backoff = Duration::from_millis(100);
-        }
+        failures = if was_connected { 1 } else { failures + 1 };
         tokio::select! {
-            () = tokio::time::sleep(backoff) => {}
+            () = tokio::time::sleep(BACKOFF.after(failures)) => {}
             () = &mut stop => break,
         }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
     discovery.deregister().await;
 }

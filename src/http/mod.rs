@@ -1,4 +1,5 @@
-//! The HTTP layer: the listener ([`server`]), what each request gets
+//! The HTTP layer: the listener ([`server`]) and how it serves
+//! ([`serve_options`]: limits, TLS, which APIs), what each request gets
 //! ([`routes`]: the peer API, the user API, writes and their bodies), the
 //! replies ([`reply`]), what a reply says about its answer
 //! ([`cache_status`]), and the views of a node ([`views`]: `/stats`,
@@ -9,5 +10,6 @@ pub(crate) mod cache_status;
 pub(crate) mod metrics;
 pub(crate) mod reply;
 pub(crate) mod routes;
+pub(crate) mod serve_options;
 pub(crate) mod server;
 pub(crate) mod views;

@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
 use hyper::body::{Body, Frame, SizeHint};
-use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
+use hyper::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
 use hyper::{Response, StatusCode};
 use tokio::sync::mpsc;
 
@@ -226,4 +226,18 @@ pub(crate) fn closing(reply: &mut Reply) {
     reply
         .headers_mut()
         .insert(CONNECTION, HeaderValue::from_static("close"));
+}
+
+/// 405 for a request this node does not take by that method, saying why.
+pub(crate) fn method_not_allowed(reason: &str) -> Reply {
+    let mut reply = text(StatusCode::METHOD_NOT_ALLOWED, reason.into());
+    reply
+        .headers_mut()
+        .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+    reply
+}
+
+/// A refused or failed write, with its status and one-line message.
+pub(crate) fn write_error(error: &crate::writes::WriteError) -> Reply {
+    text(error.status(), error.to_string().into())
 }

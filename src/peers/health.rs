@@ -44,12 +44,12 @@ use hyper::{Method, Uri};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::backoff::Backoff;
 use crate::http_client::{HostLimit, HttpClient, HttpError};
 use crate::peers::picker::PeerError;
 
 /// The first back-off of a peer marked down, and the longest.
-const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const BACKOFF: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(5));
 
 /// The default probe timeout (`--probe-timeout`).
 pub(crate) const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -224,10 +224,7 @@ impl Health {
     fn mark_down(&self, state: &mut HealthState, hung: bool) {
         state.hung |= hung;
         state.failures = state.failures.saturating_add(1);
-        let backoff = FIRST_BACKOFF
-            .saturating_mul(1 << (state.failures - 1).min(16))
-            .min(MAX_BACKOFF);
-        state.retry_at = Some(Instant::now() + backoff);
+        state.retry_at = Some(Instant::now() + BACKOFF.after(state.failures));
     }
 
     /// Resolves with [`PeerError::NoAnswer`] if the peer stops answering
@@ -462,7 +459,7 @@ mod tests {
             .unwrap()
             .finish(Outcome::TimedOut, Some(&timed_out));
         assert!(health.admit().is_none(), "down for the back-off");
-        tokio::time::advance(FIRST_BACKOFF).await;
+        tokio::time::advance(BACKOFF.first()).await;
         let mut trial = health.admit().unwrap();
         assert!(trial.in_background());
         assert_eq!(health.report().state, "probing");
@@ -471,7 +468,7 @@ mod tests {
         drop(trial);
         let report = health.report();
         assert_eq!((report.state, report.failures), ("down", 2));
-        tokio::time::advance(FIRST_BACKOFF * 2).await;
+        tokio::time::advance(BACKOFF.first() * 2).await;
         let mut trial = health.admit().unwrap();
         assert!(trial.in_background());
         trial.finish(Outcome::Answered, None);
@@ -485,18 +482,18 @@ mod tests {
             .admit()
             .unwrap()
             .finish(Outcome::Unreachable, Some(&refused));
-        tokio::time::advance(FIRST_BACKOFF).await;
+        tokio::time::advance(BACKOFF.first()).await;
         let mut trial = health.admit().unwrap();
         assert!(!trial.in_background());
         // Hung once, it stays hung through other failures until it answers.
         trial.finish(Outcome::TimedOut, Some(&timed_out));
         drop(trial);
-        tokio::time::advance(FIRST_BACKOFF * 2).await;
+        tokio::time::advance(BACKOFF.first() * 2).await;
         let mut trial = health.admit().unwrap();
         assert!(trial.in_background());
         trial.finish(Outcome::Unreachable, Some(&refused));
         drop(trial);
-        tokio::time::advance(FIRST_BACKOFF * 4).await;
+        tokio::time::advance(BACKOFF.first() * 4).await;
         assert!(health.admit().unwrap().in_background());
     }
 
@@ -504,7 +501,7 @@ mod tests {
     async fn a_dropped_trial_lets_the_next_fetch_try() {
         let health = Arc::new(Health::default());
         health.admit().unwrap().finish(Outcome::Unreachable, None);
-        tokio::time::advance(FIRST_BACKOFF).await;
+        tokio::time::advance(BACKOFF.first()).await;
         drop(health.admit().unwrap());
         assert!(health.admit().is_some());
     }

@@ -29,6 +29,7 @@ use bytes::Bytes;
 use hyper::StatusCode;
 use tokio::task::JoinSet;
 
+use crate::backoff::Backoff;
 use crate::cache::Which;
 use crate::group::freshness::{Lifetime, TtlPolicy};
 use crate::group::{Counted, Group};
@@ -287,8 +288,7 @@ const CATCH_UP_RATE: u32 = 500;
 const CATCH_UP_BATCH: usize = 100;
 /// The wait before trying an unreachable peer again; it doubles up to
 /// [`RETRY_MAX`].
-const RETRY_FIRST: Duration = Duration::from_millis(500);
-const RETRY_MAX: Duration = Duration::from_secs(5);
+const RETRY: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(5));
 /// How often a key written again while a catch-up sent it is sent again,
 /// at most (each time its latest write).
 const RESENDS: usize = 3;
@@ -316,10 +316,10 @@ pub(crate) fn catch_up(peers: Arc<Peers>, url: String) {
     runtime.spawn(async move {
         let mut sent = Sent::default();
         let mut pace = Pace::default();
-        let mut wait = RETRY_FIRST;
+        let mut failures = 0;
         while let Some(pass) = peers.begin_pass(&url) {
             match send_pass(&peers, &url, &pass, &mut pace, &mut sent).await {
-                PassEnd::Done => wait = RETRY_FIRST,
+                PassEnd::Done => failures = 0,
                 PassEnd::Gone => {
                     peers.stop_catch_up(&url, pass.from);
                     break;
@@ -327,8 +327,8 @@ pub(crate) fn catch_up(peers: Arc<Peers>, url: String) {
                 PassEnd::Unreachable(seq) => {
                     peers.unreachable_at(&url, seq);
                     // The back-off between tries of a peer that does not answer.
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(RETRY_MAX);
+                    failures += 1;
+                    tokio::time::sleep(RETRY.after(failures)).await;
                 }
             }
         }
