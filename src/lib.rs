@@ -62,6 +62,7 @@ pub use http::server::{serve, serve_with};
 pub use http_client::HttpError;
 pub use node::builder::{BuildError, NodeBuilder};
 pub use node::{GetError, Node, WriteError};
+pub use origin::TemplateError;
 pub use peers::picker::{FetchPeer, PeerError, PickPeer};
 pub use peers::protocol::{Protocol, UnknownProtocol};
 pub use peers::url::{BadPeerUrl, InvalidPeerUrl};

@@ -13,47 +13,85 @@
 //! stands in the path, keys with a `.` or `..` segment (split at `/` or `\`)
 //! are refused, so an origin that decodes the path once and then resolves
 //! dot-segments (Python's `http.server`, many proxies) still stays inside it.
+//!
+//! [`Origin`] is a group's `ORIGIN` read once, when the node builder is
+//! given it: the built-in `echo` or a parsed [`Template`]; the getter is
+//! made from it when the node is built.
+
+use std::sync::Arc;
 
 use hyper::{StatusCode, Uri};
 
-use crate::group::freshness::{self, TtlPolicy};
+use crate::group::freshness::{self, Lifetime, TtlPolicy};
 use crate::group::getter::{BoxFuture, Getter, GetterError};
 use crate::http_client::{status_text, HostLimit, HttpClient};
 use crate::value::Value;
 use crate::wire;
 
-/// A bad `--group` origin template.
+/// Why an origin template cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum TemplateError {
+#[non_exhaustive]
+pub enum TemplateError {
+    /// The template is not an `http://` or `https://` URL.
     #[error("origin URL must start with http:// or https://: {0}")]
     NotHttp(String),
+    /// The template has no `{key}` placeholder.
     #[error("origin URL must contain {{key}}: {0}")]
     NoKey(String),
+    /// The template, filled in, does not parse as a URL.
     #[error("origin URL is not a valid URL: {0}")]
     Invalid(String),
 }
 
-/// A getter that loads from an HTTP origin.
-pub(crate) struct HttpOrigin {
-    /// The template with `{group}` already filled in, split at each `{key}`.
-    pieces: Vec<String>,
-    /// True when a `{key}` stands before the query: dot-segments matter.
-    key_in_path: bool,
-    http: HttpClient,
-    limit: HostLimit,
-    ttl: TtlPolicy,
+/// Where a group loads from, as `--group NAME=ORIGIN` writes it: the
+/// built-in `echo` (the value is the key) or an HTTP origin's template.
+#[derive(Debug, Clone)]
+pub(crate) enum Origin {
+    Echo,
+    Http(Template),
 }
 
-impl HttpOrigin {
-    /// Parses `template` for `group`; at most `max_conns` requests to the
-    /// origin run at once, and `ttl` turns its caching headers into expiries.
-    pub(crate) fn new(
-        group: &str,
-        template: &str,
+impl Origin {
+    /// Reads `origin`, the `ORIGIN` of `--group NAME=ORIGIN`, for `group`.
+    pub(crate) fn parse(group: &str, origin: &str) -> Result<Origin, TemplateError> {
+        match origin {
+            "echo" => Ok(Origin::Echo),
+            template => Template::parse(group, template).map(Origin::Http),
+        }
+    }
+
+    /// The getter: HTTP loads through `http`, at most `max_conns` at once,
+    /// with `ttl` turning the answers' caching headers into expiries.
+    pub(crate) fn getter(
+        self,
         http: HttpClient,
         max_conns: usize,
         ttl: TtlPolicy,
-    ) -> Result<HttpOrigin, TemplateError> {
+    ) -> Arc<dyn Getter> {
+        match self {
+            // The echo origin sends no caching headers: only the policy applies.
+            Origin::Echo => Arc::new(move |key: Vec<u8>| async move {
+                let expiry = ttl.expiry(Lifetime::Unspecified, crate::value::now());
+                Ok::<_, GetterError>(Value::new(key, expiry))
+            }),
+            Origin::Http(template) => Arc::new(HttpOrigin::new(template, http, max_conns, ttl)),
+        }
+    }
+}
+
+/// An origin URL template, parsed: the URL with `{group}` filled in, split
+/// at each `{key}`.
+#[derive(Debug, Clone)]
+pub(crate) struct Template {
+    pieces: Vec<String>,
+    /// True when a `{key}` stands before the query: dot-segments matter.
+    key_in_path: bool,
+}
+
+impl Template {
+    /// Parses `template` for `group`: an http(s) URL with at least one
+    /// `{key}`, which stays a valid URL whatever key fills it.
+    pub(crate) fn parse(group: &str, template: &str) -> Result<Template, TemplateError> {
         if !template.starts_with("http://") && !template.starts_with("https://") {
             return Err(TemplateError::NotHttp(template.to_string()));
         }
@@ -62,32 +100,56 @@ impl HttpOrigin {
         }
         let filled = template.replace("{group}", &wire::escape(group.as_bytes()));
         let path_end = filled.find(['?', '#']).unwrap_or(filled.len());
-        let origin = HttpOrigin {
+        let parsed = Template {
             key_in_path: filled[..path_end].contains("{key}"),
             pieces: filled.split("{key}").map(str::to_string).collect(),
-            http,
-            limit: HttpClient::host_limit(max_conns),
-            ttl,
         };
-        origin
+        parsed
             .url(b"probe")
             .map_err(|_| TemplateError::Invalid(template.to_string()))?;
-        Ok(origin)
+        Ok(parsed)
     }
 
     fn url(&self, key: &[u8]) -> Result<Uri, hyper::http::uri::InvalidUri> {
         self.pieces.join(&wire::escape(key)).parse()
     }
+}
+
+/// A getter that loads from an HTTP origin.
+pub(crate) struct HttpOrigin {
+    template: Template,
+    http: HttpClient,
+    limit: HostLimit,
+    ttl: TtlPolicy,
+}
+
+impl HttpOrigin {
+    /// Loads through `template`; at most `max_conns` requests to the
+    /// origin run at once, and `ttl` turns its caching headers into expiries.
+    pub(crate) fn new(
+        template: Template,
+        http: HttpClient,
+        max_conns: usize,
+        ttl: TtlPolicy,
+    ) -> HttpOrigin {
+        HttpOrigin {
+            template,
+            http,
+            limit: HttpClient::host_limit(max_conns),
+            ttl,
+        }
+    }
 
     async fn load(&self, key: &[u8]) -> Result<Value, GetterError> {
-        if self.key_in_path && has_dot_segment(key) {
+        if self.template.key_in_path && has_dot_segment(key) {
             return Err(GetterError::BadKey(
                 "key has a '.' or '..' path segment, which the origin would resolve".into(),
             ));
         }
-        // `new` proved the template parses, and escaped keys add only
-        // unreserved characters and `%XX`, so this cannot fail; map it anyway.
+        // `Template::parse` proved the template parses, and escaped keys add
+        // only unreserved characters and `%XX`, so this cannot fail; map it anyway.
         let uri = self
+            .template
             .url(key)
             .map_err(|e| GetterError::Failed(format!("origin request failed: {e}")))?;
         let request_time = crate::value::now();
@@ -136,24 +198,20 @@ mod tests {
     use std::time::Duration;
 
     fn origin(template: &str) -> Result<HttpOrigin, TemplateError> {
-        HttpOrigin::new(
-            "my group",
-            template,
-            HttpClient::new(Duration::from_secs(1), 1),
-            4,
-            TtlPolicy::default(),
-        )
+        let template = Template::parse("my group", template)?;
+        let http = HttpClient::new(Duration::from_secs(1), 1);
+        Ok(HttpOrigin::new(template, http, 4, TtlPolicy::default()))
     }
 
     #[test]
     fn template_fills_escaped_group_and_key() {
         let o = origin("http://127.0.0.1:9/{group}/v?k={key}&again={key}").unwrap();
         assert_eq!(
-            o.url(b"a b/c").unwrap().to_string(),
+            o.template.url(b"a b/c").unwrap().to_string(),
             "http://127.0.0.1:9/my%20group/v?k=a%20b%2Fc&again=a%20b%2Fc"
         );
         assert_eq!(
-            o.url(&[0xff]).unwrap().to_string(),
+            o.template.url(&[0xff]).unwrap().to_string(),
             "http://127.0.0.1:9/my%20group/v?k=%FF&again=%FF"
         );
     }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::builder::{PossibleValue, PossibleValuesParser, RangedU64ValueParser, TypedValueParser};
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::Parser;
 
 use crate::consistenthash::DEFAULT_REPLICAS;
@@ -390,9 +390,19 @@ fn hot_policy_parser() -> impl TypedValueParser<Value = HotPolicy> {
     PossibleValuesParser::new(names).try_map(|name| name.parse::<HotPolicy>())
 }
 
-/// A clap parser for a count flag in `min..=max`.
-fn count_in((min, max): (u64, u64)) -> RangedU64ValueParser<usize> {
-    RangedU64ValueParser::new().range(min..=max)
+/// A clap parser for a count flag in `min..=max`; out of range, it says
+/// what the node builder says.
+fn count_in(
+    (min, max): (u64, u64),
+) -> impl Fn(&str) -> Result<usize, String> + Clone + Send + Sync {
+    let bound = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    in_range(parse_count, (bound(min), bound(max)))
+}
+
+/// "64" → 64.
+fn parse_count(text: &str) -> Result<usize, String> {
+    text.parse()
+        .map_err(|e| format!("{text:?} is not a count: {e}"))
 }
 
 /// A clap parser for a flag read by `parse` (such as [`parse_size`] or

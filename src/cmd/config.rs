@@ -1,46 +1,36 @@
-//! The command line's flags (`cli`) validated into a [`Config`]: what the
-//! node runs with. Every bad value is a one-line error naming the flag.
+//! The command line's flags (`cli`) read into a [`Config`]: what the
+//! process runs with, and the node as calls to its builder. The builder
+//! holds the rules a node's settings follow (the same for embedders);
+//! here its errors get the name of the flag that set the value. Every bad
+//! value is a one-line error naming the flag.
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cmd::cli::Args;
+use crate::cmd::tls_flags::{TlsFlagError, TlsSettings};
 use crate::discovery::dns::{DnsConfig, DnsError, DnsQuery};
 use crate::discovery::etcd::EtcdConfig;
 use crate::group::freshness::TtlPolicy;
-use crate::group::HotPolicy;
-use crate::http_client::HttpClient;
-use crate::origin::{HttpOrigin, TemplateError};
-use crate::peers::protocol::Protocol;
-use crate::peers::url::{self, base_path_is_valid, BadPeerUrl};
-use crate::tls::{ClientAuth, FlagPath, Identity, ServerTls, TlsError};
+use crate::node::builder::rules::{BASE_PATH_RULE, GROUP_NAME_RULE};
+use crate::node::builder::{BuildError, NewGroup, NodeBuilder};
+use crate::origin::TemplateError;
+use crate::peers::url::{self, BadPeerUrl};
 use crate::units::{check_ttl, parse_duration, DEFAULT_MAX_VALUE_BYTES};
 
-/// What the node runs with, validated.
-#[derive(Debug, Clone)]
+/// What the process runs with: the node, checked (all but its own URL
+/// when `--self` is not given), and what surrounds it.
+#[derive(Debug)]
 pub(crate) struct Config {
-    pub(crate) self_url: Option<String>,
+    /// The node the flags describe.
+    pub(crate) node: NodeBuilder,
     /// The address of the default `--self` when the peer API listens on an
     /// unspecified address: what this host's name resolves to.
     pub(crate) host_address: Option<IpAddr>,
-    pub(crate) peers: Vec<String>,
-    pub(crate) groups: Vec<GroupSpec>,
-    pub(crate) cache_bytes: u64,
-    pub(crate) base_path: String,
-    pub(crate) protocol: Protocol,
-    pub(crate) hot_policy: HotPolicy,
-    pub(crate) allow_writes: bool,
-    pub(crate) replicas: usize,
     pub(crate) peer_timeout: Duration,
     pub(crate) origin_timeout: Duration,
-    pub(crate) probe_timeout: Duration,
-    pub(crate) stale_wait: Duration,
     pub(crate) snapshot: Option<std::path::PathBuf>,
     pub(crate) snapshot_max_age: Duration,
-    pub(crate) max_value_bytes: u64,
-    pub(crate) load_budget: u64,
-    pub(crate) max_conns_per_peer: usize,
     /// `None`: half the open-file limit (see `server`).
     pub(crate) max_connections: Option<usize>,
     pub(crate) header_read_timeout: Duration,
@@ -50,33 +40,15 @@ pub(crate) struct Config {
     pub(crate) tls: TlsSettings,
 }
 
-/// The TLS flags, loaded: every file was read and parsed at start.
-#[derive(Debug, Clone)]
-pub(crate) struct TlsSettings {
-    /// For https origins.
-    pub origin_client: std::sync::Arc<rustls::ClientConfig>,
-    /// For https peers, with the client certificate if one was given.
-    pub peer_client: std::sync::Arc<rustls::ClientConfig>,
-    /// The main listener's TLS, if it serves HTTPS.
-    pub main: Option<ServerTls>,
-    /// The peer listener's TLS, if there is one and it serves HTTPS.
-    pub peer: Option<ServerTls>,
-}
-
-/// One `--group NAME=ORIGIN`, with its TTL policy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct GroupSpec {
-    pub name: String,
-    pub origin: String,
-    pub ttl: TtlPolicy,
-}
+/// Where a TTL flag's value goes in a group's policy.
+type TtlField = fn(&mut TtlPolicy) -> &mut Option<Duration>;
 
 /// A flag value that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum ConfigError {
     #[error("--group {0:?}: expected NAME=ORIGIN with a non-empty NAME")]
     GroupSyntax(String),
-    #[error("--group {0:?}: the name may not contain '/', spaces or control characters")]
+    #[error("--group {0:?}: the name {rule}", rule = GROUP_NAME_RULE)]
     GroupName(String),
     #[error("--group: an empty entry (a stray space in the list?); expected NAME=ORIGIN")]
     EmptyGroup,
@@ -88,7 +60,7 @@ pub(crate) enum ConfigError {
     DuplicateGroup(String),
     #[error("--group {group}: {error}")]
     Origin { group: String, error: TemplateError },
-    #[error("--base-path {0:?}: must be /SEGMENT/.../ of A-Z a-z 0-9 - . _ ~ and not start with /cache/")]
+    #[error("--base-path {0:?}: {rule}", rule = BASE_PATH_RULE)]
     BasePath(String),
     #[error("{flag} {url:?}: {error}")]
     Url {
@@ -96,6 +68,16 @@ pub(crate) enum ConfigError {
         url: String,
         error: BadPeerUrl,
     },
+    #[error("{flag}: {value} is not between {min} and {max}")]
+    Range {
+        flag: String,
+        value: String,
+        min: String,
+        max: String,
+    },
+    /// What no flag sets (the fetch timeout comes from two).
+    #[error(transparent)]
+    Node(BuildError),
     #[error("{0} {1}: an unspecified address needs --self (the URL peers reach this node at): this host's name resolves to no address but loopback")]
     ListenNeedsSelf(&'static str, SocketAddr),
     #[error("{flag} {value:?}: {reason}")]
@@ -105,11 +87,7 @@ pub(crate) enum ConfigError {
         reason: &'static str,
     },
     #[error(transparent)]
-    Tls(#[from] TlsError),
-    #[error(
-        "--peer-client-ca needs a TLS peer API: --tls-cert, or --peer-tls-cert with --peer-listen"
-    )]
-    ClientCaWithoutTls,
+    Tls(#[from] TlsFlagError),
     #[error("{0} and {1} cannot be used together: the peer list comes from one source")]
     PeerSources(&'static str, &'static str),
     #[error("{flag} {value:?}: {error}")]
@@ -127,77 +105,11 @@ pub(crate) enum ConfigError {
 }
 
 impl Args {
-    /// Validates the flags into a [`Config`].
+    /// Reads the flags into a [`Config`], checking the node they describe.
     pub(crate) fn into_config(self) -> Result<Config, ConfigError> {
-        let mut groups: Vec<GroupSpec> = Vec::new();
-        for spec in &self.groups {
-            if spec.is_empty() {
-                return Err(ConfigError::EmptyGroup);
-            }
-            let (name, origin) = spec
-                .split_once('=')
-                .filter(|(name, _)| !name.is_empty())
-                .ok_or_else(|| ConfigError::GroupSyntax(spec.clone()))?;
-            if name.contains(|c: char| c == '/' || c.is_whitespace() || c.is_control()) {
-                return Err(ConfigError::GroupName(spec.clone()));
-            }
-            if groups.iter().any(|g| g.name == name) {
-                return Err(ConfigError::DuplicateGroup(name.to_string()));
-            }
-            check_origin(name, origin)?;
-            groups.push(GroupSpec {
-                name: name.to_string(),
-                origin: origin.to_string(),
-                ttl: TtlPolicy::default(),
-            });
-        }
-        apply_ttls("--default-ttl", &self.default_ttl, &mut groups, |ttl| {
-            &mut ttl.default_ttl
-        })?;
-        apply_ttls("--max-ttl", &self.max_ttl, &mut groups, |ttl| {
-            &mut ttl.max_ttl
-        })?;
-        apply_ttls(
-            "--stale-if-error",
-            &self.stale_if_error,
-            &mut groups,
-            |ttl| &mut ttl.stale_if_error,
-        )?;
-        let stale_while_revalidate = &self.stale_while_revalidate;
-        apply_ttls(
-            "--stale-while-revalidate",
-            stale_while_revalidate,
-            &mut groups,
-            |ttl| &mut ttl.stale_while_revalidate,
-        )?;
-        apply_ttls("--negative-ttl", &self.negative_ttl, &mut groups, |ttl| {
-            &mut ttl.negative_ttl
-        })?;
-        let negative_max_ttl = &self.negative_max_ttl;
-        apply_ttls("--negative-max-ttl", negative_max_ttl, &mut groups, |ttl| {
-            &mut ttl.negative_max_ttl
-        })?;
-        if !base_path_is_valid(&self.base_path) {
-            return Err(ConfigError::BasePath(self.base_path));
-        }
-        let mut host_address = None;
-        if let Some(url) = &self.self_url {
-            check_url("--self", url)?;
-        } else {
-            // The default --self is the address of the listener peers use;
-            // an unspecified one is the host's own (a container's or pod's).
-            let (flag, addr) = match self.peer_listen {
-                Some(addr) => ("--peer-listen", addr),
-                None => ("--listen", self.listen),
-            };
-            if addr.ip().is_unspecified() {
-                host_address =
-                    Some(this_host_address().ok_or(ConfigError::ListenNeedsSelf(flag, addr))?);
-            }
-        }
-        for url in &self.peers {
-            check_url("--peers", url)?;
-        }
+        let node = self.node_builder()?;
+        node.check().map_err(|error| self.flag_error(error))?;
+        let host_address = self.host_address()?;
         for url in &self.etcd {
             check_url("--etcd", url)?;
         }
@@ -209,7 +121,10 @@ impl Args {
             return Err(ConfigError::WritesInGolang);
         }
         let tls = self.tls_settings()?;
-        let (max_value_bytes, load_budget) = self.value_limits()?;
+        let (max_value, load_budget) = self.value_limits()?;
+        let node = node
+            .writes(self.allow_writes, max_value)
+            .load_budget(load_budget);
         let etcd = if self.etcd.is_empty() {
             None
         } else {
@@ -220,32 +135,136 @@ impl Args {
             })
         };
         Ok(Config {
+            node,
             tls,
-            self_url: self.self_url,
             host_address,
-            peers: self.peers,
-            groups,
-            cache_bytes: self.cache_bytes,
-            base_path: self.base_path,
-            protocol: self.protocol,
-            hot_policy: self.hot_policy,
-            allow_writes: self.allow_writes,
-            replicas: self.replicas,
             peer_timeout: self.peer_timeout,
             origin_timeout: self.origin_timeout,
-            probe_timeout: self.probe_timeout,
-            stale_wait: self.stale_wait,
             snapshot: self.snapshot,
             snapshot_max_age: self.snapshot_max_age,
-            max_value_bytes,
-            load_budget,
-            max_conns_per_peer: self.max_conns_per_peer,
             max_connections: self.max_connections,
             header_read_timeout: self.header_read_timeout,
             body_read_timeout: self.body_read_timeout,
             etcd,
             dns,
         })
+    }
+
+    /// The node the flags describe, as builder calls; only the flags'
+    /// syntax is checked here. Each `--group` is checked as it is read, so
+    /// an error names the first bad one.
+    fn node_builder(&self) -> Result<NodeBuilder, ConfigError> {
+        let node = match &self.self_url {
+            Some(url) => NodeBuilder::new(url.clone()),
+            None => NodeBuilder::without_self_url(),
+        };
+        let mut node = node
+            .base_path(self.base_path.clone())
+            .peers(self.peers.clone())
+            .protocol(self.protocol)
+            .hot_policy(self.hot_policy)
+            .replicas(self.replicas)
+            .max_conns_per_peer(self.max_conns_per_peer)
+            .probe_timeout(self.probe_timeout)
+            .stale_wait(self.stale_wait);
+        for spec in &self.groups {
+            if spec.is_empty() {
+                return Err(ConfigError::EmptyGroup);
+            }
+            let (name, origin) = spec
+                .split_once('=')
+                .filter(|(name, _)| !name.is_empty())
+                .ok_or_else(|| ConfigError::GroupSyntax(spec.clone()))?;
+            let ttl = TtlPolicy::default();
+            node = node.origin_group(name, self.cache_bytes, origin, ttl);
+            node.check_groups()
+                .map_err(|error| self.flag_error(error))?;
+        }
+        let ttl_flags: [(&'static str, &[String], TtlField); 6] = [
+            ("--default-ttl", &self.default_ttl, |ttl| {
+                &mut ttl.default_ttl
+            }),
+            ("--max-ttl", &self.max_ttl, |ttl| &mut ttl.max_ttl),
+            ("--stale-if-error", &self.stale_if_error, |ttl| {
+                &mut ttl.stale_if_error
+            }),
+            (
+                "--stale-while-revalidate",
+                &self.stale_while_revalidate,
+                |ttl| &mut ttl.stale_while_revalidate,
+            ),
+            ("--negative-ttl", &self.negative_ttl, |ttl| {
+                &mut ttl.negative_ttl
+            }),
+            ("--negative-max-ttl", &self.negative_max_ttl, |ttl| {
+                &mut ttl.negative_max_ttl
+            }),
+        ];
+        for (flag, values, field) in ttl_flags {
+            apply_ttls(flag, values, &mut node.groups, field)?;
+        }
+        Ok(node)
+    }
+
+    /// The builder's `error`, naming the flag that set the value: each
+    /// builder option is named after its flag.
+    fn flag_error(&self, error: BuildError) -> ConfigError {
+        let range = |option: &str, [value, min, max]: [String; 3]| ConfigError::Range {
+            flag: format!("--{}", option.replace('_', "-")),
+            value,
+            min,
+            max,
+        };
+        match error {
+            BuildError::Url(bad) => ConfigError::Url {
+                flag: match &self.self_url {
+                    Some(own) if *own == bad.url => "--self",
+                    _ => "--peers",
+                },
+                url: bad.url,
+                error: bad.error,
+            },
+            BuildError::BasePath(path) => ConfigError::BasePath(path),
+            BuildError::GroupName(name) => {
+                let spec = self.groups.iter().find(|spec| {
+                    spec.split_once('=')
+                        .is_some_and(|(spec_name, _)| spec_name == name)
+                });
+                ConfigError::GroupName(spec.cloned().unwrap_or(name))
+            }
+            BuildError::DuplicateGroup(name) => ConfigError::DuplicateGroup(name),
+            BuildError::Origin { group, error } => ConfigError::Origin { group, error },
+            BuildError::OutOfRange {
+                option,
+                value,
+                min,
+                max,
+            } => range(option, [value, min, max].map(|n| n.to_string())),
+            BuildError::DurationOutOfRange {
+                option,
+                value,
+                min,
+                max,
+            } => range(option, [value, min, max].map(|d| format!("{d:?}"))),
+            error @ BuildError::ZeroTimeout => ConfigError::Node(error),
+        }
+    }
+
+    /// The address of the default `--self`, when the listener peers use
+    /// has an unspecified one: the host's own (a container's or pod's).
+    fn host_address(&self) -> Result<Option<IpAddr>, ConfigError> {
+        if self.self_url.is_some() {
+            return Ok(None);
+        }
+        let (flag, addr) = match self.peer_listen {
+            Some(addr) => ("--peer-listen", addr),
+            None => ("--listen", self.listen),
+        };
+        if !addr.ip().is_unspecified() {
+            return Ok(None);
+        }
+        let address = this_host_address().ok_or(ConfigError::ListenNeedsSelf(flag, addr))?;
+        Ok(Some(address))
     }
 }
 
@@ -255,8 +274,8 @@ impl Args {
 fn apply_ttls(
     flag: &'static str,
     values: &[String],
-    groups: &mut [GroupSpec],
-    field: impl Fn(&mut TtlPolicy) -> &mut Option<Duration>,
+    groups: &mut [NewGroup],
+    field: TtlField,
 ) -> Result<(), ConfigError> {
     let error = |value: &String, reason| ConfigError::Ttl {
         flag,
@@ -290,68 +309,6 @@ fn apply_ttls(
         *field(&mut group.ttl) = own.map(|&(_, ttl)| ttl).or(everywhere);
     }
     Ok(())
-}
-
-impl Args {
-    /// Loads every TLS file the flags name, so a bad one is a flag error.
-    fn tls_settings(&self) -> Result<TlsSettings, ConfigError> {
-        let path = |flag, path: &Option<PathBuf>| path.clone().map(|p| FlagPath::new(flag, p));
-        let identity = |cert: Option<FlagPath>, key: Option<FlagPath>| {
-            Some(Identity {
-                cert: cert?,
-                key: key?,
-            })
-        };
-        let main_identity = identity(
-            path("--tls-cert", &self.tls_cert),
-            path("--tls-key", &self.tls_key),
-        );
-        let peer_identity = identity(
-            path("--peer-tls-cert", &self.peer_tls_cert),
-            path("--peer-tls-key", &self.peer_tls_key),
-        )
-        .or_else(|| main_identity.clone());
-        let client_identity = identity(
-            path("--peer-client-cert", &self.peer_client_cert),
-            path("--peer-client-key", &self.peer_client_key),
-        );
-        let client_ca = path("--peer-client-ca", &self.peer_client_ca);
-        // With one listener, users need no certificate: the handshake
-        // accepts clients without one and the peer API refuses them.
-        let (main_auth, peer_auth) = match (&client_ca, self.peer_listen) {
-            (None, _) => (ClientAuth::Off, ClientAuth::Off),
-            (Some(_), None) => (ClientAuth::Optional, ClientAuth::Off),
-            (Some(_), Some(_)) => (ClientAuth::Off, ClientAuth::Required),
-        };
-        let peer_api_tls = if self.peer_listen.is_some() {
-            peer_identity.is_some()
-        } else {
-            main_identity.is_some()
-        };
-        if client_ca.is_some() && !peer_api_tls {
-            return Err(ConfigError::ClientCaWithoutTls);
-        }
-        let server = |identity: Option<Identity>, auth| {
-            identity
-                .map(|identity| ServerTls::new(&identity, client_ca.as_ref(), auth))
-                .transpose()
-        };
-        Ok(TlsSettings {
-            origin_client: crate::tls::client_config(
-                path("--origin-ca", &self.origin_ca).as_ref(),
-                None,
-            )?,
-            peer_client: crate::tls::client_config(
-                path("--peer-ca", &self.peer_ca).as_ref(),
-                client_identity.as_ref(),
-            )?,
-            main: server(main_identity, main_auth)?,
-            peer: match self.peer_listen {
-                Some(_) => server(peer_identity, peer_auth)?,
-                None => None,
-            },
-        })
-    }
 }
 
 impl Args {
@@ -412,8 +369,6 @@ impl Args {
     }
 }
 
-/// Peer and etcd URLs must be plain `http://host[:port]` or `https://host[:port]` (see
-/// [`url::check_peer_url`], which discovery applies to etcd values too).
 /// What this host's name resolves to, loopback left out: in a container
 /// or a pod, its own address on the network its peers share.
 fn this_host_address() -> Option<IpAddr> {
@@ -430,29 +385,14 @@ fn host_address(addresses: impl Iterator<Item = IpAddr>) -> Option<IpAddr> {
         .min_by_key(IpAddr::is_ipv6)
 }
 
+/// An etcd URL must be plain `http://host[:port]` or `https://host[:port]`,
+/// as a peer's (see [`url::check_peer_url`]).
 fn check_url(flag: &'static str, url: &str) -> Result<(), ConfigError> {
     url::check_peer_url(url).map_err(|error| ConfigError::Url {
         flag,
         url: url.to_string(),
         error,
     })
-}
-
-/// Parses an origin template as the node will, so a bad one is a flag
-/// error before anything is bound. `echo` is the built-in origin.
-fn check_origin(group: &str, origin: &str) -> Result<(), ConfigError> {
-    if origin == "echo" {
-        return Ok(());
-    }
-    // The client is never used: building one only sets up a connector.
-    let http = HttpClient::new(Duration::from_secs(1), 1);
-    match HttpOrigin::new(group, origin, http, 1, TtlPolicy::default()) {
-        Ok(_) => Ok(()),
-        Err(error) => Err(ConfigError::Origin {
-            group: group.to_string(),
-            error,
-        }),
-    }
 }
 
 #[cfg(test)]
@@ -476,12 +416,43 @@ mod tests {
             "http://a:1,http://b:2",
         ])
         .unwrap();
-        assert_eq!(c.groups[0].name, "users");
-        assert_eq!(c.peers, ["http://a:1", "http://b:2"]);
-        assert_eq!(c.base_path, "/_groupcache/");
-        assert_eq!(c.replicas, 50);
+        assert_eq!(c.node.groups[0].name, "users");
+        assert_eq!(c.node.peers, ["http://a:1", "http://b:2"]);
+        assert_eq!(c.node.base_path, "/_groupcache/");
+        assert_eq!(c.node.replicas, 50);
         assert_eq!(c.origin_timeout, Duration::from_secs(10));
-        assert_eq!((c.max_value_bytes, c.load_budget), (16 << 20, 64 << 20));
+        assert_eq!((c.node.max_value, c.node.load_budget), (16 << 20, 64 << 20));
+    }
+
+    /// An origin is read once, by the builder: a bad template is refused
+    /// by an embedder's build and by the flags for the same reason.
+    #[test]
+    fn the_builder_and_the_flags_refuse_the_same_origins() {
+        let cases = [
+            ("ftp://x/{key}", "must start with http:// or https://"),
+            ("http://x/fixed", "must contain {key}"),
+            ("http://[x/{key}", "is not a valid URL"),
+        ];
+        for (origin, reason) in cases {
+            let reason = format!("origin URL {reason}: {origin}");
+            let node = NodeBuilder::new("http://127.0.0.1:1").origin_group(
+                "a",
+                1 << 20,
+                origin,
+                TtlPolicy::default(),
+            );
+            let built = node.build().map(|_| ()).unwrap_err().to_string();
+            assert_eq!(built, format!("group \"a\": {reason}"));
+            let flagged = config(&["--group", &format!("a={origin}")]).unwrap_err();
+            assert_eq!(flagged, format!("--group a: {reason}"));
+        }
+        let echo = NodeBuilder::new("http://127.0.0.1:1").origin_group(
+            "a",
+            0,
+            "echo",
+            TtlPolicy::default(),
+        );
+        assert!(echo.build().is_ok());
     }
 
     #[test]
@@ -489,7 +460,7 @@ mod tests {
         let limits = |extra: &[&str]| {
             let mut args = vec!["--group", "a=echo"];
             args.extend_from_slice(extra);
-            config(&args).map(|c| (c.max_value_bytes, c.load_budget))
+            config(&args).map(|c| (c.node.max_value, c.node.load_budget))
         };
         assert_eq!(limits(&["--cache-bytes", "1MiB"]), Ok((1 << 20, 1 << 20)));
         assert_eq!(limits(&["--cache-bytes", "0"]), Ok((16 << 20, 16 << 20)));
@@ -600,7 +571,7 @@ mod tests {
             "c=30s",
         ])
         .unwrap();
-        let ttls: Vec<_> = c.groups.iter().map(|g| g.ttl).collect();
+        let ttls: Vec<_> = c.node.groups.iter().map(|g| g.ttl).collect();
         let secs = |n| Some(Duration::from_secs(n));
         assert_eq!(
             ttls,
@@ -623,7 +594,11 @@ mod tests {
             ]
         );
         let none = config(&["--group", "a=echo"]).unwrap();
-        assert_eq!(none.groups[0].ttl, TtlPolicy::default(), "never expire");
+        assert_eq!(
+            none.node.groups[0].ttl,
+            TtlPolicy::default(),
+            "never expire"
+        );
     }
 
     #[test]
@@ -639,7 +614,7 @@ mod tests {
             "b=1m",
         ])
         .unwrap();
-        let caps: Vec<_> = c.groups.iter().map(|g| g.ttl.negative_cap()).collect();
+        let caps: Vec<_> = c.node.groups.iter().map(|g| g.ttl.negative_cap()).collect();
         let secs = Duration::from_secs;
         assert_eq!(caps, [secs(5), secs(60)]);
         let bad = config(&["--group", "a=echo", "--negative-max-ttl", "soon"]).unwrap_err();
@@ -779,7 +754,7 @@ mod tests {
     fn tls_flags() {
         let err = |args: &[&str]| config(args).unwrap_err();
         let c = config(&["--group", "a=echo", "--peers", "https://a:1,https://b:2"]).unwrap();
-        assert_eq!(c.peers, ["https://a:1", "https://b:2"]);
+        assert_eq!(c.node.peers, ["https://a:1", "https://b:2"]);
         assert!(c.tls.main.is_none() && c.tls.peer.is_none());
         let missing = ["--group", "a=echo", "--tls-cert", "/nonexistent/c.pem"];
         assert!(err(&missing).contains("--tls-key"));

@@ -5,8 +5,11 @@
 //! is public.
 
 pub(crate) mod app;
+pub(crate) mod background;
 pub(crate) mod cli;
 pub(crate) mod config;
+pub(crate) mod tls_flags;
+pub(crate) mod warm_restart;
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
@@ -150,22 +153,12 @@ pub fn main() -> ExitCode {
     let check = args.check;
     init_logging(args.log_format);
     raise_open_file_limit();
-    let listen = args.listen;
-    let peer_listen = args.peer_listen;
-    let app = match args.into_config() {
-        Ok(config) => App::new(config),
-        Err(e) => {
-            // One line, whatever the flag's value held.
-            let message = e.to_string().replace('\n', "\\n").replace('\r', "\\r");
-            eprintln!("groupcached: {message}");
-            return ExitCode::from(2);
-        }
-    };
+    let listen = (args.listen, args.peer_listen);
     // Everything the flags say is checked here, before anything is bound.
-    let app = match app {
+    let app = match checked_app(args) {
         Ok(app) => app,
-        Err(e) => {
-            eprintln!("groupcached: {e}");
+        Err(message) => {
+            eprintln!("groupcached: {message}");
             return ExitCode::from(2);
         }
     };
@@ -180,6 +173,22 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    serve(app, listen)
+}
+
+/// The flags read into an [`App`], every node setting checked by its
+/// builder; else why not, on one line whatever the flag's value held.
+fn checked_app(args: Args) -> Result<App, String> {
+    let one_line =
+        |e: &dyn std::fmt::Display| e.to_string().replace('\n', "\\n").replace('\r', "\\r");
+    let config = args.into_config().map_err(|e| one_line(&e))?;
+    App::new(config).map_err(|e| one_line(&e))
+}
+
+/// Takes the listeners systemd passed, or binds `--listen` (and
+/// `--peer-listen`), and runs `app` until SIGINT or SIGTERM: exit 0 after
+/// a clean shutdown, 1 when the node stopped on its own or could not bind.
+fn serve(app: App, (listen, peer_listen): (SocketAddr, Option<SocketAddr>)) -> ExitCode {
     // Before any thread starts: taking the socket clears LISTEN_FDS.
     let inherited = match inherited_listeners(peer_listen.is_some()) {
         Ok(inherited) => inherited,

@@ -17,11 +17,18 @@
 //! # }
 //! ```
 //!
-//! Every option has the `groupcached` binary's default, and [`NodeBuilder::build`]
-//! checks what the binary's flags check: peer URLs, the base path, group
-//! names (each given once) and the numeric limits. Values never expire
+//! Every option has the `groupcached` binary's default, and the builder
+//! holds the one set of rules a node's settings must follow, for embedders
+//! and the binary alike: [`NodeBuilder::build`] checks the peer URLs, the
+//! base path, group names (each given once), origin templates, cache sizes,
+//! TTLs and the numeric limits; the binary's flags are calls to this
+//! builder, and its `--check` runs the same checks. Values never expire
 //! unless the getter says so, and the node accepts no writes.
 
+mod group;
+pub(crate) mod rules;
+
+use std::cell::OnceCell;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,22 +38,33 @@ use crate::group::freshness::TtlPolicy;
 use crate::group::getter::Getter;
 use crate::group::{HotPolicy, DEFAULT_STALE_WAIT};
 use crate::http_client::{HttpClient, LoadBudget};
-use crate::node::{GroupParts, Node, Parts};
+use crate::node::{Node, Parts};
+use crate::origin::Origin;
 use crate::peers::health::DEFAULT_PROBE_TIMEOUT;
 use crate::peers::picker::PickPeer;
 use crate::peers::protocol::Protocol;
-use crate::peers::url::{self, base_path_is_valid, InvalidPeerUrl};
+use crate::peers::url;
 use crate::peers::Peers;
 use crate::units::{limits, DEFAULT_MAX_VALUE_BYTES};
 use crate::wire::{self, DEFAULT_BASE_PATH};
 
+use group::Loader;
+pub(crate) use group::NewGroup;
+pub use rules::BuildError;
+use rules::{check_base_path, count, duration, in_range, number};
+
 /// Builds a [`Node`]; start with [`NodeBuilder::new`].
+///
+/// Each option is named after the binary's flag that sets it
+/// (`replicas`, `--replicas`), so the binary can name the flag of an error.
 #[must_use]
 pub struct NodeBuilder {
-    pub(crate) self_url: String,
+    /// `None` only in the binary without `--self`, until its listener is
+    /// bound.
+    pub(crate) self_url: Option<String>,
     pub(crate) base_path: String,
     pub(crate) peers: Vec<String>,
-    groups: Vec<GroupParts>,
+    pub(crate) groups: Vec<NewGroup>,
     pub(crate) protocol: Protocol,
     pub(crate) replicas: usize,
     pub(crate) fetch_timeout: Duration,
@@ -60,9 +78,10 @@ pub struct NodeBuilder {
     pub(crate) max_value: u64,
     /// `--load-budget`: bytes of values and bodies being read at once.
     pub(crate) load_budget: u64,
-    /// What only the binary sets: its own peer client (TLS, shared
-    /// budget), where the peer list comes from, and user writes.
+    /// What only the binary sets: its own peer and origin clients (TLS,
+    /// shared budget), where the peer list comes from, and user writes.
     peer_http: Option<HttpClient>,
+    origin_http: Option<HttpClient>,
     source: PeerSource,
     allow_writes: bool,
     picker: Option<Arc<dyn PickPeer>>,
@@ -71,45 +90,18 @@ pub struct NodeBuilder {
     hot_policy: HotPolicy,
 }
 
-/// Why [`NodeBuilder::build`] made no node.
-///
-/// ```
-/// use groupcached::{BuildError, NodeBuilder};
-/// let error = NodeBuilder::new("http://10.0.0.1:8080").base_path("no-slashes").build();
-/// assert!(matches!(error, Err(BuildError::BasePath(_))));
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum BuildError {
-    /// A peer URL (or the node's own) is not `http://host:port`.
-    #[error(transparent)]
-    Url(#[from] InvalidPeerUrl),
-    /// The base path is not `/SEGMENT/.../` or shadows the user API.
-    #[error(
-        "base path {0:?}: must be /SEGMENT/.../ of A-Z a-z 0-9 - . _ ~ and not start with /cache/"
-    )]
-    BasePath(String),
-    /// A group name is empty or contains `/`.
-    #[error("group name {0:?}: must be non-empty and contain no '/'")]
-    GroupName(String),
-    /// Two groups have the same name.
-    #[error("group {0:?}: a group of that name was already given")]
-    DuplicateGroup(String),
-    /// A number outside the range the binary's flag of that name allows.
-    #[error("{option}: {value} is not between {min} and {max}")]
-    OutOfRange {
-        /// The builder method.
-        option: &'static str,
-        /// The value given.
-        value: u64,
-        /// The smallest value allowed.
-        min: u64,
-        /// The largest value allowed.
-        max: u64,
-    },
-    /// A zero fetch timeout would fail every peer fetch.
-    #[error("fetch_timeout: must be more than zero")]
-    ZeroTimeout,
+impl std::fmt::Debug for NodeBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let groups: Vec<&str> = self.groups.iter().map(|g| g.name.as_str()).collect();
+        f.debug_struct("NodeBuilder")
+            .field("self_url", &self.self_url)
+            .field("base_path", &self.base_path)
+            .field("peers", &self.peers)
+            .field("groups", &groups)
+            .field("protocol", &self.protocol)
+            .field("replicas", &self.replicas)
+            .finish_non_exhaustive()
+    }
 }
 
 impl NodeBuilder {
@@ -117,7 +109,17 @@ impl NodeBuilder {
     /// (`http://host:port`).
     pub fn new(self_url: impl Into<String>) -> NodeBuilder {
         NodeBuilder {
-            self_url: self_url.into(),
+            self_url: Some(self_url.into()),
+            ..NodeBuilder::without_self_url()
+        }
+    }
+
+    /// The binary's builder without `--self`: its URL comes from the
+    /// listener, bound after every check, and [`NodeBuilder::self_url`]
+    /// sets it.
+    pub(crate) fn without_self_url() -> NodeBuilder {
+        NodeBuilder {
+            self_url: None,
             base_path: DEFAULT_BASE_PATH.to_string(),
             peers: Vec::new(),
             groups: Vec::new(),
@@ -133,6 +135,7 @@ impl NodeBuilder {
             // The binary's default: its 64 MiB --cache-bytes.
             load_budget: 64 << 20,
             peer_http: None,
+            origin_http: None,
             source: PeerSource::Static,
             allow_writes: false,
             picker: None,
@@ -163,11 +166,30 @@ impl NodeBuilder {
     /// `cache_bytes` together, loading misses from `getter` (golang's
     /// `NewGroup`).
     pub fn group(mut self, name: &str, cache_bytes: u64, getter: impl Getter) -> NodeBuilder {
-        self.groups.push(GroupParts {
+        self.groups.push(NewGroup {
             name: name.to_string(),
             cache_bytes,
-            getter: Arc::new(getter),
+            loader: Loader::Getter(Arc::new(getter)),
             ttl: self.policy,
+            hot_policy: self.hot_policy,
+        });
+        self
+    }
+
+    /// A group as `--group NAME=ORIGIN` gives it: `origin` is `echo` or a
+    /// URL template, read here once; `ttl` is the group's own policy.
+    pub(crate) fn origin_group(
+        mut self,
+        name: &str,
+        cache_bytes: u64,
+        origin: &str,
+        ttl: TtlPolicy,
+    ) -> NodeBuilder {
+        self.groups.push(NewGroup {
+            name: name.to_string(),
+            cache_bytes,
+            loader: Loader::Origin(Origin::parse(name, origin)),
+            ttl,
             hot_policy: self.hot_policy,
         });
         self
@@ -281,12 +303,19 @@ impl NodeBuilder {
         self
     }
 
-    /// The binary's peer client (its TLS settings, its deadline, the load
-    /// budget it shares with origins), instead of one made from
-    /// `fetch_timeout` and `max_conns_per_peer`.
-    pub(crate) fn peer_client(mut self, http: HttpClient) -> NodeBuilder {
-        self.peer_http = Some(http);
+    /// This node's URL, once the binary knows it (`--self`, or its bound
+    /// listener).
+    pub(crate) fn self_url(mut self, url: String) -> NodeBuilder {
+        self.self_url = Some(url);
         self
+    }
+
+    /// The binary's clients for origin loads and peer fetches (their TLS
+    /// settings, their deadlines, the load budget they share), instead of
+    /// ones made from `fetch_timeout` and `max_conns_per_peer`.
+    pub(crate) fn set_clients(&mut self, origin: HttpClient, peer: HttpClient) {
+        self.origin_http = Some(origin);
+        self.peer_http = Some(peer);
     }
 
     /// Where the peer list comes from, for `/peers` and the status page.
@@ -302,44 +331,44 @@ impl NodeBuilder {
         self
     }
 
-    /// A group as the binary makes it, with its TTL policy.
-    pub(crate) fn group_parts(mut self, parts: GroupParts) -> NodeBuilder {
-        self.groups.push(parts);
+    /// `--load-budget`, for the clients the builder makes itself.
+    pub(crate) fn load_budget(mut self, budget: u64) -> NodeBuilder {
+        self.load_budget = budget;
         self
     }
 
-    /// Checks everything and makes the node; with static peers it is
-    /// ready to [`Node::get`] and [`crate::serve`] at once.
-    pub fn build(self) -> Result<Node, BuildError> {
-        url::check_peer_urls(std::iter::once(&self.self_url).chain(&self.peers))?;
-        if !base_path_is_valid(&self.base_path) {
-            return Err(BuildError::BasePath(self.base_path));
+    /// Checks everything (see [`NodeBuilder::check`]) and makes the node;
+    /// with static peers it is ready to [`Node::get`] and [`crate::serve`]
+    /// at once.
+    pub fn build(mut self) -> Result<Node, BuildError> {
+        // Only the binary leaves it unset, and sets it before building:
+        // an empty URL is refused as any bad one is.
+        let self_url = self.self_url.get_or_insert_with(String::new).clone();
+        self.check()?;
+        let (max_conns, budget) = (self.max_conns_per_peer, self.load_budget);
+        let max_value = usize::try_from(self.max_value).unwrap_or(usize::MAX);
+        let client = |max_body| {
+            HttpClient::new(self.fetch_timeout, max_conns)
+                .with_budget(LoadBudget::new(budget))
+                .with_max_body(max_body)
+        };
+        let http = match self.peer_http.take() {
+            Some(http) => http,
+            None => client(wire::max_response_len(max_value)),
+        };
+        // Made only for a node with an origin: a client loads the system's
+        // certificates.
+        let origin_http = OnceCell::new();
+        if let Some(given) = self.origin_http.take() {
+            origin_http.get_or_init(|| given);
         }
-        for (i, group) in self.groups.iter().enumerate() {
-            if group.name.is_empty() || group.name.contains('/') {
-                return Err(BuildError::GroupName(group.name.clone()));
-            }
-            if self.groups[..i].iter().any(|g| g.name == group.name) {
-                return Err(BuildError::DuplicateGroup(group.name.clone()));
-            }
-        }
-        in_range("replicas", self.replicas, limits::REPLICAS)?;
-        in_range(
-            "max_conns_per_peer",
-            self.max_conns_per_peer,
-            limits::MAX_CONNS_PER_PEER,
-        )?;
-        if self.fetch_timeout.is_zero() {
-            return Err(BuildError::ZeroTimeout);
-        }
-        let http = self.peer_http.unwrap_or_else(|| {
-            let max_value = usize::try_from(self.max_value).unwrap_or(usize::MAX);
-            HttpClient::new(self.fetch_timeout, self.max_conns_per_peer)
-                .with_budget(LoadBudget::new(self.load_budget))
-                .with_max_body(wire::max_response_len(max_value))
-        });
+        let origin_http = || origin_http.get_or_init(|| client(max_value)).clone();
+        let groups = std::mem::take(&mut self.groups)
+            .into_iter()
+            .map(|group| group.into_parts(origin_http, max_conns))
+            .collect::<Result<_, _>>()?;
         let peers = Peers::new(
-            self.self_url.clone(),
+            self_url.clone(),
             self.base_path.clone(),
             self.replicas,
             http,
@@ -348,15 +377,15 @@ impl NodeBuilder {
         .with_protocol(self.protocol)
         .with_probe_timeout(self.probe_timeout);
         let mut list = self.peers;
-        if !list.contains(&self.self_url) {
-            list.push(self.self_url);
+        if !list.contains(&self_url) {
+            list.push(self_url);
         }
         peers.set(list);
         Ok(Node::assemble(Parts {
             peers: Arc::new(peers),
             base_path: self.base_path,
             source: self.source,
-            groups: self.groups,
+            groups,
             allow_writes: self.allow_writes,
             max_value: self.max_value,
             picker: self.picker,
@@ -365,18 +394,37 @@ impl NodeBuilder {
     }
 }
 
-/// `value` if it lies in `min..=max`.
-fn in_range(option: &'static str, value: usize, (min, max): (u64, u64)) -> Result<(), BuildError> {
-    let value = u64::try_from(value).unwrap_or(u64::MAX);
-    if (min..=max).contains(&value) {
+impl NodeBuilder {
+    /// Checks every setting: [`NodeBuilder::build`] runs it, and the
+    /// binary's flags run it before anything is bound (without the node's
+    /// own URL when `--self` is not given: the listener gives it later).
+    pub(crate) fn check(&self) -> Result<(), BuildError> {
+        url::check_peer_urls(self.self_url.iter().chain(&self.peers))?;
+        check_base_path(&self.base_path)?;
+        self.check_groups()?;
+        in_range(count(self.replicas), limits::REPLICAS, number("replicas"))?;
+        let max_conns = count(self.max_conns_per_peer);
+        let max_conns_range = limits::MAX_CONNS_PER_PEER;
+        in_range(max_conns, max_conns_range, number("max_conns_per_peer"))?;
+        if self.fetch_timeout.is_zero() {
+            return Err(BuildError::ZeroTimeout);
+        }
+        let probe_timeout = self.probe_timeout;
+        in_range(
+            probe_timeout,
+            limits::PROBE_TIMEOUT,
+            duration("probe_timeout"),
+        )?;
+        in_range(self.stale_wait, limits::STALE_WAIT, duration("stale_wait"))
+    }
+
+    /// The groups' rules, group by group in the order they were given:
+    /// the binary checks each `--group` as it reads it.
+    pub(crate) fn check_groups(&self) -> Result<(), BuildError> {
+        for (i, group) in self.groups.iter().enumerate() {
+            group.check(&self.groups[..i])?;
+        }
         Ok(())
-    } else {
-        Err(BuildError::OutOfRange {
-            option,
-            value,
-            min,
-            max,
-        })
     }
 }
 
