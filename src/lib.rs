@@ -26,7 +26,7 @@
 #![warn(missing_docs, unreachable_pub)]
 // Without the command, the parts of the core only it uses (HTTP origins,
 // TLS files, flag limits) are unused; the default build checks them.
-#![cfg_attr(not(feature = "binary"), allow(dead_code))]
+
 
 pub mod consistenthash;
 pub mod wire;

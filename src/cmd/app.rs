@@ -31,7 +31,7 @@ use crate::node::builder::BuildError;
 use crate::node::Node;
 use crate::peers::protocol::Protocol;
 use crate::snapshot::{SnapshotError, SnapshotFile};
-use crate::tls::{self, ClientAuth};
+use crate::tls::listener::{self as tls, ClientAuth};
 use crate::wire;
 
 /// Why the node could not start, or stopped on its own.

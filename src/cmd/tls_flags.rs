@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::cmd::cli::Args;
-use crate::tls::{ClientAuth, FlagPath, Identity, ServerTls, TlsError};
+use crate::tls::listener::{ClientAuth, ServerTls};
+use crate::tls::{FlagPath, Identity, TlsError};
 
 /// A TLS flag that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

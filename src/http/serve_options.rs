@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use crate::http::routes::body::DEFAULT_BODY_READ_TIMEOUT;
 use crate::http::routes::Apis;
-use crate::tls::{ClientAuth, ServerTls, TlsAcceptor};
+#[cfg(feature = "binary")]
+use crate::tls::listener::{ClientAuth, ServerTls};
+use crate::tls::TlsAcceptor;
 use crate::units::limits;
 
 /// How long a client may take to send a request's headers, unless the
@@ -120,6 +122,7 @@ impl ServeOptions {
         self
     }
 
+    #[cfg(feature = "binary")]
     /// The binary's TLS for a listener (`--tls-cert` and friends), whose
     /// client-certificate rule also decides who may use the peer API.
     pub(crate) fn server_tls(mut self, tls: Option<ServerTls>) -> ServeOptions {
@@ -131,6 +134,7 @@ impl ServeOptions {
     }
 
     /// Which APIs the listener answers (`--peer-listen` splits them).
+    #[cfg(feature = "binary")]
     pub(crate) fn apis(mut self, apis: Apis) -> ServeOptions {
         self.apis = apis;
         self

@@ -176,6 +176,31 @@ impl NodeBuilder {
         self
     }
 
+    /// A group whose misses are loaded from an HTTP origin, the getter
+    /// the binary's `--group NAME=URL` uses: `url` is a template in which
+    /// `{key}` stands for the key, percent-escaped (or `echo`, whose value
+    /// for a key is the key itself, for trying things out). The origin's
+    /// status and freshness headers say what is kept and for how long
+    /// (a 404 is a not-found; `Cache-Control`, `Expires` and the
+    /// `stale-*` windows are obeyed). A bad template is refused by
+    /// [`build`](NodeBuilder::build) as a [`BuildError::Origin`].
+    ///
+    /// ```
+    /// let node = groupcached::NodeBuilder::new("http://127.0.0.1:8081")
+    ///     .http_group("users", 64 << 20, "http://127.0.0.1:9000/users/{key}")
+    ///     .build()
+    ///     .unwrap();
+    /// assert!(node.group("users").is_some());
+    /// let bad = groupcached::NodeBuilder::new("http://127.0.0.1:8081")
+    ///     .http_group("users", 64 << 20, "ftp://nowhere/{key}")
+    ///     .build();
+    /// assert!(bad.is_err());
+    /// ```
+    pub fn http_group(self, name: &str, cache_bytes: u64, url: &str) -> NodeBuilder {
+        let ttl = self.policy;
+        self.origin_group(name, cache_bytes, url, ttl)
+    }
+
     /// A group as `--group NAME=ORIGIN` gives it: `origin` is `echo` or a
     /// URL template, read here once; `ttl` is the group's own policy.
     pub(crate) fn origin_group(
