@@ -18,8 +18,8 @@ use crate::writes::log::WriteKey;
 const CATCH_UP_RATE: u32 = 500;
 /// The most keys of one groupcache-go remove-keys request.
 const CATCH_UP_BATCH: usize = 100;
-/// The wait before trying an unreachable peer again; it doubles up to
-/// [`RETRY_MAX`].
+/// The wait before trying an unreachable peer again; it doubles with each
+/// try, up to its cap.
 const RETRY: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(5));
 /// How often a key written again while a catch-up sent it is sent again,
 /// at most (each time its latest write).
