@@ -40,6 +40,16 @@ pub enum GetterError {
     BadKey(String),
 }
 
+impl GetterError {
+    /// True when the origin said the key does not exist.
+    pub(super) fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            GetterError::NotFound(_) | GetterError::NotFoundUntil(..)
+        )
+    }
+}
+
 /// Loads the value for a key that is in no cache, with its expiry.
 ///
 /// A closure is a getter (see the impl below); a type of your own can be
