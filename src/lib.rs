@@ -27,7 +27,6 @@
 // Without the command, the parts of the core only it uses (HTTP origins,
 // TLS files, flag limits) are unused; the default build checks them.
 
-
 pub mod consistenthash;
 pub mod wire;
 

@@ -20,6 +20,7 @@ pub(crate) mod limits {
     pub(crate) const MAX_CONNS_PER_PEER: (u64, u64) = (1, 100_000);
     pub(crate) const MAX_CONNECTIONS: (u64, u64) = (1, 10_000_000);
     pub(crate) const CACHE_BYTES: (u64, u64) = (0, 1 << 40);
+    #[cfg(feature = "binary")] // a flag only the binary has
     pub(crate) const PEER_TIMEOUT: (Duration, Duration) =
         (Duration::from_millis(1), Duration::from_secs(3600));
     /// `0` turns probes off.
@@ -29,19 +30,25 @@ pub(crate) mod limits {
     pub(crate) const STALE_WAIT: (Duration, Duration) = (Duration::ZERO, Duration::from_secs(3600));
     /// At most the ten minutes for which writes are replayed to a peer
     /// that joins, so a restored snapshot never predates what is replayed.
+    #[cfg(feature = "binary")] // a flag only the binary has
     pub(crate) const SNAPSHOT_MAX_AGE: (Duration, Duration) =
         (Duration::from_secs(1), Duration::from_secs(600));
     pub(crate) const HEADER_READ_TIMEOUT: (Duration, Duration) =
         (Duration::from_millis(100), Duration::from_secs(600));
     pub(crate) const BODY_READ_TIMEOUT: (Duration, Duration) =
         (Duration::from_millis(100), Duration::from_secs(600));
+    #[cfg(feature = "binary")] // a flag only the binary has
     pub(crate) const ETCD_TTL: (Duration, Duration) =
         (Duration::from_secs(1), Duration::from_secs(86_400));
+    #[cfg(feature = "binary")] // a flag only the binary has
     pub(crate) const DNS_INTERVAL: (Duration, Duration) =
         (Duration::from_secs(1), Duration::from_secs(3600));
+    #[cfg(feature = "binary")] // a flag only the binary has
     pub(crate) const ORIGIN_TIMEOUT: (Duration, Duration) =
         (Duration::from_millis(1), Duration::from_secs(3600));
+    #[cfg(feature = "binary")] // a flag only the binary has
     pub(crate) const MAX_VALUE_BYTES: (u64, u64) = (1, 1 << 30);
+    #[cfg(feature = "binary")] // a flag only the binary has
     pub(crate) const LOAD_BUDGET: (u64, u64) = (1, 1 << 40);
     /// The longest TTL (`--default-ttl`, `--max-ttl`, a write's `?ttl=`):
     /// the longest lifetime an origin can give, about 68 years.
@@ -52,6 +59,7 @@ pub(crate) mod limits {
 pub(crate) const DEFAULT_MAX_VALUE_BYTES: u64 = 16 << 20;
 
 /// "64MiB", "64M", "512k", "1G", "1048576" → bytes (binary multiples).
+#[cfg(feature = "binary")]
 pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
     let (number, unit) = split_number(text, "a size like 64MiB")?;
     let shift = match unit.to_ascii_lowercase().as_str() {
@@ -118,12 +126,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes_and_durations() {
+    #[cfg(feature = "binary")]
+    fn sizes() {
         assert_eq!(parse_size("64MiB"), Ok(64 << 20));
         assert_eq!(parse_size("512k"), Ok(512 << 10));
         assert_eq!(parse_size("7"), Ok(7));
         assert!(parse_size("lots").is_err());
         assert!(parse_size("9Q").is_err());
+    }
+
+    #[test]
+    fn durations() {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));

@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::cache::entry::Entry;
 use crate::cache::lookup::{Lookup, Which};
 use crate::cache::lru::{Lru, Pushed};
+#[cfg(feature = "binary")]
 use crate::value::Value;
 
 /// One cache's counters, with golang's `CacheStats` names.
@@ -80,6 +81,7 @@ impl List<Entry> {
 
     /// Its values (not its not-founds), least recently used first: what a
     /// snapshot keeps.
+    #[cfg(feature = "binary")]
     pub(super) fn values(&self) -> Vec<(Box<[u8]>, Value)> {
         let entries = self.entries.iter_oldest_first();
         let values = entries.filter(|(_, entry)| !entry.is_not_found());

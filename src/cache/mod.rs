@@ -362,12 +362,14 @@ impl Caches {
 
     /// Stores an entry read back from a snapshot in main, as a load would;
     /// false when it cannot fit or has expired.
+    #[cfg(feature = "binary")]
     pub(crate) fn restore(&self, key: &[u8], value: Value) -> bool {
         self.store_unless_written(Which::Main, key, Entry::new(value), None)
     }
 
     /// Main's values (not its not-founds), least recently used first, for
     /// a snapshot.
+    #[cfg(feature = "binary")]
     pub(crate) fn main_entries(&self) -> Vec<(Box<[u8]>, Value)> {
         self.inner.lock().main.values()
     }
@@ -626,6 +628,7 @@ pub(super) mod tests {
             (1, 1 + 29),
             "counted as key plus message"
         );
+        #[cfg(feature = "binary")]
         assert!(caches.main_entries().is_empty(), "not a value to snapshot");
         assert_eq!(
             caches.lookup_at(b"k", || now + 61 * SEC, Some(&mut 0.0)),

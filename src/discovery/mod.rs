@@ -12,6 +12,7 @@ pub(crate) mod etcd;
 #[cfg(feature = "etcd")]
 pub(crate) mod registry;
 
+#[cfg(any(feature = "etcd", feature = "dns"))]
 use std::collections::HashSet;
 
 /// Where the peer list comes from, for `GET /peers`.
@@ -19,8 +20,10 @@ use std::collections::HashSet;
 pub(crate) enum PeerSource {
     Static,
     /// etcd discovery's latest status.
+    #[cfg(feature = "etcd")]
     Etcd(tokio::sync::watch::Receiver<EtcdStatus>),
     /// DNS discovery's latest status.
+    #[cfg(feature = "dns")]
     Dns(tokio::sync::watch::Receiver<DnsStatus>),
 }
 
@@ -38,23 +41,25 @@ pub(crate) struct SourceView {
 impl PeerSource {
     /// The source's name and, with discovery, its latest status.
     pub(crate) fn describe(&self) -> SourceView {
-        let mut view = SourceView {
-            name: "static",
-            etcd: None,
-            dns: None,
-        };
         match self {
-            PeerSource::Static => {}
-            PeerSource::Etcd(status) => {
-                view.name = "etcd";
-                view.etcd = Some(status.borrow().clone());
-            }
-            PeerSource::Dns(status) => {
-                view.name = "dns";
-                view.dns = Some(status.borrow().clone());
-            }
+            PeerSource::Static => SourceView {
+                name: "static",
+                etcd: None,
+                dns: None,
+            },
+            #[cfg(feature = "etcd")]
+            PeerSource::Etcd(status) => SourceView {
+                name: "etcd",
+                etcd: Some(status.borrow().clone()),
+                dns: None,
+            },
+            #[cfg(feature = "dns")]
+            PeerSource::Dns(status) => SourceView {
+                name: "dns",
+                etcd: None,
+                dns: Some(status.borrow().clone()),
+            },
         }
-        view
     }
 }
 
@@ -99,6 +104,7 @@ pub(crate) struct DnsStatus {
 /// `urls` and `self_url`, sorted and de-duplicated: the peer list every
 /// node that sees the same `urls` builds alike, whether it is in them yet
 /// or not (the rule of etcd and DNS discovery).
+#[cfg(any(feature = "etcd", feature = "dns"))]
 pub(crate) fn with_self(mut urls: Vec<String>, self_url: &str) -> Vec<String> {
     urls.push(self_url.to_string());
     urls.sort();
@@ -108,6 +114,7 @@ pub(crate) fn with_self(mut urls: Vec<String>, self_url: &str) -> Vec<String> {
 
 /// A change of peer list, as a log line tells it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg(any(feature = "etcd", feature = "dns"))]
 pub(crate) struct Diff {
     /// Up to five URLs added, then how many more: `[a,b] and 3 more`.
     pub(crate) added: String,
@@ -116,6 +123,7 @@ pub(crate) struct Diff {
 }
 
 /// What `new` adds to and removes from `old`; `None` when they are equal.
+#[cfg(any(feature = "etcd", feature = "dns"))]
 pub(crate) fn diff(old: &[String], new: &[String]) -> Option<Diff> {
     if old == new {
         return None;
@@ -130,6 +138,7 @@ pub(crate) fn diff(old: &[String], new: &[String]) -> Option<Diff> {
 
 /// Up to five of `urls`, then how many more: a log field that stays short
 /// however many peers change at once.
+#[cfg(any(feature = "etcd", feature = "dns"))]
 fn few<'a>(urls: impl Iterator<Item = &'a String>) -> String {
     const SHOWN: usize = 5;
     let urls: Vec<&String> = urls.collect();
@@ -141,7 +150,7 @@ fn few<'a>(urls: impl Iterator<Item = &'a String>) -> String {
     text
 }
 
-#[cfg(test)]
+#[cfg(all(test, any(feature = "etcd", feature = "dns")))]
 mod tests {
     use super::*;
 

@@ -2,10 +2,8 @@
 //! [`Source`]), and what a cache lookup alone answers: a hit or a
 //! remembered not-found, counted, or what is left to do.
 
-use std::sync::atomic::Ordering::Relaxed;
-
 use crate::cache::{Lookup, StaleHit, Which};
-use crate::group::counters::Stats;
+use crate::group::counters::{Counted, Stats};
 use crate::group::error::GroupError;
 use crate::group::getter::GetterError;
 use crate::value::{Expiry, Value};
@@ -59,11 +57,11 @@ impl From<Which> for Source {
 pub(super) fn answer(found: Lookup, stats: &Stats) -> Result<Traced, Option<StaleHit>> {
     match found {
         Lookup::Hit(value, which) => {
-            stats.cache_hits.fetch_add(1, Relaxed);
+            stats.count(Counted::CacheHit);
             Ok((Ok(value), which.into()))
         }
         Lookup::NotFound(message, expiry) => {
-            stats.negative_hits.fetch_add(1, Relaxed);
+            stats.count(Counted::NegativeHit);
             let error = GroupError::Getter(GetterError::NotFound(message));
             Ok((Err(error), Source::NotFound(expiry)))
         }

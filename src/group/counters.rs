@@ -1,7 +1,8 @@
-//! What a group counts: golang's counters and the write counters
-//! ([`GroupStats`], as `/stats` shows them), and how long its misses take
-//! ([`LoadTimings`], histograms `/metrics` exports). The group keeps them;
-//! the views above it read them.
+//! What a group counts: golang's counters and the write counters, each
+//! declared once in one table ([`Counted`] adds to it, [`GroupStats`]
+//! shows it in `/stats`, `COUNTER_METRICS` names it in `/metrics`), and
+//! how long its misses take ([`LoadTimings`], histograms `/metrics`
+//! exports). The group keeps them; the views above it read them.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -12,152 +13,161 @@ use serde::Serialize;
 
 use crate::cache::CacheStats;
 
-/// The group's counters: golang's, with its names and meanings, then the
-/// write counters.
-#[derive(Default)]
-pub(crate) struct Stats {
-    pub(crate) gets: AtomicU64,
-    pub(crate) cache_hits: AtomicU64,
-    pub(crate) peer_loads: AtomicU64,
-    pub(crate) peer_errors: AtomicU64,
-    pub(crate) loads: AtomicU64,
-    pub(crate) loads_deduped: AtomicU64,
-    pub(crate) local_loads: AtomicU64,
-    pub(crate) local_load_errs: AtomicU64,
-    pub(crate) server_requests: AtomicU64,
-    pub(crate) user_sets: AtomicU64,
-    pub(crate) user_removes: AtomicU64,
-    pub(crate) unconfirmed_writes: AtomicU64,
-    pub(crate) peer_sets: AtomicU64,
-    pub(crate) peer_removes: AtomicU64,
-    pub(crate) stale_if_error: AtomicU64,
-    pub(crate) stale_while_revalidate: AtomicU64,
-    pub(crate) background_refreshes: AtomicU64,
-    pub(crate) negative_hits: AtomicU64,
-    pub(crate) hot_admissions: AtomicU64,
-    pub(crate) hot_rejections: AtomicU64,
+/// Declares every count a group keeps, once: the [`Counted`] variant that
+/// adds one to it, its [`GroupStats`] field (`/stats` shows it under the
+/// field's PascalCase name), and its Prometheus metric (name, an extra
+/// label, help). A counter added here shows up in `/stats` and
+/// `/metrics` with nothing else to change. Rows sharing a metric name are
+/// one family split by their label.
+macro_rules! counters {
+    ($(
+        $(#[doc = $doc:literal])*
+        $variant:ident => $field:ident, $metric:literal $({ $label:literal = $value:literal })?, $help:literal;
+    )*) => {
+        /// A count a group adds one to.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub(crate) enum Counted {
+            $($variant,)*
+        }
+
+        /// How many counts a group keeps.
+        const COUNTS: usize = [$(Counted::$variant),*].len();
+
+        impl Counted {
+            /// Every count, in the table's order.
+            #[cfg(test)]
+            const ALL: [Counted; COUNTS] = [$(Counted::$variant),*];
+        }
+
+        /// A snapshot of a group's stats, serialized with golang's field
+        /// names (mailgun's for `ServerRequests`, which counts peer writes
+        /// too), then the counts golang has no names for, then the caches'.
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+        #[serde(rename_all = "PascalCase")]
+        #[non_exhaustive]
+        pub struct GroupStats {
+            $($(#[doc = $doc])* pub $field: u64,)*
+            /// The cache of keys this node owns (remembered not-founds included).
+            pub main_cache: CacheStats,
+            /// Copies of other nodes' hot keys.
+            pub hot_cache: CacheStats,
+            /// Expired main values kept for their grace.
+            pub stale_cache: CacheStats,
+        }
+
+        impl GroupStats {
+            fn from_counts(
+                counts: [u64; COUNTS],
+                (main_cache, hot_cache, stale_cache): (CacheStats, CacheStats, CacheStats),
+            ) -> GroupStats {
+                let [$($field),*] = counts;
+                GroupStats { $($field,)* main_cache, hot_cache, stale_cache }
+            }
+        }
+
+        /// Each count's metric: name, extra label (name and value), help,
+        /// and its field.
+        #[cfg(feature = "metrics")]
+        pub(crate) const COUNTER_METRICS: [CounterMetric; COUNTS] = [
+            $(($metric, counters!(@label $($label = $value)?), $help, |s: &GroupStats| s.$field),)*
+        ];
+    };
+    (@label $label:literal = $value:literal) => { Some(($label, $value)) };
+    (@label) => { None };
 }
 
-impl Stats {
-    /// Adds one to a count outside the get path.
-    pub(crate) fn count(&self, what: Counted) {
-        let s = self;
-        let counter = match what {
-            Counted::ServerRequest => &s.server_requests,
-            Counted::UserSet => &s.user_sets,
-            Counted::UserRemove => &s.user_removes,
-            Counted::UnconfirmedWrite => &s.unconfirmed_writes,
-            Counted::PeerSet => &s.peer_sets,
-            Counted::PeerRemove => &s.peer_removes,
-        };
-        counter.fetch_add(1, Relaxed);
-    }
+/// A count's metric: name, extra label, help, and how to read it.
+#[cfg(feature = "metrics")]
+pub(crate) type CounterMetric = (
+    &'static str,
+    Option<(&'static str, &'static str)>,
+    &'static str,
+    fn(&GroupStats) -> u64,
+);
 
-    /// These counters, with both caches' counters.
-    pub(crate) fn snapshot(
-        &self,
-        (main_cache, hot_cache, stale_cache): (CacheStats, CacheStats, CacheStats),
-    ) -> GroupStats {
-        let s = self;
-        GroupStats {
-            gets: s.gets.load(Relaxed),
-            cache_hits: s.cache_hits.load(Relaxed),
-            peer_loads: s.peer_loads.load(Relaxed),
-            peer_errors: s.peer_errors.load(Relaxed),
-            loads: s.loads.load(Relaxed),
-            loads_deduped: s.loads_deduped.load(Relaxed),
-            local_loads: s.local_loads.load(Relaxed),
-            local_load_errs: s.local_load_errs.load(Relaxed),
-            server_requests: s.server_requests.load(Relaxed),
-            user_sets: s.user_sets.load(Relaxed),
-            user_removes: s.user_removes.load(Relaxed),
-            unconfirmed_writes: s.unconfirmed_writes.load(Relaxed),
-            peer_sets: s.peer_sets.load(Relaxed),
-            peer_removes: s.peer_removes.load(Relaxed),
-            stale_if_error: s.stale_if_error.load(Relaxed),
-            stale_while_revalidate: s.stale_while_revalidate.load(Relaxed),
-            background_refreshes: s.background_refreshes.load(Relaxed),
-            negative_hits: s.negative_hits.load(Relaxed),
-            hot_admissions: s.hot_admissions.load(Relaxed),
-            hot_rejections: s.hot_rejections.load(Relaxed),
-            main_cache,
-            hot_cache,
-            stale_cache,
+counters! {
+    /// Gets of any kind (users', peers', embedders').
+    Get => gets, "groupcache_gets_total", "Gets, from users and peers.";
+    /// Gets answered from the main or hot cache.
+    CacheHit => cache_hits, "groupcache_hits_total", "Gets answered from the main or hot cache.";
+    /// Values fetched from the owning peer.
+    PeerLoad => peer_loads, "groupcache_peer_loads_total", "Successful fetches from the owning peer.";
+    /// Fetches from the owning peer that failed.
+    PeerError => peer_errors, "groupcache_peer_errors_total", "Failed fetches from the owning peer.";
+    /// Gets that missed the caches.
+    Load => loads, "groupcache_loads_total", "Gets that missed both caches.";
+    /// Misses that waited on a load already running.
+    LoadDeduped => loads_deduped, "groupcache_loads_deduped_total",
+        "Loads left after concurrent loads of the same key were merged.";
+    /// Values loaded by this node's getter.
+    LocalLoad => local_loads, "groupcache_local_loads_total", "Successful loads from this node's origin.";
+    /// Loads by this node's getter that failed.
+    LocalLoadErr => local_load_errs, "groupcache_local_load_errs_total", "Failed loads from this node's origin.";
+    /// Requests from peers: gets, and in a fork's pool writes too.
+    ServerRequest => server_requests, "groupcache_server_requests_total",
+        "Requests received from peers: gets, and in a fork's pool writes.";
+    /// User `PUT`s through this node sent on to the pool.
+    UserSet => user_sets, "groupcached_user_writes_total" { "op" = "set" },
+        "User PUTs and DELETEs through this node, sent on to the pool.";
+    /// User `DELETE`s through this node sent on to the pool.
+    UserRemove => user_removes, "groupcached_user_writes_total" { "op" = "remove" },
+        "User PUTs and DELETEs through this node, sent on to the pool.";
+    /// User writes that some node did not confirm (answered 502).
+    UnconfirmedWrite => unconfirmed_writes, "groupcached_user_writes_unconfirmed_total",
+        "User writes that some node did not confirm (answered 502).";
+    /// Values a peer's `PUT` stored here.
+    PeerSet => peer_sets, "groupcached_peer_writes_total" { "op" = "set" },
+        "Values stored here at a peer's request, and keys it asked to remove.";
+    /// Keys a peer's `DELETE` (or each key of a `_remove-keys/` list)
+    /// asked this node to remove, held or not.
+    PeerRemove => peer_removes, "groupcached_peer_writes_total" { "op" = "remove" },
+        "Values stored here at a peer's request, and keys it asked to remove.";
+    /// Gets answered with an expired value because its reload failed, or
+    /// a recent one did (`stale-if-error`).
+    StaleIfError => stale_if_error, "groupcached_stale_served_total" { "why" = "if-error" },
+        "Gets answered with an expired value in its grace: while its reload failed (if-error), or while it reloads in the background (while-revalidate).";
+    /// Gets answered with an expired value at once while it reloads in
+    /// the background (`stale-while-revalidate`).
+    StaleWhileRevalidate => stale_while_revalidate, "groupcached_stale_served_total" { "why" = "while-revalidate" },
+        "Gets answered with an expired value in its grace: while its reload failed (if-error), or while it reloads in the background (while-revalidate).";
+    /// Reloads of stale values started in the background.
+    BackgroundRefresh => background_refreshes, "groupcached_background_refreshes_total",
+        "Reloads of stale values started in the background.";
+    /// Gets answered from a remembered not-found.
+    NegativeHit => negative_hits, "groupcached_negative_hits_total", "Gets answered from a remembered not-found.";
+    /// Values fetched from peers that the hot policy kept a copy of (by
+    /// heat; golang's sampling counts neither).
+    HotAdmission => hot_admissions, "groupcached_hot_offers_total" { "result" = "admitted" },
+        "Values fetched from peers offered to the hot cache by heat: kept (admitted) or not (rejected).";
+    /// Values fetched from peers that were asked for less than the entry
+    /// they would have evicted, and so not kept.
+    HotRejection => hot_rejections, "groupcached_hot_offers_total" { "result" = "rejected" },
+        "Values fetched from peers offered to the hot cache by heat: kept (admitted) or not (rejected).";
+}
+
+/// A group's counts, one atomic each, added to by [`Stats::count`] only.
+pub(crate) struct Stats {
+    counts: [AtomicU64; COUNTS],
+}
+
+impl Default for Stats {
+    fn default() -> Stats {
+        Stats {
+            counts: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 }
 
-/// A count a group adds one to outside the get path (see [`GroupStats`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Counted {
-    /// A peer's write request to a group that exists (a peer's get counts
-    /// itself).
-    ServerRequest,
-    UserSet,
-    UserRemove,
-    UnconfirmedWrite,
-    PeerSet,
-    PeerRemove,
-}
+impl Stats {
+    /// Adds one to `what`.
+    pub(crate) fn count(&self, what: Counted) {
+        self.counts[what as usize].fetch_add(1, Relaxed);
+    }
 
-/// A snapshot of a group's stats, serialized with golang's field names
-/// (mailgun's for `ServerRequests`, which counts peer writes too), then
-/// the write counters, which golang has no names for.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "PascalCase")]
-#[non_exhaustive]
-pub struct GroupStats {
-    /// Gets of any kind (users', peers', embedders').
-    pub gets: u64,
-    /// Gets answered from the main or hot cache.
-    pub cache_hits: u64,
-    /// Values fetched from the owning peer.
-    pub peer_loads: u64,
-    /// Fetches from the owning peer that failed.
-    pub peer_errors: u64,
-    /// Gets that missed the caches.
-    pub loads: u64,
-    /// Misses that waited on a load already running.
-    pub loads_deduped: u64,
-    /// Values loaded by this node's getter.
-    pub local_loads: u64,
-    /// Loads by this node's getter that failed.
-    pub local_load_errs: u64,
-    /// Requests from peers: gets, and in a fork's pool writes too.
-    pub server_requests: u64,
-    /// User `PUT`s through this node sent on to the pool.
-    pub user_sets: u64,
-    /// User `DELETE`s through this node sent on to the pool.
-    pub user_removes: u64,
-    /// User writes that some node did not confirm (answered 502).
-    pub unconfirmed_writes: u64,
-    /// Values a peer's `PUT` stored here.
-    pub peer_sets: u64,
-    /// Keys a peer's `DELETE` (or each key of a `_remove-keys/` list)
-    /// asked this node to remove, held or not.
-    pub peer_removes: u64,
-    /// Gets answered with an expired value because its reload failed, or
-    /// a recent one did (`stale-if-error`).
-    pub stale_if_error: u64,
-    /// Gets answered with an expired value at once while it reloads in
-    /// the background (`stale-while-revalidate`).
-    pub stale_while_revalidate: u64,
-    /// Reloads of stale values started in the background.
-    pub background_refreshes: u64,
-    /// Gets answered from a remembered not-found.
-    pub negative_hits: u64,
-    /// Values fetched from peers that the hot policy kept a copy of (by
-    /// heat; golang's sampling counts neither).
-    pub hot_admissions: u64,
-    /// Values fetched from peers that were asked for less than the entry
-    /// they would have evicted, and so not kept.
-    pub hot_rejections: u64,
-    /// The cache of keys this node owns (remembered not-founds included).
-    pub main_cache: CacheStats,
-    /// Copies of other nodes' hot keys.
-    pub hot_cache: CacheStats,
-    /// Expired main values kept for their grace.
-    pub stale_cache: CacheStats,
+    /// These counts, with the caches' counters.
+    pub(crate) fn snapshot(&self, caches: (CacheStats, CacheStats, CacheStats)) -> GroupStats {
+        GroupStats::from_counts(self.counts.each_ref().map(|c| c.load(Relaxed)), caches)
+    }
 }
 
 #[cfg(feature = "metrics")]
@@ -222,4 +232,42 @@ fn histogram(name: &str, help: &str, group: &str) -> Histogram {
     // The name, the label name and the buckets are valid constants, and any
     // string is a valid label value.
     Histogram::with_opts(opts).expect("valid histogram options")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each count, added to once, shows up as exactly one `/stats` field
+    /// and (with the metrics) exactly one metric sample of 1.
+    #[test]
+    fn every_count_shows_in_stats_and_metrics_once() {
+        for (i, what) in Counted::ALL.into_iter().enumerate() {
+            let stats = Stats::default();
+            stats.count(what);
+            let snapshot = stats.snapshot(Default::default());
+            let json = serde_json::to_value(snapshot).unwrap();
+            let ones: Vec<&String> = json
+                .as_object()
+                .unwrap()
+                .iter()
+                .filter(|(_, v)| v.as_u64() == Some(1))
+                .map(|(k, _)| k)
+                .collect();
+            assert_eq!(ones.len(), 1, "{what:?}: {ones:?}");
+            #[cfg(feature = "metrics")]
+            {
+                let read: Vec<u64> = COUNTER_METRICS.iter().map(|m| (m.3)(&snapshot)).collect();
+                assert_eq!(read.iter().sum::<u64>(), 1, "{what:?}");
+                assert_eq!(read[i], 1, "{what:?}: its own row");
+            }
+            let _ = i;
+        }
+        // `/stats` names golang's counters first, as it always has.
+        let json = serde_json::to_string(&Stats::default().snapshot(Default::default())).unwrap();
+        assert!(
+            json.starts_with(r#"{"Gets":0,"CacheHits":0,"PeerLoads":0,"#),
+            "{json}"
+        );
+    }
 }

@@ -5,11 +5,11 @@
 //!
 //! [`HotPolicy`]: crate::group::HotPolicy
 
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 use crate::cache::Which;
 use crate::group::answer::{answer, panicked, Source, Traced};
+use crate::group::counters::Counted;
 use crate::group::error::GroupError;
 use crate::group::hot_policy::HotPolicy;
 use crate::group::{Group, Path};
@@ -51,13 +51,13 @@ impl Group {
         if let Some(found) = self.recheck(&key) {
             return found;
         }
-        inner.stats.loads_deduped.fetch_add(1, Relaxed);
+        inner.stats.count(Counted::LoadDeduped);
         let started = Instant::now();
         let fetched = self.fetch(peer.as_ref(), &key).await;
         inner.timings.peer_fetch(started.elapsed());
         match fetched {
             Ok((value, reported_rate)) => {
-                inner.stats.peer_loads.fetch_add(1, Relaxed);
+                inner.stats.count(Counted::PeerLoad);
                 let value = self.mirror(&key, value, since, reported_rate);
                 return (Ok(value), Source::Peer);
             }
@@ -81,7 +81,7 @@ impl Group {
                 );
             }
             Err(e) => {
-                inner.stats.peer_errors.fetch_add(1, Relaxed);
+                inner.stats.count(Counted::PeerError);
                 if let Some(unlogged) = peer.failure_to_log() {
                     tracing::warn!(
                         group = %inner.name,
@@ -113,10 +113,10 @@ impl Group {
             HotPolicy::Heat => {
                 let (value, admitted) = inner.caches.offer_hot(key, value, since, reported_rate);
                 match admitted {
-                    Some(true) => inner.stats.hot_admissions.fetch_add(1, Relaxed),
-                    Some(false) => inner.stats.hot_rejections.fetch_add(1, Relaxed),
-                    None => 0,
-                };
+                    Some(true) => inner.stats.count(Counted::HotAdmission),
+                    Some(false) => inner.stats.count(Counted::HotRejection),
+                    None => {}
+                }
                 value
             }
         }

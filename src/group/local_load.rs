@@ -4,11 +4,11 @@
 //! write came while it loaded, and a not-found remembered for its negative
 //! lifetime.
 
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 use crate::cache::Which;
 use crate::group::answer::{panicked, Source, Traced};
+use crate::group::counters::Counted;
 use crate::group::error::GroupError;
 use crate::group::freshness::Lifetime;
 use crate::group::getter::GetterError;
@@ -38,14 +38,14 @@ impl Group {
             return found;
         }
         if count_dedup {
-            inner.stats.loads_deduped.fetch_add(1, Relaxed);
+            inner.stats.count(Counted::LoadDeduped);
         }
         let started = Instant::now();
         let loaded = inner.getter.get(&key).await;
         inner.timings.origin_load(started.elapsed());
         match loaded {
             Ok(value) => {
-                inner.stats.local_loads.fetch_add(1, Relaxed);
+                inner.stats.count(Counted::LocalLoad);
                 let value = self.with_grace(value);
                 let since = Some(since);
                 let value = inner
@@ -54,7 +54,7 @@ impl Group {
                 (Ok(value), Source::Origin)
             }
             Err(e) => {
-                inner.stats.local_load_errs.fetch_add(1, Relaxed);
+                inner.stats.count(Counted::LocalLoadErr);
                 let mut source = Source::Origin;
                 if e.is_not_found() {
                     if let Some(until) = self.remember_not_found(&key, &e, since) {

@@ -50,7 +50,6 @@ mod load;
 mod local_load;
 mod stale;
 
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -183,6 +182,7 @@ impl Group {
     }
 
     /// Durations of this group's peer fetches and origin loads.
+    #[cfg(feature = "metrics")]
     pub(crate) fn timings(&self) -> &LoadTimings {
         &self.inner.timings
     }
@@ -196,7 +196,7 @@ impl Group {
 
     /// [`Group::get`], saying where the answer came from.
     pub(crate) async fn get_traced(&self, key: &[u8]) -> Traced {
-        self.inner.stats.gets.fetch_add(1, Relaxed);
+        self.inner.stats.count(Counted::Get);
         let (found, _) = self.inner.caches.lookup_rated(key);
         self.get_by(key, found, Path::User).await
     }
@@ -206,8 +206,8 @@ impl Group {
     /// estimated requests per second here.
     pub(crate) async fn get_for_peer(&self, key: &[u8]) -> (Loaded, f64) {
         let stats = &self.inner.stats;
-        stats.server_requests.fetch_add(1, Relaxed);
-        stats.gets.fetch_add(1, Relaxed);
+        stats.count(Counted::ServerRequest);
+        stats.count(Counted::Get);
         let (found, rate) = self.inner.caches.lookup_rated(key);
         (self.get_by(key, found, Path::Peer).await.0, rate)
     }
@@ -219,7 +219,7 @@ impl Group {
             Ok(answered) => answered,
             Err(Some(stale)) => self.answer_stale(key, stale, path).await,
             Err(None) => {
-                self.inner.stats.loads.fetch_add(1, Relaxed);
+                self.inner.stats.count(Counted::Load);
                 self.load_by(key, path).await
             }
         }
@@ -244,11 +244,13 @@ impl Group {
 
     /// Stores an entry read back from a snapshot in the main cache; false
     /// when it cannot fit or has expired.
+    #[cfg(feature = "binary")]
     pub(crate) fn restore(&self, key: &[u8], value: Value) -> bool {
         self.inner.caches.restore(key, self.with_grace(value))
     }
 
     /// The main cache's entries, least recently used first.
+    #[cfg(feature = "binary")]
     pub(crate) fn main_entries(&self) -> Vec<(Box<[u8]>, Value)> {
         self.inner.caches.main_entries()
     }
@@ -288,6 +290,7 @@ mod tests {
     use crate::value::Expiry;
     use bytes::Bytes;
     use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::Ordering::Relaxed;
 
     /// A group over `pool` whose golang-style mirroring is never chosen.
     pub(super) fn group_over(pool: &Arc<FakePool>, getter: Arc<dyn Getter>) -> Group {

@@ -5,10 +5,9 @@
 //! within the group's stale wait (it runs on, and counts as failed for the
 //! back-off).
 
-use std::sync::atomic::Ordering::Relaxed;
-
 use crate::cache::StaleHit;
 use crate::group::answer::{panicked, Source, Traced};
+use crate::group::counters::Counted;
 use crate::group::{Group, Path};
 
 impl Group {
@@ -21,25 +20,25 @@ impl Group {
             if inner.caches.begin_refresh(key) {
                 self.refresh_in_background(key, path);
             }
-            let (counter, source) = if stale.revalidating {
-                (&inner.stats.stale_while_revalidate, Source::Revalidating)
+            let (counted, source) = if stale.revalidating {
+                (Counted::StaleWhileRevalidate, Source::Revalidating)
             } else {
-                (&inner.stats.stale_if_error, Source::StaleOnError(None))
+                (Counted::StaleIfError, Source::StaleOnError(None))
             };
-            counter.fetch_add(1, Relaxed);
+            inner.stats.count(counted);
             return (Ok(stale.value), source);
         }
-        inner.stats.loads.fetch_add(1, Relaxed);
+        inner.stats.count(Counted::Load);
         let Some((loaded, source)) = self.load_within_stale_wait(key, path).await else {
             // The load runs on; gets answer stale at once until it ends.
             inner.caches.end_reload(key, true);
-            inner.stats.stale_if_error.fetch_add(1, Relaxed);
+            inner.stats.count(Counted::StaleIfError);
             return (Ok(stale.value), Source::StaleOnSlowLoad);
         };
         match loaded {
             Err(e) if e.allows_stale() => {
                 inner.caches.end_reload(key, true);
-                inner.stats.stale_if_error.fetch_add(1, Relaxed);
+                inner.stats.count(Counted::StaleIfError);
                 (Ok(stale.value), Source::StaleOnError(Some(e)))
             }
             loaded => {
@@ -72,7 +71,7 @@ impl Group {
     /// Reloads `key`, whose stale value is being served, on a task of its
     /// own; its new value replaces the stale one, its failure backs off.
     fn refresh_in_background(&self, key: &[u8], path: Path) {
-        self.inner.stats.background_refreshes.fetch_add(1, Relaxed);
+        self.inner.stats.count(Counted::BackgroundRefresh);
         let (this, key) = (self.clone(), key.to_vec());
         tokio::spawn(async move {
             let (loaded, _) = this.load_by(&key, path).await;

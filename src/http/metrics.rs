@@ -6,7 +6,8 @@
 //! its exporter work unchanged. Only the miss paths record something new,
 //! the durations of peer fetches and origin loads ([`LoadTimings`], one per
 //! group); the write counters, which golang has no names for, are
-//! `groupcached_` ones. Peers, etcd, the process and the build are read at
+//! `groupcached_` ones. Every group count is named in the one table of
+//! `group::counters`, next to the count itself. Peers, etcd, the process and the build are read at
 //! scrape time too. Each metric is one line of a table or one call below,
 //! so a new one is a line or two.
 
@@ -17,112 +18,12 @@ use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricT
 use prometheus::{Histogram, TextEncoder};
 
 use crate::cache::CacheStats;
-use crate::group::counters::GroupStats;
+use crate::group::counters::{GroupStats, COUNTER_METRICS};
 use crate::group::Group;
 use crate::node::Node;
 
 /// The `Content-Type` of the exposition (Prometheus text format 0.0.4).
 pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-/// mailgun's group counters (label `group`): name, help, value.
-type GroupField = fn(&GroupStats) -> u64;
-const GROUP_COUNTERS: [(&str, &str, GroupField); 12] = [
-    (
-        "groupcache_gets_total",
-        "Gets, from users and peers.",
-        |s| s.gets,
-    ),
-    (
-        "groupcache_hits_total",
-        "Gets answered from the main or hot cache.",
-        |s| s.cache_hits,
-    ),
-    (
-        "groupcache_loads_total",
-        "Gets that missed both caches.",
-        |s| s.loads,
-    ),
-    (
-        "groupcache_loads_deduped_total",
-        "Loads left after concurrent loads of the same key were merged.",
-        |s| s.loads_deduped,
-    ),
-    (
-        "groupcache_local_loads_total",
-        "Successful loads from this node's origin.",
-        |s| s.local_loads,
-    ),
-    (
-        "groupcache_local_load_errs_total",
-        "Failed loads from this node's origin.",
-        |s| s.local_load_errs,
-    ),
-    (
-        "groupcache_peer_loads_total",
-        "Successful fetches from the owning peer.",
-        |s| s.peer_loads,
-    ),
-    (
-        "groupcache_peer_errors_total",
-        "Failed fetches from the owning peer.",
-        |s| s.peer_errors,
-    ),
-    (
-        "groupcache_server_requests_total",
-        "Requests received from peers: gets, and in a fork's pool writes.",
-        |s| s.server_requests,
-    ),
-    (
-        "groupcached_user_writes_unconfirmed_total",
-        "User writes that some node did not confirm (answered 502).",
-        |s| s.unconfirmed_writes,
-    ),
-    (
-        "groupcached_background_refreshes_total",
-        "Reloads of stale values started in the background.",
-        |s| s.background_refreshes,
-    ),
-    (
-        "groupcached_negative_hits_total",
-        "Gets answered from a remembered not-found.",
-        |s| s.negative_hits,
-    ),
-];
-
-/// Counters split in two by a label besides `group`: name, help, the
-/// label, and each of its two values with its count.
-type SplitCounter = (
-    &'static str,
-    &'static str,
-    &'static str,
-    [(&'static str, GroupField); 2],
-);
-const SPLIT_COUNTERS: [SplitCounter; 4] = [
-    (
-        "groupcached_user_writes_total",
-        "User PUTs and DELETEs through this node, sent on to the pool.",
-        "op",
-        [("set", |s| s.user_sets), ("remove", |s| s.user_removes)],
-    ),
-    (
-        "groupcached_peer_writes_total",
-        "Values stored here at a peer's request, and keys it asked to remove.",
-        "op",
-        [("set", |s| s.peer_sets), ("remove", |s| s.peer_removes)],
-    ),
-    (
-        "groupcached_hot_offers_total",
-        "Values fetched from peers offered to the hot cache by heat: kept (admitted) or not (rejected).",
-        "result",
-        [("admitted", |s| s.hot_admissions), ("rejected", |s| s.hot_rejections)],
-    ),
-    (
-        "groupcached_stale_served_total",
-        "Gets answered with an expired value in its grace: while its reload failed (if-error), or while it reloads in the background (while-revalidate).",
-        "why",
-        [("if-error", |s| s.stale_if_error), ("while-revalidate", |s| s.stale_while_revalidate)],
-    ),
-];
 
 /// mailgun's cache metrics (labels `group`, `type` = main | hot, and
 /// stale for the expired values kept for their grace).
@@ -178,27 +79,26 @@ pub(crate) fn render(node: &Node) -> Result<String, prometheus::Error> {
     groups.sort_by(|a, b| a.0.name().cmp(b.0.name()));
     let mut out = Families::default();
 
-    for (name, help, field) in GROUP_COUNTERS {
-        out.add(
-            name,
-            help,
-            MetricType::COUNTER,
-            groups
-                .iter()
-                .map(|(g, s)| (vec![("group", g.name())], field(s) as f64)),
-        );
-    }
-    for (name, help, label, parts) in SPLIT_COUNTERS {
-        out.add(
-            name,
-            help,
-            MetricType::COUNTER,
-            groups.iter().flat_map(|(g, s)| {
-                parts.map(|(value, field)| {
-                    (vec![("group", g.name()), (label, value)], field(s) as f64)
+    // Each group count, as its table in `group::counters` names it; rows
+    // sharing a name are one family split by their label.
+    let mut done: Vec<&str> = Vec::new();
+    for (name, _, help, _) in COUNTER_METRICS {
+        if done.contains(&name) {
+            continue;
+        }
+        done.push(name);
+        let rows = COUNTER_METRICS.iter().filter(|row| row.0 == name);
+        let samples: Vec<(Vec<(&str, &str)>, f64)> = groups
+            .iter()
+            .flat_map(|(g, s)| {
+                rows.clone().map(move |(_, label, _, field)| {
+                    let mut labels = vec![("group", g.name())];
+                    labels.extend(*label);
+                    (labels, field(s) as f64)
                 })
-            }),
-        );
+            })
+            .collect();
+        out.add(name, help, MetricType::COUNTER, samples);
     }
     out.add(
         "groupcache_get_from_peers_latency_lower",

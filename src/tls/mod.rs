@@ -73,7 +73,6 @@ impl FlagPath {
     fn key(&self) -> Result<PrivateKeyDer<'static>, TlsError> {
         PrivateKeyDer::from_pem_file(&self.path).map_err(|e| self.error(e))
     }
-
 }
 
 /// A certificate chain and its private key (`--tls-cert`/`--tls-key`,
@@ -85,10 +84,11 @@ pub(crate) struct Identity {
 }
 
 impl Identity {
-    pub(crate) fn load(&self) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    pub(crate) fn load(
+        &self,
+    ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
         Ok((self.cert.certs()?, self.key.key()?))
     }
-
 }
 
 /// Trust anchors: the PEM bundle `ca`, or the system's roots without one.

@@ -330,6 +330,7 @@ impl NodeBuilder {
 
     /// This node's URL, once the binary knows it (`--self`, or its bound
     /// listener).
+    #[cfg(feature = "binary")]
     pub(crate) fn self_url(mut self, url: String) -> NodeBuilder {
         self.self_url = Some(url);
         self
@@ -338,18 +339,21 @@ impl NodeBuilder {
     /// The binary's clients for origin loads and peer fetches (their TLS
     /// settings, their deadlines, the load budget they share), instead of
     /// ones made from `fetch_timeout` and `max_conns_per_peer`.
+    #[cfg(feature = "binary")]
     pub(crate) fn set_clients(&mut self, origin: HttpClient, peer: HttpClient) {
         self.origin_http = Some(origin);
         self.peer_http = Some(peer);
     }
 
     /// Where the peer list comes from, for `/peers` and the status page.
+    #[cfg(feature = "binary")]
     pub(crate) fn source(mut self, source: PeerSource) -> NodeBuilder {
         self.source = source;
         self
     }
 
     /// `--allow-writes` and `--max-value-bytes`.
+    #[cfg(feature = "binary")]
     pub(crate) fn writes(mut self, allowed: bool, max_value: u64) -> NodeBuilder {
         self.allow_writes = allowed;
         self.max_value = max_value;
@@ -357,12 +361,13 @@ impl NodeBuilder {
     }
 
     /// `--load-budget`, for the clients the builder makes itself.
+    #[cfg(feature = "binary")]
     pub(crate) fn load_budget(mut self, budget: u64) -> NodeBuilder {
         self.load_budget = budget;
         self
     }
 
-    /// Checks everything (see [`NodeBuilder::check`]) and makes the node;
+    /// Checks every setting, by the rules the binary's flags follow too, and makes the node;
     /// with static peers it is ready to [`Node::get`] and [`crate::serve`]
     /// at once.
     pub fn build(mut self) -> Result<Node, BuildError> {
