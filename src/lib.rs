@@ -11,12 +11,13 @@
 //! peer owns a key; [`wire`] has the protocol details a client needs
 //! (escaping keys into URLs, the peer reply's encoding).
 //!
-//! Inside, a request enters `server`, becomes a `group` lookup, and is
-//! answered from the `cache`, fetched from the owning peer (`peers` picks
-//! it with the ring, `peer_client` fetches it), or loaded through the
-//! group's getter (`origin` for `--group NAME=URL`) once per key
-//! (`singleflight`). `app` turns the binary's configuration into a running
-//! node; `discovery` feeds it peer lists from etcd, `dns` from DNS.
+//! Inside, a request enters `http` (the listener, then the routes),
+//! becomes a `group` lookup, and is answered from the `cache`, fetched
+//! from the owning peer (`peers` picks it with the ring, `peers::client`
+//! fetches it), or loaded through the group's getter (`origin` for
+//! `--group NAME=URL`) once per key (`singleflight`). `writes` sends Sets
+//! and Removes across the pool; `cmd` turns the binary's flags into a
+//! running node; `discovery` feeds it peer lists from etcd or DNS.
 //!
 //! Cargo features: `binary` (default) is the `groupcached` command with
 //! `etcd` and `dns` (discovery) and `metrics` (`GET /metrics`). Without default

@@ -13,7 +13,7 @@ use common::*;
 const CACHE_BYTES: u64 = 1 << 20;
 
 /// What the node's memory may grow by while its cache fills: the cache
-/// size, charged as `src/cache.rs` charges it, plus a quarter for what the
+/// size, charged as `src/cache/mod.rs` charges it, plus a quarter for what the
 /// charge leaves out (the allocator's partly filled pages) and 1 MiB for
 /// the process itself (connections, the runtime's buffers).
 const MOST_GROWTH: u64 = CACHE_BYTES + CACHE_BYTES / 4 + (1 << 20);

@@ -1,6 +1,6 @@
 //! The peer registry as etcd holds it, folded into a peer list: each node
 //! puts `{prefix}{url}` = `{url}`, and the peer list is the sorted,
-//! de-duplicated set of values, with this node always in it. `discovery`
+//! de-duplicated set of values, with this node always in it. `discovery::etcd`
 //! does the etcd I/O and feeds a [`Registry`] the listing and then each
 //! watch event; everything decided about what etcd holds is decided here,
 //! without I/O.

@@ -4,7 +4,7 @@
 //! the whole list (and the ring built from it, in the given order), and
 //! [`PickPeer::pick`] returns the owner's client, or `None` when this node owns
 //! the key (by exact string equality with its own URL) or the list is empty.
-//! The list comes from `--peers`, from etcd (see `discovery`) or from DNS
+//! The list comes from `--peers`, from etcd (see `discovery::etcd`) or from DNS
 //! (see `dns`); a
 //! [`PeerSource`] says which, and how fresh the list is. The ring is
 //! golang's or the forks' as the pool's [`Protocol`] says.

@@ -1,7 +1,7 @@
 //! What a group needs of its peers, and nothing more (golang's
 //! `peers.go`): [`PickPeer`] names the owner of a key, [`FetchPeer`]
 //! fetches a value from it, and [`PeerError`] says why a fetch failed. The
-//! pool (`peers`) and the HTTP client (`peer_client`) implement them; a
+//! pool (`peers`) and the HTTP client (`peers::client`) implement them; a
 //! group's tests put fakes behind them.
 
 use std::sync::Arc;
