@@ -18,7 +18,9 @@
 use std::future::Future;
 use std::time::Duration;
 
-use etcd_client::{Client, ConnectOptions, EventType, GetOptions, PutOptions, WatchOptions};
+use etcd_client::{
+    Client, ConnectOptions, EventType, GetOptions, PutOptions, WatchOptions, WatchResponse,
+};
 use tokio::sync::watch;
 
 use crate::backoff::Backoff;
@@ -197,32 +199,46 @@ impl Discovery {
                 },
                 reply = watch.message() => {
                     let reply = reply?.ok_or(SessionError::WatchEnded)?;
-                    if reply.canceled() || reply.compact_revision() > 0 {
-                        return Err(SessionError::WatchCancelled {
-                            compacted: reply.compact_revision(),
-                            reason: reply.cancel_reason().to_string(),
-                        });
-                    }
-                    let mut revision = None;
-                    for event in reply.events() {
-                        let Some(kv) = event.kv() else { continue };
-                        revision = Some(kv.mod_revision());
-                        let event = match event.event_type() {
-                            EventType::Put => Event::Put { key: kv.key(), value: kv.value() },
-                            EventType::Delete => Event::Delete { key: kv.key() },
-                        };
-                        self.warn(registry.apply(event));
-                    }
-                    if let Some(revision) = revision {
-                        self.publish(&registry, revision);
-                    }
-                    match registry.own_entry() {
-                        OwnEntry::Registered => {}
-                        OwnEntry::Missing => return Err(SessionError::Deregistered),
-                        OwnEntry::Overwritten(url) => return Err(SessionError::Overwritten(url)),
-                    }
+                    self.watched(&mut registry, &reply)?;
                 }
             }
+        }
+    }
+
+    /// Folds one watch reply into `registry` and publishes the list; an
+    /// error ends the session (the watch was cancelled, or this node's own
+    /// entry is gone or taken).
+    fn watched(
+        &mut self,
+        registry: &mut Registry,
+        reply: &WatchResponse,
+    ) -> Result<(), SessionError> {
+        if reply.canceled() || reply.compact_revision() > 0 {
+            return Err(SessionError::WatchCancelled {
+                compacted: reply.compact_revision(),
+                reason: reply.cancel_reason().to_string(),
+            });
+        }
+        let mut revision = None;
+        for event in reply.events() {
+            let Some(kv) = event.kv() else { continue };
+            revision = Some(kv.mod_revision());
+            let event = match event.event_type() {
+                EventType::Put => Event::Put {
+                    key: kv.key(),
+                    value: kv.value(),
+                },
+                EventType::Delete => Event::Delete { key: kv.key() },
+            };
+            self.warn(registry.apply(event));
+        }
+        if let Some(revision) = revision {
+            self.publish(registry, revision);
+        }
+        match registry.own_entry() {
+            OwnEntry::Registered => Ok(()),
+            OwnEntry::Missing => Err(SessionError::Deregistered),
+            OwnEntry::Overwritten(url) => Err(SessionError::Overwritten(url)),
         }
     }
 

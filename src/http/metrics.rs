@@ -78,7 +78,14 @@ pub(crate) fn render(node: &Node) -> Result<String, prometheus::Error> {
     let mut groups: Vec<(&Group, GroupStats)> = node.groups().map(|g| (g, g.stats())).collect();
     groups.sort_by(|a, b| a.0.name().cmp(b.0.name()));
     let mut out = Families::default();
+    group_metrics(&mut out, &groups);
+    peer_metrics(&mut out, node);
+    process_metrics(&mut out);
+    TextEncoder::new().encode_to_string(&out.0)
+}
 
+/// Each group's counts, caches and load timings.
+fn group_metrics(out: &mut Families, groups: &[(&Group, GroupStats)]) {
     // Each group count, as its table in `group::counters` names it; rows
     // sharing a name are one family split by their label.
     let mut done: Vec<&str> = Vec::new();
@@ -139,7 +146,10 @@ pub(crate) fn render(node: &Node) -> Result<String, prometheus::Error> {
     );
     out.histograms(groups.iter().map(|(g, _)| &g.timings().peer_fetch));
     out.histograms(groups.iter().map(|(g, _)| &g.timings().origin_load));
+}
 
+/// The peer list, each peer's health and probes, and etcd's state.
+fn peer_metrics(out: &mut Families, node: &Node) {
     let shares = node.peers().ring_shares();
     out.add(
         "groupcached_peers",
@@ -201,7 +211,10 @@ pub(crate) fn render(node: &Node) -> Result<String, prometheus::Error> {
             [(vec![], status.revision as f64)],
         );
     }
+}
 
+/// The process and the build.
+fn process_metrics(out: &mut Families) {
     if let Some(bytes) = resident_bytes() {
         out.add(
             "process_resident_memory_bytes",
@@ -224,8 +237,6 @@ pub(crate) fn render(node: &Node) -> Result<String, prometheus::Error> {
         MetricType::GAUGE,
         [(vec![("version", env!("CARGO_PKG_VERSION"))], 1.0)],
     );
-
-    TextEncoder::new().encode_to_string(&out.0)
 }
 
 /// Metric families in the order they are written.

@@ -25,6 +25,8 @@
 //! builder, and its `--check` runs the same checks. Values never expire
 //! unless the getter says so, and the node accepts no writes.
 
+#[cfg(feature = "binary")]
+mod binary;
 mod group;
 pub(crate) mod rules;
 
@@ -325,45 +327,6 @@ impl NodeBuilder {
     /// the ring.
     pub fn picker(mut self, picker: impl PickPeer) -> NodeBuilder {
         self.picker = Some(Arc::new(picker));
-        self
-    }
-
-    /// This node's URL, once the binary knows it (`--self`, or its bound
-    /// listener).
-    #[cfg(feature = "binary")]
-    pub(crate) fn self_url(mut self, url: String) -> NodeBuilder {
-        self.self_url = Some(url);
-        self
-    }
-
-    /// The binary's clients for origin loads and peer fetches (their TLS
-    /// settings, their deadlines, the load budget they share), instead of
-    /// ones made from `fetch_timeout` and `max_conns_per_peer`.
-    #[cfg(feature = "binary")]
-    pub(crate) fn set_clients(&mut self, origin: HttpClient, peer: HttpClient) {
-        self.origin_http = Some(origin);
-        self.peer_http = Some(peer);
-    }
-
-    /// Where the peer list comes from, for `/peers` and the status page.
-    #[cfg(feature = "binary")]
-    pub(crate) fn source(mut self, source: PeerSource) -> NodeBuilder {
-        self.source = source;
-        self
-    }
-
-    /// `--allow-writes` and `--max-value-bytes`.
-    #[cfg(feature = "binary")]
-    pub(crate) fn writes(mut self, allowed: bool, max_value: u64) -> NodeBuilder {
-        self.allow_writes = allowed;
-        self.max_value = max_value;
-        self
-    }
-
-    /// `--load-budget`, for the clients the builder makes itself.
-    #[cfg(feature = "binary")]
-    pub(crate) fn load_budget(mut self, budget: u64) -> NodeBuilder {
-        self.load_budget = budget;
         self
     }
 
