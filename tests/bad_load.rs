@@ -13,7 +13,6 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -505,55 +504,6 @@ impl Drop for RemoveOnDrop {
     }
 }
 
-/// `python3 -m http.server 0` serving `root`; its port, read from its
-/// "Serving HTTP on 127.0.0.1 port N" line.
-async fn start_python_server(root: &std::path::Path) -> (Proc, u16) {
-    use std::io::BufRead;
-    let mut command = Command::new("python3");
-    command
-        .args([
-            "-u",
-            "-m",
-            "http.server",
-            "0",
-            "--bind",
-            "127.0.0.1",
-            "--directory",
-        ])
-        .arg(root)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut proc = Proc::spawn("python3 http.server", &mut command);
-    let stdout = proc.child.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
-        line
-    });
-    let line = tokio::time::timeout(Duration::from_secs(10), line)
-        .await
-        .expect("python3 http.server printed nothing")
-        .unwrap();
-    let port = line
-        .split(" port ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|port| port.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {line:?}"));
-    wait_healthy_any(&format!("http://127.0.0.1:{port}/")).await;
-    (proc, port)
-}
-
-/// Polls `url` until it answers at all.
-async fn wait_healthy_any(url: &str) {
-    eventually(
-        Duration::from_secs(10),
-        format!("{url} answering"),
-        || async { try_get(url).await.ok() },
-    )
-    .await;
-}
-
 /// With the owner of some keys stopped (SIGSTOP), those keys are still
 /// served (locally), `/peers` shows the owner down, and after SIGCONT it
 /// is found back up and asked again.
@@ -584,7 +534,7 @@ async fn a_frozen_owner_is_marked_down_and_found_back() {
     let keys = keys_owned_by(&ring, &b.url, "frozen", 400);
     let health = |peers: serde_json::Value| peers["health"][0].clone();
 
-    b.proc.signal("STOP");
+    b.proc.stop().await;
     for key in &keys[..20] {
         let reply = a.get(&format!("/cache/g/{key}")).await;
         assert_eq!(

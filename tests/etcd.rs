@@ -160,7 +160,7 @@ async fn a_frozen_etcd_is_noticed_within_the_ttl() {
     let want = sorted_urls(&ports);
     await_peers(&all, &want, true, PROMPTLY).await;
 
-    etcd.freeze();
+    etcd.freeze().await;
     let took = await_peers(&all, &want, false, TTL + PROMPTLY).await;
     eprintln!("nodes noticed the frozen etcd after {took:?}");
     for node in &nodes {

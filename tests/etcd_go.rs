@@ -251,7 +251,7 @@ async fn go_nodes_notice_a_frozen_etcd_within_the_ttl() {
     let want = sorted_urls(&ports);
     await_peers(&all, &want, true, PROMPTLY).await;
 
-    etcd.freeze();
+    etcd.freeze().await;
     let took = await_peers(&all, &want, false, TTL + PROMPTLY).await;
     eprintln!("nodes noticed the frozen etcd after {took:?}");
     get_everywhere(&all, &["while-frozen".to_string()]).await;

@@ -36,7 +36,7 @@ async fn a_stopped_owner_is_found_out_by_a_probe() {
     let ring = Ring::new(DEFAULT_REPLICAS, &[a.url.clone(), b.url.clone()]);
     let keys = keys_owned_by(&ring, &b.url, "frozen", 200);
 
-    b.proc.signal("STOP");
+    b.proc.stop().await;
     // 16 clients at once, as users would keep asking.
     let replies = bounded(16, keys[..32].to_vec(), |key| {
         let url = a.url.clone();
@@ -167,7 +167,7 @@ async fn a_go_owner_answers_the_probe() {
     assert!(health["probes"].as_u64() >= Some(1), "{health}");
     assert_eq!(health["probes_unanswered"], 0, "{health}");
 
-    go.proc.signal("STOP");
+    go.proc.stop().await;
     let stopped = key_owned_by(&ring, go_url, "stopped-go");
     still_serves(&rust.url, &stopped).await;
     let health = health_of(&rust.url, go_url).await;

@@ -23,32 +23,6 @@ async fn traffic(nodes: &[GcNode]) {
     }
 }
 
-/// Runs `program ARGS` to completion (at most 60 s, killed otherwise):
-/// exit status success, stdout, stderr.
-async fn run(program: &str, args: &[String], stdin: &[u8]) -> (bool, String, String) {
-    use tokio::io::AsyncWriteExt;
-    let mut child = tokio::process::Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {program}: {e} (scripts/deps installs it)"));
-    let mut input = child.stdin.take().expect("stdin");
-    input.write_all(stdin).await.expect("writing stdin");
-    drop(input);
-    let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("{program} ran for more than 60 s"))
-        .expect("waiting for the program");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promtool_accepts_the_exposition() {
     let origin = Origin::start().await;
@@ -211,30 +185,6 @@ async fn prometheus_scrapes_what_stats_says() {
     let up = prometheus.query("up").await;
     assert_eq!(up.len(), 3, "{up:?}");
     assert!(up.iter().all(|(_, v)| *v == 1.0), "{up:?}");
-}
-
-/// Chromium's flags for a headless run as root with a throwaway profile;
-/// the page's scripts get `virtual_ms` of virtual time (its clock runs
-/// ahead while it waits) to fetch /status and draw before the dump.
-fn chromium_args(profile: &Path, virtual_ms: u32) -> Vec<String> {
-    [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--hide-scrollbars",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([
-        format!("--user-data-dir={}", profile.display()),
-        format!("--virtual-time-budget={virtual_ms}"),
-    ])
-    .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

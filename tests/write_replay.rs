@@ -263,7 +263,7 @@ async fn a_node_paused_past_its_lease_with_no_writes_meanwhile_gets_no_replay() 
     ];
 
     // SIGSTOP past the lease: A and B drop C, then see it come back.
-    c.proc.signal("STOP");
+    c.proc.stop().await;
     let rest = sorted(&[&a.url, &b.url]);
     await_peers(&[&a, &b], &rest, true, SEEN).await;
     c.proc.signal("CONT");

@@ -145,11 +145,12 @@ impl Etcd {
 
     /// SIGSTOP: etcd keeps its connections open but answers nothing, as a
     /// hung server or a silent network partition would.
-    pub fn freeze(&self) {
+    pub async fn freeze(&self) {
         self.proc
             .as_ref()
             .expect("etcd is not running")
-            .signal("STOP");
+            .stop()
+            .await;
     }
 
     /// SIGCONT after [`Etcd::freeze`].

@@ -48,6 +48,31 @@ impl Proc {
         kill(pid, signal).unwrap_or_else(|e| panic!("kill -{signal} {}: {e}", self.name));
     }
 
+    /// SIGSTOP, and waits until every thread of the process has stopped.
+    /// kill(2) returns once the signal is queued, and the stop reaches the
+    /// other threads only when the thread that takes the signal runs: on a
+    /// loaded machine another thread may meanwhile still answer a request.
+    pub async fn stop(&self) {
+        self.signal("STOP");
+        let tasks = format!("/proc/{}/task", self.child.id());
+        let stopped = || async {
+            let threads = std::fs::read_dir(&tasks).ok()?;
+            let states: Vec<Option<char>> = threads
+                .map(|thread| {
+                    let stat = std::fs::read_to_string(thread.ok()?.path().join("stat")).ok()?;
+                    // `pid (comm) STATE ...`: the state follows the last `)`.
+                    stat.rsplit_once(')')?.1.trim_start().chars().next()
+                })
+                .collect();
+            states
+                .iter()
+                .all(|state| matches!(state, Some('T' | 't')))
+                .then_some(())
+        };
+        let what = format!("every thread of {} stopped", self.name);
+        super::eventually(Duration::from_secs(10), what, stopped).await;
+    }
+
     /// Waits up to `timeout` for the process to exit; its exit code.
     pub async fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
         wait_for_exit(&mut self.child, timeout).await
