@@ -43,6 +43,7 @@ mod log_gate;
 mod node;
 mod origin;
 mod peers;
+mod representation;
 mod singleflight;
 #[cfg(feature = "binary")]
 mod snapshot;
@@ -66,6 +67,7 @@ pub use origin::TemplateError;
 pub use peers::picker::{FetchPeer, PeerError, PickPeer};
 pub use peers::protocol::{Protocol, UnknownProtocol};
 pub use peers::url::{BadPeerUrl, InvalidPeerUrl};
+pub use representation::media_type::MediaTypeError;
 pub use value::{Expiry, Grace, Value};
 
 /// The `groupcached` command's `main`, for `src/main.rs`: not part of the

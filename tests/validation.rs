@@ -142,6 +142,36 @@ fn cases() -> Vec<Case> {
             flag: "--stale-wait",
             reason: "3601s is not between 0ns and 3600s",
         },
+        Case {
+            builder: builder().content_type("g", "html"),
+            flags: &["--content-type", "g=html"],
+            flag: "--content-type",
+            reason: "expected type/subtype, e.g. text/html or application/json",
+        },
+        Case {
+            builder: builder().content_type("g", "text/html; charset"),
+            flags: &["--content-type", "g=text/html; charset"],
+            flag: "--content-type",
+            reason: "a parameter must be name=value, e.g. charset=utf-8",
+        },
+        Case {
+            builder: builder().content_type("g", ""),
+            flags: &["--content-type", "g="],
+            flag: "--content-type",
+            reason: "a media type must not be empty",
+        },
+        Case {
+            builder: builder().content_type("nosuch", "text/html"),
+            flags: &["--content-type", "nosuch=text/html"],
+            flag: "--content-type",
+            reason: "no group named \"nosuch\"",
+        },
+        Case {
+            builder: builder().compress("nosuch"),
+            flags: &["--compress", "nosuch"],
+            flag: "--compress",
+            reason: "no group named \"nosuch\"",
+        },
     ]
 }
 

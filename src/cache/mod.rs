@@ -32,6 +32,7 @@
 //! ([`generations`]).
 
 mod admission;
+pub(crate) mod compressed;
 mod entry;
 mod generations;
 mod heat;

@@ -118,6 +118,30 @@ pub(crate) struct Args {
     )]
     pub negative_max_ttl: Vec<String>,
 
+    /// The Content-Type users get with a group's values: NAME=MEDIA_TYPE,
+    /// e.g. pages=text/html; charset=utf-8; repeatable; the environment
+    /// variable takes several, comma-separated [default:
+    /// application/octet-stream].
+    #[arg(
+        long,
+        env = "GROUPCACHED_CONTENT_TYPE",
+        value_delimiter = ',',
+        value_name = "NAME=MEDIA_TYPE"
+    )]
+    pub content_type: Vec<String>,
+
+    /// Send a group's values of 1 KiB or more compressed (gzip, br or zstd,
+    /// as the client's Accept-Encoding prefers), each compressed once and
+    /// kept in an eighth of --cache-bytes: NAME; repeatable; the
+    /// environment variable takes several, space-separated.
+    #[arg(
+        long,
+        env = "GROUPCACHED_COMPRESS",
+        value_delimiter = ' ',
+        value_name = "NAME"
+    )]
+    pub compress: Vec<String>,
+
     /// Cache size of each group (main + hot), e.g. 64MiB, 1G, 1048576.
     #[arg(long, env = "GROUPCACHED_CACHE_BYTES", default_value = "64MiB", value_parser = in_range(parse_size, limits::CACHE_BYTES))]
     pub cache_bytes: u64,

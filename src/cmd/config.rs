@@ -102,6 +102,17 @@ pub(crate) enum ConfigError {
     MaxValue(u64, u64),
     #[error("--load-budget {0} is less than --max-value-bytes {1}")]
     LoadBudget(u64, u64),
+    #[error("--content-type {0:?}: expected NAME=MEDIA_TYPE, e.g. pages=text/html")]
+    ContentTypeSyntax(String),
+    #[error("--content-type {spec:?}: {error}")]
+    ContentType {
+        spec: String,
+        error: crate::representation::media_type::MediaTypeError,
+    },
+    #[error("{0} {1:?}: no group named {2:?}")]
+    NoSuchGroup(String, String, String),
+    #[error("{0} {1:?}: given twice for that group")]
+    Twice(&'static str, String),
 }
 
 impl Args {
@@ -203,6 +214,29 @@ impl Args {
         for (flag, values, field) in ttl_flags {
             apply_ttls(flag, values, &mut node.groups, field)?;
         }
+        self.representation(node)
+    }
+
+    /// `--content-type NAME=MEDIA_TYPE` and `--compress NAME` as builder
+    /// calls; each given once per group.
+    fn representation(&self, mut node: NodeBuilder) -> Result<NodeBuilder, ConfigError> {
+        let mut typed: Vec<&str> = Vec::new();
+        for spec in &self.content_type {
+            let (name, media_type) = spec
+                .split_once('=')
+                .ok_or_else(|| ConfigError::ContentTypeSyntax(spec.clone()))?;
+            if typed.contains(&name) {
+                return Err(ConfigError::Twice("--content-type", spec.clone()));
+            }
+            typed.push(name);
+            node = node.content_type(name, media_type);
+        }
+        for (i, name) in self.compress.iter().enumerate() {
+            if self.compress[..i].contains(name) {
+                return Err(ConfigError::Twice("--compress", name.clone()));
+            }
+            node = node.compress(name);
+        }
         Ok(node)
     }
 
@@ -246,6 +280,24 @@ impl Args {
                 min,
                 max,
             } => range(option, [value, min, max].map(|d| format!("{d:?}"))),
+            BuildError::ContentType {
+                group,
+                value,
+                error,
+            } => ConfigError::ContentType {
+                spec: format!("{group}={value}"),
+                error,
+            },
+            BuildError::NoSuchGroup { option, group } => {
+                let prefix = format!("{group}=");
+                let spec = self.content_type.iter().find(|s| s.starts_with(&prefix));
+                let given = match (option, spec) {
+                    ("content_type", Some(spec)) => spec.clone(),
+                    _ => group.clone(),
+                };
+                let flag = format!("--{}", option.replace('_', "-"));
+                ConfigError::NoSuchGroup(flag, given, group)
+            }
             error @ BuildError::ZeroTimeout => ConfigError::Node(error),
         }
     }

@@ -53,15 +53,18 @@ macro_rules! counters {
             pub hot_cache: CacheStats,
             /// Expired main values kept for their grace.
             pub stale_cache: CacheStats,
+            /// Compressed copies of values (`--compress` groups only).
+            pub compressed_cache: CacheStats,
         }
 
         impl GroupStats {
             fn from_counts(
                 counts: [u64; COUNTS],
                 (main_cache, hot_cache, stale_cache): (CacheStats, CacheStats, CacheStats),
+                compressed_cache: CacheStats,
             ) -> GroupStats {
                 let [$($field),*] = counts;
-                GroupStats { $($field,)* main_cache, hot_cache, stale_cache }
+                GroupStats { $($field,)* main_cache, hot_cache, stale_cache, compressed_cache }
             }
         }
 
@@ -143,6 +146,19 @@ counters! {
     /// they would have evicted, and so not kept.
     HotRejection => hot_rejections, "groupcached_hot_offers_total" { "result" = "rejected" },
         "Values fetched from peers offered to the hot cache by heat: kept (admitted) or not (rejected).";
+    /// User gets answered `304 Not Modified` (`If-None-Match`): each is
+    /// also counted as the get it was.
+    NotModified => not_modified, "groupcached_not_modified_total",
+        "User gets answered 304 Not Modified (also counted as gets and hits).";
+    /// User gets answered with part of a value (`206`, `Range`).
+    PartialReply => partial_replies, "groupcached_partial_replies_total",
+        "User gets answered 206 Partial Content with the ranges asked for.";
+    /// User gets answered in a content coding (`--compress`).
+    CompressedReply => compressed_replies, "groupcached_compressed_replies_total",
+        "User gets answered in a content coding (gzip, br, zstd).";
+    /// Compressed copies made (once per value and coding while kept).
+    Compression => compressions, "groupcached_compressions_total",
+        "Compressed copies of values made (once per value and coding while kept).";
 }
 
 /// A group's counts, one atomic each, added to by [`Stats::count`] only.
@@ -164,9 +180,15 @@ impl Stats {
         self.counts[what as usize].fetch_add(1, Relaxed);
     }
 
-    /// These counts, with the caches' counters.
-    pub(crate) fn snapshot(&self, caches: (CacheStats, CacheStats, CacheStats)) -> GroupStats {
-        GroupStats::from_counts(self.counts.each_ref().map(|c| c.load(Relaxed)), caches)
+    /// These counts, with the caches' counters and the compressed
+    /// copies'.
+    pub(crate) fn snapshot(
+        &self,
+        caches: (CacheStats, CacheStats, CacheStats),
+        compressed: CacheStats,
+    ) -> GroupStats {
+        let counts = self.counts.each_ref().map(|c| c.load(Relaxed));
+        GroupStats::from_counts(counts, caches, compressed)
     }
 }
 
@@ -245,7 +267,7 @@ mod tests {
         for (i, what) in Counted::ALL.into_iter().enumerate() {
             let stats = Stats::default();
             stats.count(what);
-            let snapshot = stats.snapshot(Default::default());
+            let snapshot = stats.snapshot(Default::default(), Default::default());
             let json = serde_json::to_value(snapshot).unwrap();
             let ones: Vec<&String> = json
                 .as_object()
@@ -264,7 +286,10 @@ mod tests {
             let _ = i;
         }
         // `/stats` names golang's counters first, as it always has.
-        let json = serde_json::to_string(&Stats::default().snapshot(Default::default())).unwrap();
+        let json = serde_json::to_string(
+            &Stats::default().snapshot(Default::default(), Default::default()),
+        )
+        .unwrap();
         assert!(
             json.starts_with(r#"{"Gets":0,"CacheHits":0,"PeerLoads":0,"#),
             "{json}"

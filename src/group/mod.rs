@@ -53,6 +53,7 @@ mod stale;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::cache::compressed::CompressedCopies;
 use crate::cache::{Caches, Lookup, Which};
 use crate::group::answer::{answer, Loaded};
 pub(crate) use crate::group::answer::{Source, Traced};
@@ -93,6 +94,9 @@ struct Inner {
     /// choice in tests.
     mirror_sample: fn() -> bool,
     caches: Caches,
+    /// Compressed copies of values, for a group that sends them
+    /// compressed; within the group's cache size.
+    compressed: Option<CompressedCopies>,
     /// The group's TTL policy: the grace of values whose getter gave none,
     /// and the lifetime of not-founds.
     policy: TtlPolicy,
@@ -150,6 +154,7 @@ impl Group {
                 hot_policy: HotPolicy::Golang,
                 mirror_sample,
                 caches: Caches::new(cache_bytes),
+                compressed: None,
                 policy: TtlPolicy::default(),
                 stats: Stats::default(),
                 timings: LoadTimings::new(name),
@@ -171,14 +176,34 @@ impl Group {
         self
     }
 
+    /// This group, keeping compressed copies of its values in an eighth
+    /// of its cache size (the main and hot caches keep the rest).
+    pub(crate) fn with_compressed_copies(mut self) -> Group {
+        // Called right after `new`, before the group is shared.
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            let limit = inner.caches.limit();
+            let copies = limit / 8;
+            inner.caches = Caches::new(limit - copies);
+            inner.compressed = Some(CompressedCopies::new(copies));
+        }
+        self
+    }
+
+    /// The compressed copies of this group's values, if it keeps any.
+    pub(crate) fn compressed_copies(&self) -> Option<&CompressedCopies> {
+        self.inner.compressed.as_ref()
+    }
+
     /// The group's name, as the cluster knows it.
     pub fn name(&self) -> &str {
         &self.inner.name
     }
 
-    /// The most bytes the main and hot caches hold together.
+    /// The most bytes the group's caches hold together: main and hot, and
+    /// compressed copies if it keeps any.
     pub fn cache_bytes(&self) -> u64 {
-        self.inner.caches.limit()
+        let copies = self.inner.compressed.as_ref().map_or(0, |c| c.limit());
+        self.inner.caches.limit() + copies
     }
 
     /// Durations of this group's peer fetches and origin loads.
@@ -275,9 +300,12 @@ impl Group {
         self.inner.caches.hot_keys()
     }
 
-    /// The group's counters and both caches' counters.
+    /// The group's counters and its caches' counters.
     pub fn stats(&self) -> GroupStats {
-        self.inner.stats.snapshot(self.inner.caches.stats())
+        let copies = self.inner.compressed.as_ref().map(|c| c.stats());
+        self.inner
+            .stats
+            .snapshot(self.inner.caches.stats(), copies.unwrap_or_default())
     }
 }
 

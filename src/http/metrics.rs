@@ -122,12 +122,15 @@ fn group_metrics(out: &mut Families, groups: &[(&Group, GroupStats)]) {
             help,
             kind,
             groups.iter().flat_map(|(g, s)| {
-                let caches = [
+                let mut caches = vec![
                     ("main", &s.main_cache),
                     ("hot", &s.hot_cache),
                     ("stale", &s.stale_cache),
                 ];
-                caches.map(|(which, cache)| {
+                if g.compressed_copies().is_some() {
+                    caches.push(("compressed", &s.compressed_cache));
+                }
+                caches.into_iter().map(move |(which, cache)| {
                     (
                         vec![("group", g.name()), ("type", which)],
                         field(cache) as f64,
@@ -138,7 +141,7 @@ fn group_metrics(out: &mut Families, groups: &[(&Group, GroupStats)]) {
     }
     out.add(
         "groupcached_cache_capacity_bytes",
-        "The most bytes the main and hot caches hold together (--cache-bytes).",
+        "The most bytes the group's caches hold together (--cache-bytes).",
         MetricType::GAUGE,
         groups
             .iter()

@@ -1,7 +1,8 @@
 //! The HTTP layer: the listener ([`server`]) and how it serves
 //! ([`serve_options`]: limits, TLS, which APIs), what each request gets
 //! ([`routes`]: the peer API, the user API, writes and their bodies), the
-//! replies ([`reply`]), what a reply says about its answer
+//! replies ([`reply`]; a value's to a user, with its ETag, ranges and
+//! coding: [`value_reply`]), what a reply says about its answer
 //! ([`cache_status`]), and the views of a node ([`views`]: `/stats`,
 //! `/peers`, `/status`; [`metrics`]: `/metrics`).
 
@@ -12,4 +13,5 @@ pub(crate) mod reply;
 pub(crate) mod routes;
 pub(crate) mod serve_options;
 pub(crate) mod server;
+pub(crate) mod value_reply;
 pub(crate) mod views;

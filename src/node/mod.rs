@@ -18,6 +18,7 @@ use crate::peers::picker::{PeerError, PickPeer};
 use crate::peers::protocol::Protocol;
 use crate::peers::url::{self, InvalidPeerUrl};
 use crate::peers::Peers;
+use crate::representation::Representation;
 use crate::value::Value;
 use crate::writes;
 
@@ -49,11 +50,17 @@ pub struct Node {
 }
 
 struct Inner {
-    groups: HashMap<Vec<u8>, Group, BuildHasherDefault<NameHasher>>,
+    groups: HashMap<Vec<u8>, Served, BuildHasherDefault<NameHasher>>,
     peers: Arc<Peers>,
     base_path: String,
     source: PeerSource,
     writes: Writes,
+}
+
+/// A group and how its values are sent to users.
+struct Served {
+    group: Group,
+    representation: Representation,
 }
 
 /// Whether users may write, and each group's TTL policy for their values.
@@ -89,6 +96,8 @@ pub(crate) struct GroupParts {
     pub(crate) getter: Arc<dyn Getter>,
     pub(crate) ttl: TtlPolicy,
     pub(crate) hot_policy: HotPolicy,
+    /// `--content-type` and `--compress`.
+    pub(crate) representation: Representation,
 }
 
 /// Why [`Node::get`] produced no value.
@@ -152,8 +161,16 @@ impl Node {
                 spec.hot_policy,
             )
             .with_stale_wait(parts.stale_wait);
+            let group = match spec.representation.compress {
+                true => group.with_compressed_copies(),
+                false => group,
+            };
             ttls.insert(spec.name.as_bytes().to_vec(), spec.ttl);
-            groups.insert(spec.name.into_bytes(), group);
+            let served = Served {
+                group,
+                representation: spec.representation,
+            };
+            groups.insert(spec.name.into_bytes(), served);
         }
         Node {
             inner: Arc::new(Inner {
@@ -221,8 +238,13 @@ impl Node {
 
     /// The group named `name`.
     pub fn group(&self, name: impl AsRef<[u8]>) -> Option<&Group> {
-        let name = name.as_ref();
-        self.inner.groups.get(name)
+        self.served(name).map(|(group, _)| group)
+    }
+
+    /// The group named `name` and how its values are sent to users.
+    pub(crate) fn served(&self, name: impl AsRef<[u8]>) -> Option<(&Group, &Representation)> {
+        let served = self.inner.groups.get(name.as_ref())?;
+        Some((&served.group, &served.representation))
     }
 
     /// Replaces the peer list at any time (golang's `HTTPPool.Set`), for an
@@ -281,7 +303,7 @@ impl Node {
 
     /// Every group of the node, in no particular order.
     pub fn groups(&self) -> impl Iterator<Item = &Group> {
-        self.inner.groups.values()
+        self.inner.groups.values().map(|served| &served.group)
     }
 
     pub(crate) fn peers(&self) -> &Arc<Peers> {

@@ -179,7 +179,7 @@ where
         "/" => html(crate::http::views::PAGE),
         "/status" => json(&crate::http::views::status(node)),
         _ => match wire::split_path(path, user::CACHE_PREFIX) {
-            Some(parsed) => user::serve_user(node, parsed).await,
+            Some(parsed) => user::serve_user(node, &head, parsed).await,
             None => text(StatusCode::NOT_FOUND, "not found".into()),
         },
     }

@@ -1,17 +1,17 @@
-//! The user API, `/cache/{group}/{key}`: a get answers the raw value with
-//! `Cache-Control` and `Cache-Status`; `PUT` and `DELETE` write it, with
-//! `--allow-writes` in the forks' pools.
+//! The user API, `/cache/{group}/{key}`: a `GET` or `HEAD` answers the raw
+//! value (`http::value_reply`: validators, conditional requests, ranges,
+//! content type and coding) with `Cache-Status`; `PUT` and `DELETE` write
+//! it, with `--allow-writes` in the forks' pools.
 
 use bytes::Bytes;
 use hyper::body::Body;
-use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
-use hyper::{Method, Response, StatusCode};
+use hyper::{Method, StatusCode};
 
 use crate::group::{GroupError, Source};
 use crate::http::cache_status::{cache_status, CACHE_STATUS};
-use crate::http::reply::{no_such_group, text, Reply, ReplyBody};
+use crate::http::reply::{no_such_group, text, Reply};
+use crate::http::value_reply::{value_reply, vary};
 use crate::node::Node;
-use crate::value::Expiry;
 use crate::wire::{PathError, PathParts};
 use crate::writes::{self, SetOptions};
 
@@ -71,27 +71,26 @@ where
     text(status, message.into())
 }
 
-/// `GET /cache/{group}/{key}`: the raw value.
-pub(super) async fn serve_user(node: &Node, parsed: Result<PathParts<'_>, PathError>) -> Reply {
+/// `GET` or `HEAD /cache/{group}/{key}`: the raw value, as the request's
+/// header fields select it (see `http::value_reply`).
+pub(super) async fn serve_user(
+    node: &Node,
+    head: &hyper::http::request::Parts,
+    parsed: Result<PathParts<'_>, PathError>,
+) -> Reply {
     let Ok(parts) = parsed else {
         return text(StatusCode::BAD_REQUEST, "bad request".into());
     };
-    let Some(group) = node.group(parts.group()) else {
+    let Some((group, representation)) = node.served(parts.group()) else {
         return no_such_group(parts.group());
     };
-    let (loaded, source) = group.get_traced(parts.key()).await;
+    let key = parts.key();
+    let (loaded, source) = group.get_traced(key).await;
     let (mut reply, expiry) = match loaded {
         Ok(value) => {
             let expiry = value.expiry;
-            let mut reply = Response::new(ReplyBody::from(value.bytes));
-            let headers = reply.headers_mut();
-            headers.insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static("application/octet-stream"),
-            );
-            if let Some(cache_control) = cache_control(expiry) {
-                headers.insert(CACHE_CONTROL, cache_control);
-            }
+            let (method, headers) = (&head.method, &head.headers);
+            let reply = value_reply(group, representation, key, value, method, headers).await;
             (reply, Some(expiry))
         }
         Err(e) => {
@@ -99,7 +98,9 @@ pub(super) async fn serve_user(node: &Node, parsed: Result<PathParts<'_>, PathEr
                 Source::NotFound(expiry) => Some(expiry),
                 _ => None,
             };
-            (text(user_status(&e), e.to_string().into()), expiry)
+            let mut reply = text(user_status(&e), e.to_string().into());
+            vary(representation, reply.headers_mut());
+            (reply, expiry)
         }
     };
     let fwd_status = match &source {
@@ -122,18 +123,6 @@ fn user_status(e: &GroupError) -> StatusCode {
     } else {
         StatusCode::BAD_GATEWAY
     }
-}
-
-/// How long a user's browser or a downstream cache may keep a value: no
-/// longer than this node does. `None` for a value that never expires.
-fn cache_control(expiry: Expiry) -> Option<HeaderValue> {
-    let left = expiry.remaining()?;
-    if left.is_zero() {
-        return Some(HeaderValue::from_static("no-store"));
-    }
-    let max_age = format!("max-age={}", left.as_secs());
-    // Digits and ASCII letters are always a valid header value.
-    Some(HeaderValue::from_str(&max_age).expect("ASCII header value"))
 }
 
 // The tests build nodes from the command's flags.

@@ -90,6 +90,9 @@ pub struct NodeBuilder {
     /// The stale windows and negative TTL of the groups `group` adds.
     policy: TtlPolicy,
     hot_policy: HotPolicy,
+    /// The first `content_type` or `compress` that named no group added
+    /// before it.
+    unknown_group: Option<(&'static str, String)>,
 }
 
 impl std::fmt::Debug for NodeBuilder {
@@ -143,6 +146,7 @@ impl NodeBuilder {
             picker: None,
             policy: TtlPolicy::default(),
             hot_policy: HotPolicy::default(),
+            unknown_group: None,
         }
     }
 
@@ -168,13 +172,9 @@ impl NodeBuilder {
     /// `cache_bytes` together, loading misses from `getter` (golang's
     /// `NewGroup`).
     pub fn group(mut self, name: &str, cache_bytes: u64, getter: impl Getter) -> NodeBuilder {
-        self.groups.push(NewGroup {
-            name: name.to_string(),
-            cache_bytes,
-            loader: Loader::Getter(Arc::new(getter)),
-            ttl: self.policy,
-            hot_policy: self.hot_policy,
-        });
+        let loader = Loader::Getter(Arc::new(getter));
+        let group = NewGroup::new(name, cache_bytes, loader, self.policy, self.hot_policy);
+        self.groups.push(group);
         self
     }
 
@@ -212,14 +212,52 @@ impl NodeBuilder {
         origin: &str,
         ttl: TtlPolicy,
     ) -> NodeBuilder {
-        self.groups.push(NewGroup {
-            name: name.to_string(),
-            cache_bytes,
-            loader: Loader::Origin(Origin::parse(name, origin)),
-            ttl,
-            hot_policy: self.hot_policy,
-        });
+        let loader = Loader::Origin(Origin::parse(name, origin));
+        let group = NewGroup::new(name, cache_bytes, loader, ttl, self.hot_policy);
+        self.groups.push(group);
         self
+    }
+
+    /// The `Content-Type` users get with the values of the group `group`
+    /// (`--content-type GROUP=MEDIA_TYPE`; default
+    /// `application/octet-stream`), for a group already added. A media
+    /// type that is not `type/subtype[; name=value]...` is refused by
+    /// [`build`](NodeBuilder::build) as a [`BuildError::ContentType`].
+    ///
+    /// ```
+    /// let node = groupcached::NodeBuilder::new("http://127.0.0.1:8081")
+    ///     .http_group("pages", 64 << 20, "http://127.0.0.1:9000/{key}")
+    ///     .content_type("pages", "text/html; charset=utf-8")
+    ///     .build();
+    /// assert!(node.is_ok());
+    /// ```
+    pub fn content_type(mut self, group: &str, media_type: &str) -> NodeBuilder {
+        match self.groups.iter_mut().find(|g| g.name == group) {
+            Some(found) => found.set_content_type(media_type),
+            None => self.note_unknown_group("content_type", group),
+        }
+        self
+    }
+
+    /// Sends the values of the group `group` (one already added)
+    /// compressed to clients that accept it (`--compress GROUP`): gzip,
+    /// br or zstd by `Accept-Encoding`, for values of 1 KiB or more that
+    /// shrink, with `Vary: Accept-Encoding` on every reply. A compressed
+    /// copy is made once per value and coding and kept in an eighth of
+    /// the group's `cache_bytes`.
+    pub fn compress(mut self, group: &str) -> NodeBuilder {
+        match self.groups.iter_mut().find(|g| g.name == group) {
+            Some(found) => found.compress = true,
+            None => self.note_unknown_group("compress", group),
+        }
+        self
+    }
+
+    /// Remembers the first group setting that named no group, for the
+    /// checks to report.
+    fn note_unknown_group(&mut self, option: &'static str, group: &str) {
+        self.unknown_group
+            .get_or_insert_with(|| (option, group.to_string()));
     }
 
     /// How groups keep hot copies of values fetched from their owners
@@ -417,7 +455,13 @@ impl NodeBuilder {
         for (i, group) in self.groups.iter().enumerate() {
             group.check(&self.groups[..i])?;
         }
-        Ok(())
+        match &self.unknown_group {
+            Some((option, group)) => Err(BuildError::NoSuchGroup {
+                option,
+                group: group.clone(),
+            }),
+            None => Ok(()),
+        }
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::group::freshness::TtlPolicy;
 use crate::origin::TemplateError;
 use crate::peers::url::{base_path_is_valid, InvalidPeerUrl};
+use crate::representation::media_type::MediaTypeError;
 use crate::units::limits;
 
 /// What a group name may not be or contain: `/` would split the peer
@@ -49,6 +50,24 @@ pub enum BuildError {
         group: String,
         /// What is wrong with its template.
         error: TemplateError,
+    },
+    /// A group's content type is not a media type.
+    #[error("group {group:?}: content type {value:?}: {error}")]
+    ContentType {
+        /// The group's name.
+        group: String,
+        /// The content type given.
+        value: String,
+        /// What is wrong with it.
+        error: MediaTypeError,
+    },
+    /// A group setting (`content_type`, `compress`) names no group.
+    #[error("{option}: no group named {group:?}")]
+    NoSuchGroup {
+        /// The builder method.
+        option: &'static str,
+        /// The name given.
+        group: String,
     },
     /// A number outside the range the binary's flag of that name allows.
     #[error("{option}: {value} is not between {min} and {max}")]
