@@ -41,6 +41,8 @@
 //!   kept-alive connection that breaks is opened again and the GET retried
 //!   once. Prints the GETs, those `failed` (no reply, or not a 200) and
 //!   those `wrong` (a body of another length than VALUE_BYTES).
+//! - `hash SIZE...`: the nanoseconds XXH3-64, the hash of a value's ETag,
+//!   takes over a value of each SIZE bytes.
 //!
 //! The load modes speak just enough HTTP/1.1 by hand (a request line, then
 //! Content-Length or chunked replies) to stay much cheaper than the servers
@@ -68,6 +70,28 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `hash SIZE...`: nanoseconds XXH3-64 (the ETag's hash) takes over a
+/// value of each SIZE bytes, the best of five runs of enough hashes to
+/// take about 0.1 s: the cost an ETag adds to every reply of such a value.
+fn hash(args: &[String]) -> Result<(), Error> {
+    for (i, _) in args.iter().enumerate() {
+        let size: usize = arg(args, i, "SIZE")?;
+        let value = vec![b'v'; size];
+        let times = (100_000_000 / size.max(64)).max(10);
+        let best = (0..5)
+            .map(|_| {
+                let started = std::time::Instant::now();
+                for _ in 0..times {
+                    std::hint::black_box(xxhash_rust::xxh3::xxh3_64(std::hint::black_box(&value)));
+                }
+                started.elapsed().as_nanos() as f64 / times as f64
+            })
+            .fold(f64::INFINITY, f64::min);
+        println!("size={size} ns={best:.0}");
+    }
+    Ok(())
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
@@ -79,8 +103,9 @@ fn main() {
         Some("storm") => client(storm(&args[1..])),
         Some("rate") => client(rate(&args[1..])),
         Some("read") => client(read(&args[1..])),
+        Some("hash") => hash(&args[1..]),
         _ => {
-            eprintln!("benchkit: bench helper for scripts/bench; modes: ceiling origin keys zipf fill storm rate read");
+            eprintln!("benchkit: bench helper for scripts/bench; modes: ceiling origin keys zipf fill storm rate read hash");
             Ok(())
         }
     };
