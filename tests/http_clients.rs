@@ -73,26 +73,25 @@ fn node_args(origin: &Origin, extra: &[&str]) -> Vec<String> {
     args
 }
 
-/// In a pool of two groupcached nodes and a Go node, every value has the
-/// same strong ETag through either groupcached node, whoever loaded it
+/// In a pool of three groupcached nodes and a Go node, every value has
+/// the same strong ETag through each groupcached node, whoever loaded it
 /// (the Go node included): the hash of its bytes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_value_has_one_etag_on_every_node_whoever_loaded_it() {
     let origin = Origin::start().await;
-    let ports = free_ports(3);
+    let ports = free_ports(4);
     let peers = peer_urls(&ports);
     let ring = Ring::new(DEFAULT_REPLICAS, &peers);
     let mut go_args = vec!["-peers".to_string(), peers.join(",")];
     go_args.extend(["-group".to_string(), format!("g={}", origin.template())]);
-    let go = GoNode::start(ports[2], &go_args).await;
-    let gc_args = {
-        let mut args = node_args(&origin, &[]);
-        args.extend(["--peers".to_string(), peers.join(",")]);
-        args
-    };
-    let a = GcNode::start(ports[0], &gc_args).await;
-    let b = GcNode::start(ports[1], &gc_args).await;
-    let keys: Vec<String> = (0..30).map(|i| format!("etag-{i}")).collect();
+    let go = GoNode::start(ports[3], &go_args).await;
+    let mut gc_args = node_args(&origin, &[]);
+    gc_args.extend(["--peers".to_string(), peers.join(",")]);
+    let mut nodes = Vec::new();
+    for &port in &ports[..3] {
+        nodes.push(GcNode::start(port, &gc_args).await);
+    }
+    let keys: Vec<String> = (0..40).map(|i| format!("etag-{i}")).collect();
     let owners: Vec<&str> = keys
         .iter()
         .map(|k| ring.get(k.as_bytes()).expect("an owner"))
@@ -102,16 +101,12 @@ async fn a_value_has_one_etag_on_every_node_whoever_loaded_it() {
     }
     for key in &keys {
         let want = etag_of(&value_of(key.as_bytes()));
-        for node in [&a, &b] {
+        for node in &nodes {
             let reply = curl(&[], &format!("{}/cache/g/{key}", node.url)).await;
             assert_eq!(reply.status, 200, "{key}");
             assert_eq!(reply.body, value_of(key.as_bytes()), "{key}");
-            assert_eq!(
-                reply.header("etag"),
-                Some(want.as_str()),
-                "{key} at {}",
-                node.url
-            );
+            let at = &node.url;
+            assert_eq!(reply.header("etag"), Some(want.as_str()), "{key} at {at}");
         }
         assert_eq!(origin.hits(key.as_bytes()), 1, "{key} loaded once");
     }
