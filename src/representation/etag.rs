@@ -58,14 +58,6 @@ impl ETag {
         // Quotes, hex digits, `-` and a coding's letters are valid.
         HeaderValue::from_bytes(&out[..len]).expect("an ETag is visible ASCII")
     }
-
-    /// Whether `tag` (an entity-tag as a request gives it) matches this
-    /// one: weakly (`W/"x"` matches `"x"`), or strongly (both strong).
-    fn matches(&self, tag: Tag<'_>, strong: bool) -> bool {
-        let mut out = [0; MAX_LEN];
-        let len = self.write(&mut out);
-        tag.opaque == &out[..len] && !(strong && tag.weak)
-    }
 }
 
 /// The hash a tag is made of.
@@ -78,6 +70,14 @@ pub(crate) fn hash(bytes: &[u8]) -> u64 {
 struct Tag<'a> {
     weak: bool,
     opaque: &'a [u8],
+}
+
+impl Tag<'_> {
+    /// Whether it matches `own` (a tag as this node sends it): weakly
+    /// (`W/"x"` matches `"x"`), or strongly (both strong).
+    fn matches(self, own: &[u8], strong: bool) -> bool {
+        self.opaque == own && !(strong && self.weak)
+    }
 }
 
 /// How a list of entity-tags compares with a tag.
@@ -99,6 +99,9 @@ pub(crate) fn list_matches<'a>(
     etag: &ETag,
     strong: bool,
 ) -> ListMatch {
+    let mut written = [0; MAX_LEN];
+    let len = etag.write(&mut written);
+    let own = &written[..len];
     let mut answer = ListMatch::Absent;
     for field in fields {
         let value = field.as_bytes();
@@ -108,7 +111,7 @@ pub(crate) fn list_matches<'a>(
         let Some(tags) = parse_list(value) else {
             return ListMatch::DoesNot;
         };
-        if tags.iter().any(|&tag| etag.matches(tag, strong)) {
+        if tags.iter().any(|tag| tag.matches(own, strong)) {
             return ListMatch::Matches;
         }
         answer = ListMatch::DoesNot;
@@ -119,8 +122,11 @@ pub(crate) fn list_matches<'a>(
 /// Whether an `If-Range` field names exactly `etag`, strongly (RFC 9110
 /// §13.1.5). A date never matches: values have no `Last-Modified`.
 pub(crate) fn if_range_matches(field: &HeaderValue, etag: &ETag) -> bool {
+    let mut written = [0; MAX_LEN];
+    let len = etag.write(&mut written);
+    let own = &written[..len];
     match parse_list(field.as_bytes()).as_deref() {
-        Some([tag]) => etag.matches(*tag, true),
+        Some([tag]) => tag.matches(own, true),
         _ => false,
     }
 }
